@@ -1,0 +1,46 @@
+"""A small JSON client for the gateway (standard library only)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class ApiError(RuntimeError):
+    """The gateway answered with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class Api:
+    """GET and POST JSON against the gateway at `base_url`."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: object | None = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as reply:
+                return json.load(reply)
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.load(exc)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = exc.reason
+            raise ApiError(exc.code, message) from None
+
+    def get(self, path: str) -> object:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: object | None = None) -> object:
+        return self.request("POST", path, body if body is not None else {})

@@ -1,0 +1,244 @@
+"""`lynx`: run the local stack, submit studies and read their results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from lynx_cli.api import DEFAULT_URL, Api, ApiError
+from lynx_cli.stack import Ports, Stack, StackError
+
+TERMINAL = ("Completed", "Failed", "Cancelled")
+DEFAULT_RUNNER_CONFIG = Path("configs/lynx-runner-basilisk.yaml")
+
+
+def load_study(path: Path) -> dict:
+    """A batch config from YAML or JSON (`config` alone, or a whole {name, runs_override, config} body)."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SystemExit(f"lynx: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"lynx: {path} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SystemExit(f"lynx: {path} must hold a mapping (a batch config)")
+    return document
+
+
+def submission(document: dict, name: str | None, runs: int | None) -> dict:
+    """The POST /jobs body for a config file's contents."""
+    body = dict(document) if "config" in document else {"config": document}
+    body.setdefault("name", name or body["config"].get("simulation", {}).get("name", "batch"))
+    if name:
+        body["name"] = name
+    if runs is not None:
+        body["runs_override"] = runs
+    return body
+
+
+def progress_line(status: dict) -> str:
+    counts = status["jobs_by_status"]
+    parts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    return (f"{status['batch']['status']:<9} {parts}  "
+            f"({status['throughput_jobs_per_minute']:.1f} jobs/min)")
+
+
+def follow(api: Api, batch_id: str, interval: float = 1.0, out=sys.stdout, watch=None) -> dict:
+    """Poll the batch, printing a line whenever progress changes, until it is terminal."""
+    last = None
+    while True:
+        if watch is not None:
+            watch()
+        status = api.get(f"/batches/{batch_id}")
+        key = (status["batch"]["status"], status["jobs_by_status"])
+        if key != last:
+            print(f"  {time.strftime('%H:%M:%S')}  {progress_line(status)}", file=out, flush=True)
+            last = key
+        if status["batch"]["status"] in TERMINAL:
+            return status
+        time.sleep(interval)
+
+
+def results_table(results: list[dict], jobs: dict[str, int] | None = None) -> str:
+    """A plain-text table: job, run, success, seconds, artifacts (or the error)."""
+    rows = [("JOB", "RUN", "SUCCESS", "SECONDS", "ARTIFACTS / ERROR")]
+    for r in sorted(results, key=lambda r: (jobs or {}).get(r["job_id"], 0)):
+        detail = ", ".join(r["output_files"]) if r["success"] else (r["error_message"] or "").splitlines()[0]
+        run = str((jobs or {}).get(r["job_id"], ""))
+        rows.append((r["job_id"], run, "yes" if r["success"] else "no", f"{r['execution_time_secs']:.2f}", detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows)
+
+
+def show_results(api: Api, batch_id: str) -> list[dict]:
+    results = api.get(f"/batches/{batch_id}/results")
+    runs = {r["job_id"]: api.get(f"/jobs/{r['job_id']}")["run_id"] for r in results}
+    print(results_table(results, runs))
+    return results
+
+
+def cmd_up(args) -> int:
+    stack = Stack(args.data_dir, Ports(args.scheduler_port, args.sampler_port, args.telemetry_port, args.http_port),
+                  args.runners, args.runner_config)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        stack.start()
+        p = stack.ports
+        print(f"Lynx is up: gateway {p.gateway_url}, scheduler {p.scheduler_addr}, "
+              f"sampler 127.0.0.1:{p.sampler}, telemetry {p.telemetry_addr}; "
+              f"{args.runners} runner(s); data and logs in {stack.data_dir}. Ctrl-C stops everything.", flush=True)
+        while True:
+            stack.watch()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping...", flush=True)
+        return 0
+    except StackError as exc:
+        print(f"lynx up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+
+
+def cmd_run(args) -> int:
+    """Bring a private stack up, run one study to the end, print its results, stop."""
+    body = submission(load_study(args.config), args.name, args.runs)
+    stack = Stack(args.data_dir, Ports(0, 0, 0, args.http_port), args.runners, args.runner_config)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        print(f"starting sampler, scheduler, telemetry, gateway and {args.runners} runner(s)...", flush=True)
+        stack.start()
+        api = Api(stack.ports.gateway_url)
+        reply = api.post("/jobs", body)
+        print(f"submitted batch {reply['batch_id']} ({reply['total_jobs']} jobs) to {stack.ports.gateway_url}",
+              flush=True)
+        final = follow(api, reply["batch_id"], watch=stack.watch)
+        print()
+        results = show_results(api, reply["batch_id"])
+        ok = sum(r["success"] for r in results)
+        print(f"\nbatch {final['batch']['status']}: {ok}/{len(results)} jobs succeeded")
+        return 0 if final["batch"]["status"] == "Completed" and ok == len(results) else 1
+    except (StackError, ApiError) as exc:
+        print(f"lynx run: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; stopping", file=sys.stderr)
+        return 130
+    finally:
+        stack.stop()
+
+
+def cmd_submit(args) -> int:
+    api = Api(args.url)
+    reply = api.post("/jobs", submission(load_study(args.config), args.name, args.runs))
+    print(json.dumps(reply, indent=2))
+    if args.wait:
+        final = follow(api, reply["batch_id"])
+        show_results(api, reply["batch_id"])
+        return 0 if final["batch"]["status"] == "Completed" else 1
+    return 0
+
+
+def cmd_status(args) -> int:
+    api = Api(args.url)
+    if args.follow:
+        follow(api, args.batch_id)
+    else:
+        print(json.dumps(api.get(f"/batches/{args.batch_id}"), indent=2))
+    return 0
+
+
+def cmd_results(args) -> int:
+    api = Api(args.url)
+    if args.json:
+        print(json.dumps(api.get(f"/batches/{args.batch_id}/results"), indent=2))
+    else:
+        show_results(api, args.batch_id)
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    print(json.dumps(Api(args.url).post(f"/batches/{args.batch_id}/cancel"), indent=2))
+    return 0
+
+
+def cmd_runners(args) -> int:
+    print(json.dumps(Api(args.url).get("/runners"), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lynx", description="Lynx: Monte Carlo simulation studies at scale.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    url = os.environ.get("LYNX_API_URL", DEFAULT_URL)
+
+    up = sub.add_parser("up", help="run sampler, scheduler, telemetry and gateway (and runners) in the foreground")
+    up.add_argument("--data-dir", type=Path, default=Path(".lynx"), help="SQLite files and logs (default ./.lynx)")
+    up.add_argument("--http-port", type=int, default=8080, help="gateway port on 127.0.0.1 (default 8080)")
+    up.add_argument("--scheduler-port", type=int, default=50051, help="0 picks a free port")
+    up.add_argument("--sampler-port", type=int, default=50052, help="0 picks a free port")
+    up.add_argument("--telemetry-port", type=int, default=50053, help="0 picks a free port")
+    up.add_argument("--runners", type=int, default=0, help="local runners to start (default 0)")
+    up.add_argument("--runner-config", type=Path, default=DEFAULT_RUNNER_CONFIG)
+    up.set_defaults(func=cmd_up)
+
+    run = sub.add_parser("run", help="start a private stack, run one study end to end, print results, stop")
+    run.add_argument("config", type=Path, help="batch config (YAML or JSON)")
+    run.add_argument("--runs", type=int, help="override monte_carlo.runs")
+    run.add_argument("--name", help="batch name (default: simulation.name)")
+    run.add_argument("--runners", type=int, default=1)
+    run.add_argument("--runner-config", type=Path, default=DEFAULT_RUNNER_CONFIG)
+    run.add_argument("--data-dir", type=Path, default=Path(".lynx/run"))
+    run.add_argument("--http-port", type=int, default=0, help="gateway port (default: a free one)")
+    run.set_defaults(func=cmd_run)
+
+    submit = sub.add_parser("submit", help="submit a batch config (YAML or JSON) to a running gateway")
+    submit.add_argument("config", type=Path)
+    submit.add_argument("--runs", type=int, help="override monte_carlo.runs")
+    submit.add_argument("--name")
+    submit.add_argument("--wait", action="store_true", help="follow progress and print results")
+    submit.set_defaults(func=cmd_submit)
+
+    status = sub.add_parser("status", help="show a batch")
+    status.add_argument("batch_id")
+    status.add_argument("--follow", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    results = sub.add_parser("results", help="show a batch's job results")
+    results.add_argument("batch_id")
+    results.add_argument("--json", action="store_true")
+    results.set_defaults(func=cmd_results)
+
+    cancel = sub.add_parser("cancel", help="cancel a batch")
+    cancel.add_argument("batch_id")
+    cancel.set_defaults(func=cmd_cancel)
+
+    runners = sub.add_parser("runners", help="list runners")
+    runners.set_defaults(func=cmd_runners)
+
+    for p in (submit, status, results, cancel, runners):
+        p.add_argument("--url", default=url, help=f"gateway URL (default $LYNX_API_URL or {DEFAULT_URL})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        sys.exit(args.func(args))
+    except ApiError as exc:
+        print(f"lynx: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:
+        print(f"lynx: cannot reach the gateway: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

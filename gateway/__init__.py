@@ -1,0 +1,1 @@
+"""REST gateway: the public HTTP/JSON API, translated to the services' gRPC."""

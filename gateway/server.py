@@ -1,0 +1,192 @@
+"""The HTTP gateway (aiohttp): REST routes over the scheduler's and telemetry's gRPC."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import grpc
+from aiohttp import web
+
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
+from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
+from lynx_common.errors import ValidationError
+from lynx_common.server import client_channel, configure_logging
+from lynx_gateway import convert
+
+log = logging.getLogger(__name__)
+DEADLINE_S = 30.0
+SUBMIT_DEADLINE_S = 300.0
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def error(status: int, message: str, field: str | None = None) -> web.Response:
+    body = {"error": {"message": message}}
+    if field:
+        body["error"]["field"] = field
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    """gRPC and validation errors become JSON errors with the right HTTP status."""
+    try:
+        return await handler(request)
+    except ValidationError as exc:
+        return error(400, str(exc), exc.field)
+    except grpc.aio.AioRpcError as exc:
+        status = _HTTP_STATUS.get(exc.code(), 502)
+        return error(status, exc.details() or exc.code().name)
+
+
+class Gateway:
+    """Route handlers; one channel per backend."""
+
+    def __init__(self, scheduler_addr: str, telemetry_addr: str) -> None:
+        self.scheduler_addr = scheduler_addr
+        self.telemetry_addr = telemetry_addr
+
+    async def open(self, _app: web.Application | None = None) -> None:
+        """Create the channels inside the serving loop (grpc.aio binds them to it)."""
+        self.scheduler_channel = client_channel(self.scheduler_addr)
+        self.telemetry_channel = client_channel(self.telemetry_addr)
+        self.scheduler = pb_grpc.SchedulerServiceStub(self.scheduler_channel)
+        self.telemetry = tel_grpc.TelemetryServiceStub(self.telemetry_channel)
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        await self.scheduler_channel.close()
+        await self.telemetry_channel.close()
+
+    async def submit(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error(400, "body is not valid JSON")
+        reply = await self.scheduler.SubmitBatch(convert.submit_request(body), timeout=SUBMIT_DEADLINE_S)
+        estimate = reply.estimated_completion_time_mins if reply.HasField("estimated_completion_time_mins") else None
+        return web.json_response(
+            {"batch_id": reply.batch_id, "total_jobs": reply.total_jobs, "estimated_completion_time_mins": estimate}
+        )
+
+    async def list_batches(self, request: web.Request) -> web.Response:
+        limit = _int_query(request, "limit", 100)
+        reply = await self.scheduler.ListBatches(pb.ListBatchesRequest(limit=limit), timeout=DEADLINE_S)
+        return web.json_response({"batches": [convert.batch_json(b) for b in reply.batches]})
+
+    async def get_batch(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.GetBatch(pb.GetBatchRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S)
+        return web.json_response(convert.batch_json(reply.batch))
+
+    async def cancel_batch(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.CancelBatch(
+            pb.CancelBatchRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S
+        )
+        return web.json_response({**convert.batch_json(reply.batch), "cancelled_jobs": reply.cancelled_jobs})
+
+    async def batch_results(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.GetBatchResults(
+            pb.GetBatchResultsRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S
+        )
+        return web.json_response([convert.result_json(r) for r in reply.results])
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.GetJob(pb.GetJobRequest(job_id=request.match_info["id"]), timeout=DEADLINE_S)
+        return web.json_response(convert.job_json(reply.job))
+
+    async def job_results(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.GetJob(pb.GetJobRequest(job_id=request.match_info["id"]), timeout=DEADLINE_S)
+        job = reply.job
+        if job.status not in (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED):
+            status = convert.STATUS_NAMES[pb.JobStatus.Name(job.status)]
+            return error(409, f"job {job.job_id} has no final result yet (status {status})")
+        return web.json_response(convert.result_json(job.result))
+
+    async def job_telemetry(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["id"]
+        query = tel_pb.QueryRequest(
+            job_id=job_id, variables=request.query.getall("variable", []), limit=_int_query(request, "limit", 0)
+        )
+        for name in ("start_ns", "end_ns"):
+            if name in request.query:
+                setattr(query, name, _int_query(request, name, 0))
+        reply = await self.telemetry.Query(query, timeout=DEADLINE_S)
+        return web.json_response(convert.telemetry_json(job_id, reply))
+
+    async def list_runners(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.ListRunners(pb.ListRunnersRequest(), timeout=DEADLINE_S)
+        return web.json_response({"runners": [convert.runner_json(r) for r in reply.runners]})
+
+    async def get_runner(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.GetRunner(
+            pb.GetRunnerRequest(runner_id=request.match_info["id"]), timeout=DEADLINE_S
+        )
+        return web.json_response(convert.runner_json(reply.runner))
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(name, f"must be a whole number, got {raw!r}") from None
+
+
+def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:
+    """The aiohttp application with every route."""
+    gw = Gateway(scheduler_addr, telemetry_addr)
+    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
+    app.add_routes(
+        [
+            web.post("/jobs", gw.submit),
+            web.get("/batches", gw.list_batches),
+            web.get("/batches/{id}", gw.get_batch),
+            web.post("/batches/{id}/cancel", gw.cancel_batch),
+            web.get("/batches/{id}/results", gw.batch_results),
+            web.get("/jobs/{id}", gw.get_job),
+            web.get("/jobs/{id}/results", gw.job_results),
+            web.get("/jobs/{id}/telemetry", gw.job_telemetry),
+            web.get("/runners", gw.list_runners),
+            web.get("/runners/{id}", gw.get_runner),
+            web.get("/healthz", gw.health),
+        ]
+    )
+    app.on_startup.append(gw.open)
+    app.on_cleanup.append(gw.close)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve HTTP until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="lynx-gateway", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--scheduler-addr", default="127.0.0.1:50051")
+    parser.add_argument("--telemetry-addr", default="127.0.0.1:50053")
+    args = parser.parse_args(argv)
+    configure_logging()
+    web.run_app(
+        build_app(args.scheduler_addr, args.telemetry_addr),
+        host=args.host,
+        port=args.port,
+        print=lambda *_: log.info("serving HTTP on http://%s:%d", args.host, args.port),
+    )
+
+
+if __name__ == "__main__":
+    main()

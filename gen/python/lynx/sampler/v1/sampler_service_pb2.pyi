@@ -1,0 +1,35 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from lynx.common.v1 import batch_config_pb2 as _batch_config_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SampleRequest(_message.Message):
+    __slots__ = ("dispersions", "sampling_method", "runs", "seed")
+    DISPERSIONS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_METHOD_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    dispersions: _containers.RepeatedCompositeFieldContainer[_batch_config_pb2.Dispersion]
+    sampling_method: str
+    runs: int
+    seed: int
+    def __init__(self, dispersions: _Optional[_Iterable[_Union[_batch_config_pb2.Dispersion, _Mapping]]] = ..., sampling_method: _Optional[str] = ..., runs: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class SampleResponse(_message.Message):
+    __slots__ = ("parameter_sets",)
+    PARAMETER_SETS_FIELD_NUMBER: _ClassVar[int]
+    parameter_sets: _containers.RepeatedCompositeFieldContainer[ParameterSet]
+    def __init__(self, parameter_sets: _Optional[_Iterable[_Union[ParameterSet, _Mapping]]] = ...) -> None: ...
+
+class ParameterSet(_message.Message):
+    __slots__ = ("run_id", "parameters")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    run_id: int
+    parameters: _struct_pb2.Struct
+    def __init__(self, run_id: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

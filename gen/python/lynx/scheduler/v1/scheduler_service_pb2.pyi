@@ -1,0 +1,370 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from lynx.common.v1 import batch_config_pb2 as _batch_config_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BatchStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BATCH_STATUS_UNSPECIFIED: _ClassVar[BatchStatus]
+    BATCH_STATUS_PENDING: _ClassVar[BatchStatus]
+    BATCH_STATUS_RUNNING: _ClassVar[BatchStatus]
+    BATCH_STATUS_COMPLETED: _ClassVar[BatchStatus]
+    BATCH_STATUS_FAILED: _ClassVar[BatchStatus]
+    BATCH_STATUS_CANCELLED: _ClassVar[BatchStatus]
+
+class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATUS_UNSPECIFIED: _ClassVar[JobStatus]
+    JOB_STATUS_PENDING: _ClassVar[JobStatus]
+    JOB_STATUS_RUNNING: _ClassVar[JobStatus]
+    JOB_STATUS_COMPLETED: _ClassVar[JobStatus]
+    JOB_STATUS_FAILED: _ClassVar[JobStatus]
+    JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
+
+class RunnerStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUNNER_STATUS_UNSPECIFIED: _ClassVar[RunnerStatus]
+    RUNNER_STATUS_ONLINE: _ClassVar[RunnerStatus]
+    RUNNER_STATUS_OFFLINE: _ClassVar[RunnerStatus]
+BATCH_STATUS_UNSPECIFIED: BatchStatus
+BATCH_STATUS_PENDING: BatchStatus
+BATCH_STATUS_RUNNING: BatchStatus
+BATCH_STATUS_COMPLETED: BatchStatus
+BATCH_STATUS_FAILED: BatchStatus
+BATCH_STATUS_CANCELLED: BatchStatus
+JOB_STATUS_UNSPECIFIED: JobStatus
+JOB_STATUS_PENDING: JobStatus
+JOB_STATUS_RUNNING: JobStatus
+JOB_STATUS_COMPLETED: JobStatus
+JOB_STATUS_FAILED: JobStatus
+JOB_STATUS_CANCELLED: JobStatus
+RUNNER_STATUS_UNSPECIFIED: RunnerStatus
+RUNNER_STATUS_ONLINE: RunnerStatus
+RUNNER_STATUS_OFFLINE: RunnerStatus
+
+class Batch(_message.Message):
+    __slots__ = ("batch_id", "name", "status", "total_jobs", "jobs_by_status", "throughput_jobs_per_minute", "estimated_completion_time_mins", "seed", "config", "created_at", "started_at", "finished_at")
+    class JobsByStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_JOBS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_JOBS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETION_TIME_MINS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    name: str
+    status: BatchStatus
+    total_jobs: int
+    jobs_by_status: _containers.ScalarMap[str, int]
+    throughput_jobs_per_minute: float
+    estimated_completion_time_mins: float
+    seed: int
+    config: _batch_config_pb2.BatchConfig
+    created_at: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, batch_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., total_jobs: _Optional[int] = ..., jobs_by_status: _Optional[_Mapping[str, int]] = ..., throughput_jobs_per_minute: _Optional[float] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class JobResult(_message.Message):
+    __slots__ = ("job_id", "success", "execution_time_secs", "output_files", "metadata", "error_message", "exit_code", "termination_reason", "attempt")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_TIME_SECS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FILES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    success: bool
+    execution_time_secs: float
+    output_files: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _containers.ScalarMap[str, str]
+    error_message: str
+    exit_code: int
+    termination_reason: str
+    attempt: int
+    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("job_id", "batch_id", "run_id", "status", "parameters", "attempts", "runner_id", "result")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    batch_id: str
+    run_id: int
+    status: JobStatus
+    parameters: _struct_pb2.Struct
+    attempts: int
+    runner_id: str
+    result: JobResult
+    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., run_id: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., attempts: _Optional[int] = ..., runner_id: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ...) -> None: ...
+
+class RunnerCapabilities(_message.Message):
+    __slots__ = ("max_concurrent_jobs", "supported_simulation_types", "gpu_available", "memory_gb", "cpu_cores")
+    MAX_CONCURRENT_JOBS_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTED_SIMULATION_TYPES_FIELD_NUMBER: _ClassVar[int]
+    GPU_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_GB_FIELD_NUMBER: _ClassVar[int]
+    CPU_CORES_FIELD_NUMBER: _ClassVar[int]
+    max_concurrent_jobs: int
+    supported_simulation_types: _containers.RepeatedScalarFieldContainer[str]
+    gpu_available: bool
+    memory_gb: float
+    cpu_cores: int
+    def __init__(self, max_concurrent_jobs: _Optional[int] = ..., supported_simulation_types: _Optional[_Iterable[str]] = ..., gpu_available: _Optional[bool] = ..., memory_gb: _Optional[float] = ..., cpu_cores: _Optional[int] = ...) -> None: ...
+
+class Runner(_message.Message):
+    __slots__ = ("runner_id", "name", "engines", "capabilities", "status", "last_heartbeat", "running_jobs")
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENGINES_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_JOBS_FIELD_NUMBER: _ClassVar[int]
+    runner_id: str
+    name: str
+    engines: _containers.RepeatedScalarFieldContainer[str]
+    capabilities: RunnerCapabilities
+    status: RunnerStatus
+    last_heartbeat: _timestamp_pb2.Timestamp
+    running_jobs: int
+    def __init__(self, runner_id: _Optional[str] = ..., name: _Optional[str] = ..., engines: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[RunnerCapabilities, _Mapping]] = ..., status: _Optional[_Union[RunnerStatus, str]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_jobs: _Optional[int] = ...) -> None: ...
+
+class SubmitBatchRequest(_message.Message):
+    __slots__ = ("name", "runs_override", "config")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNS_OVERRIDE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    runs_override: int
+    config: _batch_config_pb2.BatchConfig
+    def __init__(self, name: _Optional[str] = ..., runs_override: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ...) -> None: ...
+
+class SubmitBatchResponse(_message.Message):
+    __slots__ = ("batch_id", "total_jobs", "estimated_completion_time_mins")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_JOBS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETION_TIME_MINS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    total_jobs: int
+    estimated_completion_time_mins: float
+    def __init__(self, batch_id: _Optional[str] = ..., total_jobs: _Optional[int] = ..., estimated_completion_time_mins: _Optional[float] = ...) -> None: ...
+
+class GetBatchRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class GetBatchResponse(_message.Message):
+    __slots__ = ("batch",)
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    batch: Batch
+    def __init__(self, batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...
+
+class ListBatchesRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListBatchesResponse(_message.Message):
+    __slots__ = ("batches",)
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    batches: _containers.RepeatedCompositeFieldContainer[Batch]
+    def __init__(self, batches: _Optional[_Iterable[_Union[Batch, _Mapping]]] = ...) -> None: ...
+
+class CancelBatchRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class CancelBatchResponse(_message.Message):
+    __slots__ = ("batch", "cancelled_jobs")
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    batch: Batch
+    cancelled_jobs: int
+    def __init__(self, batch: _Optional[_Union[Batch, _Mapping]] = ..., cancelled_jobs: _Optional[int] = ...) -> None: ...
+
+class GetBatchResultsRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class GetBatchResultsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[JobResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[JobResult, _Mapping]]] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class ListRunnersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRunnersResponse(_message.Message):
+    __slots__ = ("runners",)
+    RUNNERS_FIELD_NUMBER: _ClassVar[int]
+    runners: _containers.RepeatedCompositeFieldContainer[Runner]
+    def __init__(self, runners: _Optional[_Iterable[_Union[Runner, _Mapping]]] = ...) -> None: ...
+
+class GetRunnerRequest(_message.Message):
+    __slots__ = ("runner_id",)
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    runner_id: str
+    def __init__(self, runner_id: _Optional[str] = ...) -> None: ...
+
+class GetRunnerResponse(_message.Message):
+    __slots__ = ("runner",)
+    RUNNER_FIELD_NUMBER: _ClassVar[int]
+    runner: Runner
+    def __init__(self, runner: _Optional[_Union[Runner, _Mapping]] = ...) -> None: ...
+
+class ConnectRequest(_message.Message):
+    __slots__ = ("register", "heartbeat", "job_started", "job_finished")
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
+    JOB_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    register: RegisterRunner
+    heartbeat: Heartbeat
+    job_started: JobStarted
+    job_finished: JobFinished
+    def __init__(self, register: _Optional[_Union[RegisterRunner, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ...) -> None: ...
+
+class RegisterRunner(_message.Message):
+    __slots__ = ("runner_id", "name", "engines", "capabilities", "heartbeat_interval_secs")
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENGINES_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_SECS_FIELD_NUMBER: _ClassVar[int]
+    runner_id: str
+    name: str
+    engines: _containers.RepeatedScalarFieldContainer[str]
+    capabilities: RunnerCapabilities
+    heartbeat_interval_secs: float
+    def __init__(self, runner_id: _Optional[str] = ..., name: _Optional[str] = ..., engines: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[RunnerCapabilities, _Mapping]] = ..., heartbeat_interval_secs: _Optional[float] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("running_job_ids",)
+    RUNNING_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    running_job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, running_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class JobStarted(_message.Message):
+    __slots__ = ("job_id", "attempt")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class JobFinished(_message.Message):
+    __slots__ = ("job_id", "attempt", "result")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    result: JobResult
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ...) -> None: ...
+
+class ConnectResponse(_message.Message):
+    __slots__ = ("registered", "lease", "cancel")
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    registered: Registered
+    lease: JobLease
+    cancel: CancelJob
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., lease: _Optional[_Union[JobLease, _Mapping]] = ..., cancel: _Optional[_Union[CancelJob, _Mapping]] = ...) -> None: ...
+
+class Registered(_message.Message):
+    __slots__ = ("runner_id",)
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    runner_id: str
+    def __init__(self, runner_id: _Optional[str] = ...) -> None: ...
+
+class JobLease(_message.Message):
+    __slots__ = ("job_id", "batch_id", "attempt", "engine", "run_id", "parameters", "metadata", "timeout_seconds", "early_termination", "telemetry")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EARLY_TERMINATION_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    batch_id: str
+    attempt: int
+    engine: str
+    run_id: int
+    parameters: _struct_pb2.Struct
+    metadata: _struct_pb2.Struct
+    timeout_seconds: float
+    early_termination: _batch_config_pb2.EarlyTermination
+    telemetry: _batch_config_pb2.TelemetryConfig
+    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., attempt: _Optional[int] = ..., engine: _Optional[str] = ..., run_id: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., early_termination: _Optional[_Union[_batch_config_pb2.EarlyTermination, _Mapping]] = ..., telemetry: _Optional[_Union[_batch_config_pb2.TelemetryConfig, _Mapping]] = ...) -> None: ...
+
+class CancelJob(_message.Message):
+    __slots__ = ("job_id", "reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    reason: str
+    def __init__(self, job_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""Code shared by every Lynx service: server bootstrap, logging, addresses."""

@@ -1,0 +1,1 @@
+"""lynx-runner: runs leased jobs on one host and relays their telemetry."""

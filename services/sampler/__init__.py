@@ -1,0 +1,1 @@
+"""Sampler service: turns a dispersion spec into reproducible parameter sets."""

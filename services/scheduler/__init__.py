@@ -1,0 +1,1 @@
+"""Scheduler service: batches, jobs, attempts and runners; leases and retries."""

@@ -1,0 +1,1 @@
+"""Telemetry-ingest service: stores scalar telemetry and answers queries."""

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh), check the protos and generated code, then run the whole test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k sampler
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+if [ -x node_modules/.bin/buf ]; then
+  echo "== buf lint / format"
+  node_modules/.bin/buf lint
+  node_modules/.bin/buf format --diff --exit-code
+fi
+
+echo "== generated code is fresh"
+.venv/bin/python scripts/gen_protos.py >/dev/null
+if ! git diff --exit-code --stat -- gen/python clients/python/lynx_telemetry_client; then
+  echo "gen/python is stale: run .venv/bin/python scripts/gen_protos.py and commit the result" >&2
+  exit 1
+fi
+if [ -n "$(git status --porcelain --untracked-files=all -- gen/python)" ]; then
+  echo "gen/python has untracked generated files: commit them" >&2
+  exit 1
+fi
+
+echo "== pytest"
+exec .venv/bin/python -m pytest "$@"

@@ -100,6 +100,10 @@ class Gateway:
         )
         return web.json_response([convert.result_json(r) for r in reply.results])
 
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.ListJobs(pb.ListJobsRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S)
+        return web.json_response({"jobs": [convert.job_json(j) for j in reply.jobs]})
+
     async def get_job(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.GetJob(pb.GetJobRequest(job_id=request.match_info["id"]), timeout=DEADLINE_S)
         return web.json_response(convert.job_json(reply.job))
@@ -158,6 +162,7 @@ def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:
             web.get("/batches/{id}", gw.get_batch),
             web.post("/batches/{id}/cancel", gw.cancel_batch),
             web.get("/batches/{id}/results", gw.batch_results),
+            web.get("/batches/{id}/jobs", gw.list_jobs),
             web.get("/jobs/{id}", gw.get_job),
             web.get("/jobs/{id}/results", gw.job_results),
             web.get("/jobs/{id}/telemetry", gw.job_telemetry),

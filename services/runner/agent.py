@@ -121,7 +121,12 @@ class RunnerAgent:
 
     def _start(self, lease: pb.JobLease) -> None:
         if lease.engine not in self.config.engines:
-            log.error("lease of job %s asks for engine %r, not served here", lease.job_id, lease.engine)
+            message = f"engine {lease.engine!r} is not served by runner {self.runner_id}"
+            result = pb.JobResult(job_id=lease.job_id, attempt=lease.attempt, success=False,
+                                  termination_reason="launch_error", error_message=message)
+            self.outbox.put_nowait(pb.ConnectRequest(
+                job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt, result=result)))
+            return
         handle = JobHandle(lease)
         task = asyncio.create_task(self._run_job(handle), name=f"job-{lease.job_id}")
         self.jobs[lease.job_id] = (handle, task)

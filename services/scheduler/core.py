@@ -33,6 +33,7 @@ class BatchPlan:
 
     runs: int
     engine: str
+    simulation_type: str
     max_parallel_jobs: int
     max_retries: int
 
@@ -67,9 +68,11 @@ def validate_config(config: cfg.BatchConfig, runs_override: int = 0) -> BatchPla
         raise ValidationError("telemetry.sampling_rate_hz", "must not be negative")
     if tel.buffer_flush_interval_seconds < 0:
         raise ValidationError("telemetry.buffer_flush_interval_seconds", "must not be negative")
+    engine = config.simulation.engine or DEFAULT_ENGINE
     return BatchPlan(
         runs=runs,
-        engine=config.simulation.engine or DEFAULT_ENGINE,
+        engine=engine,
+        simulation_type=config.simulation.type or engine,
         max_parallel_jobs=compute.max_parallel_jobs,
         max_retries=max_retries,
     )

@@ -26,6 +26,7 @@ class RunnerSession:
 
     runner_id: str
     engines: frozenset[str]
+    simulation_types: frozenset[str]
     capacity: int
     heartbeat_interval: float
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
@@ -36,6 +37,10 @@ class RunnerSession:
     @property
     def free(self) -> int:
         return 0 if self.closed else max(0, self.capacity - len(self.leases))
+
+    def serves(self, engine: str, simulation_type: str) -> bool:
+        """Whether this runner has the engine and lists the simulation type in its capabilities."""
+        return engine in self.engines and simulation_type in self.simulation_types
 
     def expired(self, now: float) -> bool:
         return now - self.last_seen > LEASE_TTL_HEARTBEATS * max(self.heartbeat_interval, 0.5)
@@ -112,7 +117,7 @@ class Dispatcher:
             config = await self.config(batch.batch_id, batch.config)
             cap = batch.max_parallel or math.inf
             room = cap - await self.store.running_count(batch.batch_id)
-            sessions = [s for s in self.sessions.values() if s.free and batch.engine in s.engines]
+            sessions = [s for s in self.sessions.values() if s.free and s.serves(batch.engine, batch.sim_type)]
             if room <= 0 or not sessions:
                 continue
             want = int(min(room, sum(s.free for s in sessions)))

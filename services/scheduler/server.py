@@ -67,6 +67,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             seed=seed,
             total_jobs=len(jobs),
             engine=plan.engine,
+            sim_type=plan.simulation_type,
             max_parallel=plan.max_parallel_jobs,
             max_retries=plan.max_retries,
             cancelled=False,
@@ -96,7 +97,10 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
 
     async def CancelBatch(self, request, context) -> pb.CancelBatchResponse:
         before = await self._batch_or_abort(request.batch_id, context)
-        running = await self.store.cancel_batch(request.batch_id, time.time())
+        running = await self.store.cancel_batch(
+            request.batch_id, time.time(),
+            lambda job_id: result_of(job_id, "cancelled", "batch cancelled before the job started"),
+        )
         for job in running:
             session = self.dispatcher.sessions.get(job.runner_id or "")
             if session and job.job_id in session.leases:
@@ -118,6 +122,10 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         return pb.GetBatchResultsResponse(
             results=[pb.JobResult.FromString(j.result) for j in jobs if j.result]
         )
+
+    async def ListJobs(self, request, context) -> pb.ListJobsResponse:
+        await self._batch_or_abort(request.batch_id, context)
+        return pb.ListJobsResponse(jobs=[job_to_proto(j) for j in await self.store.batch_jobs(request.batch_id)])
 
     async def GetJob(self, request, context) -> pb.GetJobResponse:
         job = await self.store.get_job(request.job_id)
@@ -168,6 +176,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         session = RunnerSession(
             runner_id=reg.runner_id,
             engines=frozenset(reg.engines),
+            simulation_types=frozenset(caps.supported_simulation_types),
             capacity=max(1, caps.max_concurrent_jobs),
             heartbeat_interval=reg.heartbeat_interval_secs or 2.0,
         )

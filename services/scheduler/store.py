@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from lynx_scheduler.core import JOB_STATUSES, PENDING, RUNNING, TERMINAL
+from lynx_scheduler.core import CANCELLED, JOB_STATUSES, PENDING, RUNNING, TERMINAL
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS batches (
     seed         INTEGER NOT NULL,
     total_jobs   INTEGER NOT NULL,
     engine       TEXT NOT NULL,
+    sim_type     TEXT NOT NULL,
     max_parallel INTEGER NOT NULL,
     max_retries  INTEGER NOT NULL,
     cancelled    INTEGER NOT NULL DEFAULT 0,
@@ -60,6 +61,7 @@ class BatchRow:
     seed: int
     total_jobs: int
     engine: str
+    sim_type: str
     max_parallel: int
     max_retries: int
     cancelled: bool
@@ -100,7 +102,7 @@ _JOB_COLS = (
     " started_at, finished_at"
 )
 _BATCH_COLS = (
-    "batch_id, name, config, seed, total_jobs, engine, max_parallel, max_retries, cancelled,"
+    "batch_id, name, config, seed, total_jobs, engine, sim_type, max_parallel, max_retries, cancelled,"
     " created_at, started_at, finished_at"
 )
 
@@ -110,7 +112,7 @@ def _job(row) -> JobRow:
 
 
 def _batch(row) -> BatchRow:
-    return BatchRow(*row[:8], bool(row[8]), *row[9:])
+    return BatchRow(*row[:9], bool(row[9]), *row[10:])
 
 
 class Store:
@@ -136,10 +138,10 @@ class Store:
     async def insert_batch(self, batch: BatchRow, jobs: list[tuple[str, int, dict]]) -> None:
         """Insert a batch and its pending jobs (job_id, run_id, parameters) atomically."""
         await self.db.execute(
-            f"INSERT INTO batches ({_BATCH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO batches ({_BATCH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 batch.batch_id, batch.name, batch.config, batch.seed, batch.total_jobs,
-                batch.engine, batch.max_parallel, batch.max_retries, int(batch.cancelled),
+                batch.engine, batch.sim_type, batch.max_parallel, batch.max_retries, int(batch.cancelled),
                 batch.created_at, None, None,
             ),
         )
@@ -259,12 +261,17 @@ class Store:
         await self.db.commit()
         return cur.rowcount
 
-    async def cancel_batch(self, batch_id: str, now: float) -> list[JobRow]:
-        """Flag the batch cancelled, cancel its pending jobs; returns its running jobs."""
+    async def cancel_batch(self, batch_id: str, now: float, result_for) -> list[JobRow]:
+        """Flag the batch cancelled, cancel its pending jobs (result_for(job_id) is their final
+        result); returns its running jobs."""
         await self.db.execute("UPDATE batches SET cancelled = 1 WHERE batch_id = ?", (batch_id,))
-        await self.db.execute(
-            "UPDATE jobs SET status = 'Cancelled', finished_at = ? WHERE batch_id = ? AND status = ?",
-            (now, batch_id, PENDING),
+        async with self.db.execute(
+            "SELECT job_id FROM jobs WHERE batch_id = ? AND status = ?", (batch_id, PENDING)
+        ) as cur:
+            pending = [r[0] for r in await cur.fetchall()]
+        await self.db.executemany(
+            "UPDATE jobs SET status = ?, result = ?, finished_at = ? WHERE job_id = ? AND status = ?",
+            ((CANCELLED, result_for(j), now, j, PENDING) for j in pending),
         )
         await self.db.execute(
             "UPDATE batches SET finished_at = ? WHERE batch_id = ? AND NOT EXISTS"

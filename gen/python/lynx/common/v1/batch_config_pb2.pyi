@@ -23,16 +23,18 @@ class BatchConfig(_message.Message):
     def __init__(self, simulation: _Optional[_Union[Simulation, _Mapping]] = ..., monte_carlo: _Optional[_Union[MonteCarlo, _Mapping]] = ..., dispersions: _Optional[_Iterable[_Union[Dispersion, _Mapping]]] = ..., compute: _Optional[_Union[Compute, _Mapping]] = ..., early_termination: _Optional[_Union[EarlyTermination, _Mapping]] = ..., telemetry: _Optional[_Union[TelemetryConfig, _Mapping]] = ...) -> None: ...
 
 class Simulation(_message.Message):
-    __slots__ = ("name", "version", "duration_minutes", "engine")
+    __slots__ = ("name", "version", "duration_minutes", "engine", "type")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DURATION_MINUTES_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     duration_minutes: float
     engine: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., duration_minutes: _Optional[float] = ..., engine: _Optional[str] = ...) -> None: ...
+    type: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., duration_minutes: _Optional[float] = ..., engine: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
 
 class MonteCarlo(_message.Message):
     __slots__ = ("runs", "sampling_method", "seed")

@@ -61,6 +61,11 @@ class SchedulerServiceStub:
                 request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetBatchResultsRequest.SerializeToString,
                 response_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetBatchResultsResponse.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/lynx.scheduler.v1.SchedulerService/ListJobs',
+                request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/lynx.scheduler.v1.SchedulerService/GetJob',
                 request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetJobRequest.SerializeToString,
@@ -123,6 +128,13 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """ListJobs returns the jobs of a batch in run order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJob(self, request, context):
         """GetJob returns one job with its parameters and result.
         """
@@ -179,6 +191,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetBatchResults,
                     request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetBatchResultsRequest.FromString,
                     response_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetBatchResultsResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsRequest.FromString,
+                    response_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
@@ -338,6 +355,33 @@ class SchedulerService:
             '/lynx.scheduler.v1.SchedulerService/GetBatchResults',
             lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetBatchResultsRequest.SerializeToString,
             lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetBatchResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lynx.scheduler.v1.SchedulerService/ListJobs',
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsRequest.SerializeToString,
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

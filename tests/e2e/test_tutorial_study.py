@@ -1,0 +1,165 @@
+"""The tutorial, end to end: real services, real runners, the real Basilisk scenario."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+TUTORIAL_VARIABLES = {
+    "orbit.radius_km",
+    "orbit.speed_m_s",
+    "orbit.semi_major_axis_km",
+    "orbit.eccentricity",
+    "orbit.inclination_deg",
+    "orbit.true_anomaly_deg",
+}
+MU_EARTH = 3.986004418e14
+
+
+def test_runner_advertises_tutorial_capabilities(stack):
+    caps = stack.http.get("/runners/basilisk-runner-01")["capabilities"]
+    assert caps["max_concurrent_jobs"] == 1
+    assert caps["supported_simulation_types"] == ["basilisk", "orbit", "aerospace"]
+    assert caps["gpu_available"] is False
+    assert caps["memory_gb"] > 0 and caps["cpu_cores"] >= 1
+    assert set(caps) == {"max_concurrent_jobs", "supported_simulation_types", "gpu_available", "memory_gb", "cpu_cores"}
+
+
+def test_tutorial_batch_completes_with_artifacts_and_telemetry(stack, tutorial_body):
+    reply = stack.http.post("/jobs", tutorial_body)
+    assert set(reply) == {"batch_id", "total_jobs", "estimated_completion_time_mins"}
+    assert reply["total_jobs"] == 5
+    assert reply["estimated_completion_time_mins"] is None
+
+    mid = stack.http.get(f"/batches/{reply['batch_id']}")
+    assert mid["batch"]["status"] in ("Pending", "Running", "Completed")
+    assert set(mid["jobs_by_status"]) >= {"Pending", "Running", "Completed", "Failed"}
+    assert sum(mid["jobs_by_status"].values()) == 5
+
+    final = stack.http.wait_batch(reply["batch_id"])
+    assert final["batch"]["status"] == "Completed"
+    assert final["jobs_by_status"]["Completed"] == 5
+    assert final["throughput_jobs_per_minute"] > 0
+
+    results = stack.http.get(f"/batches/{reply['batch_id']}/results")
+    assert len(results) == 5
+    dispersions = tutorial_body["config"]["dispersions"]
+    strata = {name: set() for name in dispersions}
+    for result in results:
+        assert result["success"] is True, result
+        assert result["error_message"] is None
+        assert result["metadata"]["engine"] == "basilisk"
+        assert result["metadata"]["simulation_name"] == "Basic Orbit Tutorial"
+        assert result["metadata"]["entrypoint"] == "scenarios/aerospace/python/scenario_basic_orbit_lynx.py"
+        assert result["metadata"]["runner_id"] in {"basilisk-runner-01", "local-runner-01"}
+        assert stack.http.get(f"/jobs/{result['job_id']}/results") == result
+
+        names = sorted(Path(p).name for p in result["output_files"])
+        assert names == ["orbit_position.png", "summary.json", "trajectory.csv"]
+        files = {Path(p).name: Path(p) for p in result["output_files"]}
+        for path in files.values():
+            assert path.is_absolute() and path.is_file()
+            assert path.parent == stack.output_root / result["job_id"]
+
+        summary = json.loads(files["summary.json"].read_text())
+        assert summary["success"] is True
+        assert files["orbit_position.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        job = stack.http.get(f"/jobs/{result['job_id']}")
+        params = job["parameters"]
+        assert set(params) == set(dispersions)
+        for name, value in params.items():
+            d = dispersions[name]["distribution"]
+            assert d["min"] <= value <= d["max"], (name, value)
+            strata[name].add(math.floor((value - d["min"]) / (d["max"] - d["min"]) * 5))
+
+        a = params["semi_major_axis_m"]
+        duration_s = params["duration_orbits"] * 2 * math.pi * math.sqrt(a**3 / MU_EARTH)
+        with files["trajectory.csv"].open() as f:
+            rows = list(csv.reader(f))[1:]
+        assert abs(len(rows) - duration_s / 10) <= 2, (len(rows), duration_s)
+
+        telemetry = stack.http.get(f"/jobs/{result['job_id']}/telemetry")
+        assert set(telemetry["series"]) == TUTORIAL_VARIABLES
+        radius = telemetry["series"]["orbit.radius_km"]
+        assert len(radius["values"]) >= len(rows) - 1
+        assert all(6300 < r < 7200 for r in radius["values"])
+    # Latin Hypercube: 5 runs fall in 5 distinct equal-width strata of every parameter.
+    assert all(len(s) == 5 for s in strata.values()), strata
+
+
+def test_cancel_ends_every_job_and_same_seed_gives_same_runs(stack, tutorial_body):
+    batches = [stack.http.post("/jobs", tutorial_body)["batch_id"] for _ in range(2)]
+    for batch_id in batches:
+        reply = stack.http.post(f"/batches/{batch_id}/cancel", {})
+        assert reply["cancelled_jobs"] >= 1
+    sampled = []
+    for batch_id in batches:
+        final = stack.http.wait_batch(batch_id, timeout=60)
+        assert final["batch"]["status"] == "Cancelled"
+        assert final["batch"]["seed"] == 42
+        assert final["jobs_by_status"]["Pending"] == 0 and final["jobs_by_status"]["Running"] == 0
+        # Every job ends with exactly one final result, cancelled ones included.
+        results = stack.http.get(f"/batches/{batch_id}/results")
+        assert len(results) == 5
+        jobs = stack.http.get(f"/batches/{batch_id}/jobs")["jobs"]
+        assert [j["run_id"] for j in jobs] == [0, 1, 2, 3, 4]
+        sampled.append([j["parameters"] for j in jobs])
+    # The same config and seed give the same run configurations, run by run.
+    assert sampled[0] == sampled[1]
+
+
+def test_early_termination_kills_every_scenario(stack, tutorial_body):
+    config = tutorial_body["config"]
+    config["early_termination"] = {
+        "enabled": True,
+        "check_frequency_hz": 10.0,
+        "conditions": [
+            {"variable": "orbit.radius_km", "condition": "> 6000", "description": "always true in LEO"}
+        ],
+    }
+    reply = stack.http.post("/jobs", tutorial_body)
+    final = stack.http.wait_batch(reply["batch_id"])
+    assert final["batch"]["status"] == "Failed"
+    assert final["jobs_by_status"]["Failed"] == 5
+    results = stack.http.get(f"/batches/{reply['batch_id']}/results")
+    assert len(results) == 5
+    for result in results:
+        assert result["success"] is False
+        assert result["termination_reason"] == "early_termination"
+        assert "orbit.radius_km > 6000" in result["error_message"]
+        assert "always true in LEO" in result["error_message"]
+        assert result["exit_code"] == -9  # SIGKILL
+        # Killed before it finished: the summary is the scenario's last write.
+        assert not (stack.output_root / result["job_id"] / "summary.json").exists()
+        # The condition is the study's answer, not a fault: no retry.
+        assert stack.http.get(f"/jobs/{result['job_id']}")["attempts"] == 1
+
+
+def test_failing_scenario_is_retried_then_reported_with_stderr(stack, tutorial_body):
+    config = tutorial_body["config"]
+    config["simulation"]["type"] = "always-fails"
+    config["compute"]["max_retries"] = 2
+    tutorial_body["runs_override"] = 2
+    started = time.monotonic()
+    reply = stack.http.post("/jobs", tutorial_body)
+    final = stack.http.wait_batch(reply["batch_id"], timeout=120)
+    assert final["batch"]["status"] == "Failed"
+    assert final["jobs_by_status"]["Failed"] == 2
+    for result in stack.http.get(f"/batches/{reply['batch_id']}/results"):
+        job = stack.http.get(f"/jobs/{result['job_id']}")
+        assert job["status"] == "Failed"
+        assert job["attempts"] == 3  # first try + max_retries
+        assert result["metadata"]["runner_id"] == "failing-runner"
+        assert result["exit_code"] == 1
+        assert "exited with code 1" in result["error_message"]
+        assert "FATAL: deliberate failure for the retry test" in result["error_message"]
+        assert [Path(p).name for p in result["output_files"]] == ["partial.txt"]
+    assert time.monotonic() - started < 120

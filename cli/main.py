@@ -84,10 +84,20 @@ def show_results(api: Api, batch_id: str) -> list[dict]:
     return results
 
 
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM stop the stack, even when a parent shell started us with SIGINT ignored."""
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def cmd_up(args) -> int:
     stack = Stack(args.data_dir, Ports(args.scheduler_port, args.sampler_port, args.telemetry_port, args.http_port),
                   args.runners, args.runner_config)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    _interrupt_on_signals()
     try:
         stack.start()
         p = stack.ports
@@ -111,7 +121,7 @@ def cmd_run(args) -> int:
     """Bring a private stack up, run one study to the end, print its results, stop."""
     body = submission(load_study(args.config), args.name, args.runs)
     stack = Stack(args.data_dir, Ports(0, 0, 0, args.http_port), args.runners, args.runner_config)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    _interrupt_on_signals()
     try:
         print(f"starting sampler, scheduler, telemetry, gateway and {args.runners} runner(s)...", flush=True)
         stack.start()

@@ -117,7 +117,7 @@ class Stack:
                 with service.log_path.open("ab") as log:
                     service.process = subprocess.Popen(
                         service.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        env=service.env, start_new_session=True,
+                        env=service.env, start_new_session=True, preexec_fn=_die_with_parent,
                     )
             p = self.ports
             for name, port in (("sampler", p.sampler), ("telemetry", p.telemetry), ("scheduler", p.scheduler)):
@@ -196,6 +196,15 @@ class Stack:
             except subprocess.TimeoutExpired:
                 _signal_group(service.process, signal.SIGKILL)
                 service.process.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if `lynx` itself dies, even by SIGKILL (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -25,6 +25,9 @@ STATUS_NAMES = {
 }
 
 
+JOB_STATUS_ORDER = ("Pending", "Running", "Completed", "Failed", "Cancelled")
+
+
 def config_from_json(document: object) -> cfg.BatchConfig:
     """Parse the `config` object; `dispersions` is a mapping name -> {distribution, units}."""
     if not isinstance(document, dict):
@@ -96,7 +99,7 @@ def batch_json(batch: pb.Batch) -> dict:
         summary["config"] = config_to_json(batch.config)
     return {
         "batch": summary,
-        "jobs_by_status": dict(batch.jobs_by_status),
+        "jobs_by_status": {name: batch.jobs_by_status.get(name, 0) for name in JOB_STATUS_ORDER},
         "throughput_jobs_per_minute": batch.throughput_jobs_per_minute,
         "estimated_completion_time_mins": (
             batch.estimated_completion_time_mins if batch.HasField("estimated_completion_time_mins") else None

@@ -19,9 +19,9 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
 }
 _PATTERN = re.compile(
-    r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+    r"\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
 )
-_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/\-\[\]]*$")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/\-\[\]]*")
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ class Condition:
 
 def parse_condition(variable: str, text: str, description: str = "", path: str = "condition") -> Condition:
     """Parse one condition; errors name `path` (for example early_termination.conditions[0])."""
-    if not variable or not _VARIABLE.match(variable):
+    if not variable or not _VARIABLE.fullmatch(variable):
         raise ValidationError(f"{path}.variable", f"must be a telemetry variable name, got {variable!r}")
-    match = _PATTERN.match(text or "")
+    match = _PATTERN.fullmatch(text or "")
     if not match:
         raise ValidationError(
             f"{path}.condition",

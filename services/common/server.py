@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 # Keepalive: clients ping every 20 s; the server permits pings every 10 s.
 SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),  # a busy port is an error, not a silently shared one
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),

@@ -61,6 +61,8 @@ def _coerce(name: str, value: object) -> object:
             raise ValidationError(name, f"must be an executable name or path, got {value!r}")
         return value.strip()
     if name == "max_concurrent_jobs":
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValidationError(name, f"must be a whole number, got {value!r}")
         try:
             number = int(value)
         except (TypeError, ValueError):

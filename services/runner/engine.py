@@ -25,7 +25,7 @@ from lynx_runner.relay import TelemetryRelay
 from lynx_runner.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 STDERR_TAIL_CHARS = 2000
 
 
@@ -132,7 +132,7 @@ class BasiliskEngine:
         """Run one attempt to its end and describe how it ended."""
         lease = handle.lease
         started = time.monotonic()
-        if not _SAFE_ID.match(lease.job_id):
+        if not _SAFE_ID.fullmatch(lease.job_id):
             return self._result(lease, started, success=False, termination_reason="launch_error",
                                 error_message=f"job id {lease.job_id!r} is not a safe directory name")
         output_dir = self.config.output_root / lease.job_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -23,6 +24,8 @@ DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES_CAP = 100
 # Seeds travel in JSON run configs; keep them exact as IEEE doubles.
 MAX_SEED = 2**53 - 1
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_CHECK_HZ = 1000.0
 # Failures that are the study's answer, not a fault: never retried.
 NOT_RETRIED = frozenset({"early_termination", "cancelled"})
 
@@ -51,23 +54,19 @@ def validate_config(config: cfg.BatchConfig, runs_override: int = 0) -> BatchPla
     compute = config.compute
     if compute.max_parallel_jobs < 0:
         raise ValidationError("compute.max_parallel_jobs", "must not be negative")
-    if compute.job_timeout_seconds < 0:
-        raise ValidationError("compute.job_timeout_seconds", "must not be negative")
+    _check_range("compute.job_timeout_seconds", compute.job_timeout_seconds, 0, MAX_TIMEOUT_S)
     max_retries = compute.max_retries if compute.HasField("max_retries") else DEFAULT_MAX_RETRIES
     if not 0 <= max_retries <= MAX_RETRIES_CAP:
         raise ValidationError(
             "compute.max_retries", f"must be between 0 and {MAX_RETRIES_CAP}, got {max_retries}"
         )
     et = config.early_termination
-    if et.check_frequency_hz < 0:
-        raise ValidationError("early_termination.check_frequency_hz", "must not be negative")
+    _check_range("early_termination.check_frequency_hz", et.check_frequency_hz, 0, MAX_CHECK_HZ)
     for i, c in enumerate(et.conditions):
         parse_condition(c.variable, c.condition, c.description, f"early_termination.conditions[{i}]")
     tel = config.telemetry
-    if tel.sampling_rate_hz < 0:
-        raise ValidationError("telemetry.sampling_rate_hz", "must not be negative")
-    if tel.buffer_flush_interval_seconds < 0:
-        raise ValidationError("telemetry.buffer_flush_interval_seconds", "must not be negative")
+    _check_range("telemetry.sampling_rate_hz", tel.sampling_rate_hz, 0, math.inf)
+    _check_range("telemetry.buffer_flush_interval_seconds", tel.buffer_flush_interval_seconds, 0, 3600)
     engine = config.simulation.engine or DEFAULT_ENGINE
     return BatchPlan(
         runs=runs,
@@ -76,6 +75,11 @@ def validate_config(config: cfg.BatchConfig, runs_override: int = 0) -> BatchPla
         max_parallel_jobs=compute.max_parallel_jobs,
         max_retries=max_retries,
     )
+
+
+def _check_range(field: str, value: float, low: float, high: float) -> None:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValidationError(field, f"must be a finite number between {low:g} and {high:g}, got {value!r}")
 
 
 def next_status_after_failure(reason: str, failures: int, max_retries: int) -> str:

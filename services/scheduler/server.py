@@ -50,11 +50,13 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             runs=plan.runs,
             seed=seed,
         )
+        names = [d.name for d in config.dispersions]  # keep the declared order
         jobs = []
         try:
             async for chunk in self.sampler.Sample(sample, timeout=SAMPLER_DEADLINE_S):
                 for ps in chunk.parameter_sets:
-                    jobs.append((str(uuid.uuid4()), ps.run_id, dict(ps.parameters)))
+                    parameters = {name: ps.parameters[name] for name in names}
+                    jobs.append((str(uuid.uuid4()), ps.run_id, parameters))
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code != grpc.StatusCode.INVALID_ARGUMENT:

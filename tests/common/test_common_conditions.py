@@ -126,14 +126,7 @@ def test_accepts_telemetry_variable_names(variable):
         "x;import os",
         "x<1",
         "__import__('os')",
-        pytest.param(
-            "orbit.radius_km\n",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="conditions.py _VARIABLE uses re.match with '$', which also matches before a "
-                "trailing newline, so 'orbit.radius_km\\n' is accepted (and can never match telemetry)",
-            ),
-        ),
+        "orbit.radius_km\n",
     ],
 )
 def test_rejects_bad_variable_names(variable):

@@ -42,12 +42,6 @@ async def test_stopped_server_refuses_calls():
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/common/server.py GrpcServer: grpc enables SO_REUSEPORT by default, so binding a "
-    "port another server already listens on succeeds and the 'cannot bind' OSError is never raised; "
-    "two servers then silently share the port",
-)
 async def test_second_server_on_a_busy_port_fails_to_bind():
     first = GrpcServer(lambda s: None, ["lynx.demo.v1.A"])
     await first.start()

@@ -29,7 +29,8 @@ async def channel():
 
 
 def uniform(name: str, lo: float, hi: float) -> cfg.Dispersion:
-    return cfg.Dispersion(name=name, distribution=cfg.Distribution(type="uniform", min=lo, max=hi), units="m")
+    distribution = cfg.Distribution(type="uniform", min=lo, max=hi)
+    return cfg.Dispersion(name=name, distribution=distribution, units="m")
 
 
 async def sample_all(channel, request: pb.SampleRequest) -> list[list[pb.ParameterSet]]:
@@ -84,23 +85,28 @@ async def test_large_sample_arrives_in_chunks_of_1000(channel):
     assert sorted(np.floor(values * 2500).astype(int)) == list(range(2500))
 
 
+def dist(name: str, **distribution) -> cfg.Dispersion:
+    return cfg.Dispersion(name=name, distribution=cfg.Distribution(**distribution))
+
+
+X = uniform("x", 0.0, 1.0)
+
+
 @pytest.mark.parametrize(
     ("request_kwargs", "field"),
     [
-        ({"dispersions": [uniform("eccentricity", 0.002, 5e-5)], "runs": 5}, "dispersions.eccentricity.distribution.max"),
         (
-            {"dispersions": [cfg.Dispersion(name="e", distribution=cfg.Distribution(type="uniform", max=1.0))], "runs": 5},
-            "dispersions.e.distribution.min",
+            {"dispersions": [uniform("eccentricity", 0.002, 5e-5)], "runs": 5},
+            "dispersions.eccentricity.distribution.max",
         ),
-        (
-            {"dispersions": [cfg.Dispersion(name="e", distribution=cfg.Distribution(type="beta", min=0.0, max=1.0))], "runs": 5},
-            "dispersions.e.distribution.type",
-        ),
+        ({"dispersions": [dist("e", type="uniform", max=1.0)], "runs": 5}, "dispersions.e.distribution.min"),
+        ({"dispersions": [dist("e", type="beta", min=0.0, max=1.0)], "runs": 5}, "dispersions.e.distribution.type"),
+        ({"dispersions": [dist("e", type="normal", mean=1.0, std=0.0)], "runs": 5}, "dispersions.e.distribution.std"),
         ({"dispersions": [], "runs": 5}, "dispersions"),
-        ({"dispersions": [uniform("x", 0, 1), uniform("x", 0, 1)], "runs": 5}, "dispersions.x"),
-        ({"dispersions": [uniform("x", 0, 1)], "runs": 0}, "monte_carlo.runs"),
-        ({"dispersions": [uniform("x", 0, 1)], "runs": 5, "sampling_method": "sobol"}, "monte_carlo.sampling_method"),
-        ({"dispersions": [uniform("x", 0, 1)], "runs": 5, "seed": -1}, "monte_carlo.seed"),
+        ({"dispersions": [X, X], "runs": 5}, "dispersions.x"),
+        ({"dispersions": [X], "runs": 0}, "monte_carlo.runs"),
+        ({"dispersions": [X], "runs": 5, "sampling_method": "sobol"}, "monte_carlo.sampling_method"),
+        ({"dispersions": [X], "runs": 5, "seed": -1}, "monte_carlo.seed"),
     ],
 )
 async def test_bad_input_is_invalid_argument_naming_the_field(channel, request_kwargs, field):
@@ -122,13 +128,15 @@ async def test_health_reports_serving(channel):
     stub = health_pb2_grpc.HealthStub(channel)
     overall = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert overall.status == health_pb2.HealthCheckResponse.SERVING
-    sampler = await stub.Check(health_pb2.HealthCheckRequest(service="lynx.sampler.v1.SamplerService"), timeout=5)
+    request = health_pb2.HealthCheckRequest(service="lynx.sampler.v1.SamplerService")
+    sampler = await stub.Check(request, timeout=5)
     assert sampler.status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_reflection_lists_the_sampler_service(channel):
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    call = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    call = stub.ServerReflectionInfo(iter([request]), timeout=5)
     responses = [r async for r in call]
     assert len(responses) == 1
     names = {s.name for s in responses[0].list_services_response.service}

@@ -1,0 +1,184 @@
+"""Runner config: the tutorial YAML, LYNX_RUNNER_* overrides and the errors a user gets."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from lynx_common.errors import ValidationError
+from lynx_runner.config import RunnerConfig, load_config, resolve_python
+
+REPO = Path(__file__).resolve().parents[2]
+TUTORIAL_CONFIG = REPO / "configs" / "lynx-runner-basilisk.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "runner.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_tutorial_config_loads_with_resolved_paths(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = load_config(TUTORIAL_CONFIG, env={})
+    assert config.engines == ("basilisk",)
+    assert config.capabilities == ("basilisk", "orbit", "aerospace")
+    assert config.working_directory == REPO
+    assert config.working_directory.is_absolute()
+    assert config.output_root == Path("/tmp/tetryx-runs")
+    assert config.python_executable == "python3"
+    assert config.max_concurrent_jobs == 1
+    assert config.heartbeat_interval_secs == 2.0
+    assert config.entrypoint_path == REPO / "scenarios/aerospace/python/scenario_basic_orbit_lynx.py"
+    assert config.entrypoint_path.is_file()
+
+
+def test_no_file_and_no_env_gives_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, env={})
+    assert config == RunnerConfig(working_directory=tmp_path.resolve())
+
+
+def test_empty_file_gives_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config(write(tmp_path, ""), env={}) == RunnerConfig(working_directory=tmp_path.resolve())
+
+
+def test_every_env_override_wins_over_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {
+        "LYNX_RUNNER_ENGINES": "basilisk",
+        "LYNX_RUNNER_CAPABILITIES": " gpu , orbit,,basilisk ",
+        "LYNX_RUNNER_PYTHON_EXECUTABLE": "/opt/py/bin/python3.11",
+        "LYNX_RUNNER_BASILISK_ENTRYPOINT": "sims/run.py",
+        "LYNX_RUNNER_OUTPUT_ROOT": str(tmp_path / "out"),
+        "LYNX_RUNNER_WORKING_DIRECTORY": str(work),
+        "LYNX_RUNNER_MAX_CONCURRENT_JOBS": "4",
+        "LYNX_RUNNER_HEARTBEAT_INTERVAL_SECS": "0.5",
+        "LYNX_SCHEDULER_ADDR": "127.0.0.1:1",  # not a runner config field: ignored
+        "UNRELATED": "x",
+    }
+    config = load_config(TUTORIAL_CONFIG, env=env)
+    assert config.engines == ("basilisk",)
+    assert config.capabilities == ("gpu", "orbit", "basilisk")
+    assert config.python_executable == "/opt/py/bin/python3.11"
+    assert config.basilisk_entrypoint == Path("sims/run.py")
+    assert config.output_root == tmp_path / "out"
+    assert config.working_directory == work.resolve()
+    assert config.entrypoint_path == work.resolve() / "sims/run.py"
+    assert config.max_concurrent_jobs == 4
+    assert config.heartbeat_interval_secs == 0.5
+
+
+def test_relative_paths_resolve_against_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, env={"LYNX_RUNNER_WORKING_DIRECTORY": "sub", "LYNX_RUNNER_OUTPUT_ROOT": "runs"})
+    assert config.working_directory == (tmp_path / "sub").resolve()
+    assert config.output_root == tmp_path / "runs"
+    assert config.output_root.is_absolute()
+
+
+def test_home_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, env={"LYNX_RUNNER_OUTPUT_ROOT": "~/lynx-runs"})
+    assert config.output_root == tmp_path / "lynx-runs"
+
+
+def test_yaml_lists_and_comma_strings_are_equivalent(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = load_config(write(tmp_path, "capabilities: [orbit, basilisk]\n"), env={})
+    b = load_config(write(tmp_path, "capabilities: 'orbit, basilisk'\n"), env={})
+    assert a.capabilities == b.capabilities == ("orbit", "basilisk")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "field"),
+    [
+        ("engine: basilisk\n", {}, "engine"),
+        ("", {"LYNX_RUNNER_MAX_CONCURRENT_JOBS": "two"}, "max_concurrent_jobs"),
+        ("max_concurrent_jobs: 0\n", {}, "max_concurrent_jobs"),
+        ("max_concurrent_jobs: -3\n", {}, "max_concurrent_jobs"),
+        ("", {"LYNX_RUNNER_MAX_CONCURRENT_JOBS": "1.5"}, "max_concurrent_jobs"),
+        ("max_concurrent_jobs: null\n", {}, "max_concurrent_jobs"),
+        ("max_concurrent_jobs: 2.7\n", {}, "max_concurrent_jobs"),
+        ("heartbeat_interval_secs: soon\n", {}, "heartbeat_interval_secs"),
+        ("heartbeat_interval_secs: 0\n", {}, "heartbeat_interval_secs"),
+        ("heartbeat_interval_secs: 61\n", {}, "heartbeat_interval_secs"),
+        ("", {"LYNX_RUNNER_HEARTBEAT_INTERVAL_SECS": "nan"}, "heartbeat_interval_secs"),
+        ("engines: [basilisk, gazebo]\n", {}, "engines"),
+        ("", {"LYNX_RUNNER_ENGINES": "basilisk,gazebo"}, "engines"),
+        ("engines: []\n", {}, "engines"),
+        ("", {"LYNX_RUNNER_CAPABILITIES": " , "}, "capabilities"),
+        ("capabilities: {a: 1}\n", {}, "capabilities"),
+        ("python_executable: ''\n", {}, "python_executable"),
+        ("output_root: 42\n", {}, "output_root"),
+        ("basilisk_entrypoint: null\n", {}, "basilisk_entrypoint"),
+        ("working_directory: /definitely/not/here\n", {}, "working_directory"),
+        ("", {"LYNX_RUNNER_WORKING_DIRECTORY": "/definitely/not/here"}, "working_directory"),
+        ("engines: [basilisk\n", {}, "--config"),
+        ("- basilisk\n- orbit\n", {}, "--config"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, monkeypatch, yaml_text, env, field):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError) as err:
+        load_config(write(tmp_path, yaml_text), env=env)
+    assert err.value.field == field
+    assert str(err.value).startswith(field + " ")
+
+
+def test_working_directory_that_is_a_file_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValidationError) as err:
+        load_config(None, env={"LYNX_RUNNER_WORKING_DIRECTORY": str(tmp_path / "file")})
+    assert err.value.field == "working_directory"
+
+
+def test_unknown_field_error_lists_the_known_fields(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError) as err:
+        load_config(write(tmp_path, "max_jobs: 3\n"), env={})
+    assert err.value.field == "max_jobs"
+    assert "max_concurrent_jobs" in str(err.value)
+
+
+def test_missing_config_file_is_reported(tmp_path):
+    with pytest.raises(ValidationError) as err:
+        load_config(tmp_path / "absent.yaml", env={})
+    assert err.value.field == "--config"
+
+
+def test_resolve_python_prefers_the_runners_own_environment(tmp_path, monkeypatch):
+    own_bin = Path(sys.executable).parent
+    if not (own_bin / "python3").exists():
+        pytest.skip("the running interpreter has no python3 beside it")
+    # a decoy python3 earlier on PATH must lose to the runner's own environment
+    decoy = tmp_path / "bin"
+    decoy.mkdir()
+    (decoy / "python3").write_text("#!/bin/sh\nexit 1\n")
+    (decoy / "python3").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{decoy}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert resolve_python("python3") == str(own_bin / "python3")
+
+
+def test_resolve_python_falls_back_to_path_and_keeps_explicit_paths(tmp_path, monkeypatch):
+    (tmp_path / "lynx-test-python").write_text("#!/bin/sh\n")
+    (tmp_path / "lynx-test-python").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert resolve_python("lynx-test-python") == str(tmp_path / "lynx-test-python")
+    assert resolve_python("/no/such/python") == "/no/such/python"
+
+
+def test_resolve_python_reports_a_missing_interpreter(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ValidationError) as err:
+        resolve_python("python-lynx-does-not-exist")
+    assert err.value.field == "python_executable"

@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf import json_format
-
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
@@ -59,23 +57,6 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
         return tel_pb.PublishResponse(accepted_samples=accepted)
 
 
-def _metadata_value(value: object) -> object:
-    """Struct numbers are doubles; whole numbers in metadata are meant as integers."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def run_config_document(lease: sched_pb.JobLease) -> dict:
-    """The JSON the scenario reads: {"run_id", "parameters", "metadata"}."""
-    metadata = json_format.MessageToDict(lease.metadata)
-    return {
-        "run_id": lease.run_id,
-        "parameters": json_format.MessageToDict(lease.parameters),
-        "metadata": {k: _metadata_value(v) for k, v in metadata.items()},
-    }
-
-
 def collect_outputs(output_dir: Path) -> list[str]:
     """Absolute paths of the regular files under output_dir, sorted; links are not followed."""
     root = output_dir.resolve()
@@ -114,9 +95,13 @@ class BasiliskEngine:
         self.telemetry_stub = telemetry_stub
 
     def _result(self, lease: sched_pb.JobLease, started: float, **fields) -> sched_pb.JobResult:
+        try:
+            simulation_name = str(json.loads(lease.run_config_json)["metadata"]["simulation_name"])
+        except (ValueError, KeyError, TypeError):
+            simulation_name = ""
         metadata = {
             "engine": self.name,
-            "simulation_name": str(json_format.MessageToDict(lease.metadata).get("simulation_name", "")),
+            "simulation_name": simulation_name,
             "entrypoint": str(self.config.basilisk_entrypoint),
             "runner_id": self.runner_id,
         }
@@ -146,7 +131,10 @@ class BasiliskEngine:
             output_dir.mkdir(parents=True)
             private_dir.mkdir(parents=True, exist_ok=True)
             run_config_path = private_dir / "run_config.json"
-            run_config_path.write_text(json.dumps(run_config_document(lease), indent=2))
+            document = json.loads(lease.run_config_json)
+            if not isinstance(document, dict):
+                raise ValueError("the lease's run config is not a JSON object")
+            run_config_path.write_text(json.dumps(document, indent=2))
         except Exception as exc:  # noqa: BLE001 - reported as the job's failure
             return self._result(lease, started, success=False, termination_reason="launch_error",
                                 error_message=f"cannot launch: {exc}")

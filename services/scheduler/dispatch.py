@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-
-from google.protobuf import struct_pb2
 
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
@@ -137,17 +136,12 @@ class Dispatcher:
             batch.created_at,
             {"batch_id": batch.batch_id, "job_id": job.job_id, "seed": batch.seed},
         )
-        parameters, metadata = struct_pb2.Struct(), struct_pb2.Struct()
-        parameters.update(document["parameters"])
-        metadata.update(document["metadata"])
         lease = pb.JobLease(
             job_id=job.job_id,
             batch_id=batch.batch_id,
             attempt=attempt,
             engine=batch.engine,
-            run_id=job.run_id,
-            parameters=parameters,
-            metadata=metadata,
+            run_config_json=json.dumps(document),
             timeout_seconds=config.compute.job_timeout_seconds,
             early_termination=config.early_termination,
             telemetry=config.telemetry,

@@ -33,7 +33,7 @@ from lynx_telemetry.store import TelemetryStore
 pytestmark = pytest.mark.timeout(60)
 
 PARAMETERS = {"semi_major_axis_m": 7012345.678, "eccentricity": 0.00125, "duration_orbits": 0.75}
-METADATA = {"simulation_name": "Basic Orbit Tutorial", "runs": 5.0, "duration_minutes": 90.5}
+METADATA = {"simulation_name": "Basic Orbit Tutorial", "runs": 5, "duration_minutes": 90.5}
 
 
 @pytest.fixture
@@ -81,19 +81,14 @@ def make_engine(tmp_path, workdir, telemetry):
     return make
 
 
-def make_lease(job_id: str | None = None, **fields) -> sched_pb.JobLease:
-    parameters = struct_pb2.Struct()
-    parameters.update(PARAMETERS)
-    metadata = struct_pb2.Struct()
-    metadata.update(METADATA)
+def make_lease(job_id: str | None = None, run_id: int = 3, **fields) -> sched_pb.JobLease:
+    document = {"run_id": run_id, "parameters": PARAMETERS, "metadata": METADATA}
     defaults = dict(
         job_id=job_id if job_id is not None else f"job-{uuid.uuid4().hex[:12]}",
         batch_id="batch-1",
         attempt=1,
         engine="basilisk",
-        run_id=3,
-        parameters=parameters,
-        metadata=metadata,
+        run_config_json=json.dumps(document),
     )
     defaults.update(fields)
     return sched_pb.JobLease(**defaults)
@@ -204,6 +199,7 @@ async def test_successful_run_follows_the_tetryx_contract(make_engine, workdir, 
     assert isinstance(run_config["run_id"], int) and not isinstance(run_config["run_id"], bool)
     assert run_config["run_id"] == 3
     assert run_config["parameters"] == PARAMETERS
+    assert list(run_config["parameters"]) == list(PARAMETERS)  # declared order is kept
     assert run_config["metadata"] == {"simulation_name": "Basic Orbit Tutorial", "runs": 5, "duration_minutes": 90.5}
     assert isinstance(run_config["metadata"]["runs"], int)
 

@@ -3,8 +3,9 @@
 `telemetry_client_from_env()` reads `TETRYX_TELEMETRY_URL`; without it every
 call is a silent no-op, so a scenario runs the same inside and outside Lynx.
 `send()` never blocks and never raises: samples go into a bounded buffer that
-a background thread ships to the runner in batches; when the buffer is full
-new samples are dropped and counted.
+a background thread ships to the runner in batches; a sample that is full,
+malformed or undeliverable is dropped and counted in `dropped`, and `sent`
+counts the samples the endpoint acknowledged.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class NullTelemetryClient:
 
 
 class TelemetryClient:
-    """Buffers samples and ships them on one client-streaming Publish call."""
+    """Buffers samples; a background thread ships them in batches, one Publish call per batch."""
 
     def __init__(
         self,
@@ -56,16 +57,17 @@ class TelemetryClient:
         *,
         max_buffered: int = 100_000,
         batch_size: int = 500,
-        linger_s: float = 0.05,
+        linger_s: float = 0.02,
+        call_timeout_s: float = 10.0,
     ) -> None:
         self.target = _strip_scheme(target)
-        self.sent = 0
-        self.dropped = 0
+        self.sent = 0  # samples the endpoint acknowledged
+        self.dropped = 0  # samples refused, unencodable, over the buffer, or undeliverable
         self._batch_size = batch_size
         self._linger_s = linger_s
-        self._queue: "queue.Queue[object]" = queue.Queue(maxsize=max_buffered)
+        self._call_timeout_s = call_timeout_s
+        self._queue: "queue.Queue[tuple[int, dict[str, float]]]" = queue.Queue(maxsize=max_buffered)
         self._closed = False
-        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._ship, name="lynx-telemetry", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -75,32 +77,29 @@ class TelemetryClient:
         if self._closed:
             return
         try:
-            ts = int(timestamp_ns) if timestamp_ns is not None else time.time_ns()
-            sample = {k: float(v) for k, v in values.items()}
-        except (TypeError, ValueError, AttributeError):
-            self.dropped += 1
-            return
-        try:
+            ts = time.time_ns() if timestamp_ns is None else int(timestamp_ns)
+            if not _INT64_MIN <= ts <= _INT64_MAX:
+                raise ValueError("timestamp outside int64")
+            sample = {}
+            for name, value in values.items():
+                if not isinstance(name, str):
+                    raise TypeError("variable names must be strings")
+                sample[name] = float(value)
             self._queue.put_nowait((ts, sample))
         except queue.Full:
             self.dropped += 1
+        except Exception:  # noqa: BLE001 - a bad sample is dropped, never raised into the simulation
+            self.dropped += 1
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until every queued sample has been handed to gRPC (or timeout)."""
+        """Wait until every queued sample has been delivered or dropped (or `timeout` passes)."""
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Ship what is buffered, end the stream and wait for it (at most `timeout`)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        try:
-            self._queue.put(_CLOSE, timeout=timeout)
-        except queue.Full:
-            return
+        """Ship what is buffered and stop the thread (waiting at most `timeout` seconds)."""
+        self._closed = True
         self._thread.join(timeout)
 
     def __enter__(self) -> "TelemetryClient":
@@ -109,68 +108,58 @@ class TelemetryClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _batches(self):
-        """Yield PublishRequest messages until close() is called."""
-        from . import telemetry_service_pb2 as pb
-
-        while True:
-            first = self._queue.get()
-            if first is _CLOSE:
-                self._queue.task_done()
-                return
-            items = [first]
-            deadline = time.monotonic() + self._linger_s
-            closing = False
-            while len(items) < self._batch_size:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is _CLOSE:
-                    closing = True
-                    break
-                items.append(item)
-            request = pb.PublishRequest(
-                samples=[pb.TelemetrySample(timestamp_ns=ts, values=v) for ts, v in items]
-            )
-            self.sent += len(items)
-            for _ in range(len(items) + closing):
-                self._queue.task_done()
-            yield request
-            if closing:
-                return
+    def _take_batch(self) -> list:
+        """Up to batch_size samples, waiting briefly for the first and lingering for more."""
+        try:
+            items = [self._queue.get(timeout=0.05)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self._linger_s
+        while len(items) < self._batch_size:
+            try:
+                items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return items
 
     def _ship(self) -> None:
-        """Run the Publish stream; on any failure count the rest as dropped."""
+        """Deliver batches until closed and drained; a failed call drops (and counts) its batch."""
         try:
             import grpc
 
             from . import telemetry_service_pb2 as pb
+        except Exception:  # noqa: BLE001 - no gRPC: behave like the no-op client
+            self._closed = True
+            return
+        channel = grpc.insecure_channel(self.target)
+        publish = channel.stream_unary(
+            PUBLISH_METHOD,
+            request_serializer=pb.PublishRequest.SerializeToString,
+            response_deserializer=pb.PublishResponse.FromString,
+        )
+        try:
+            while True:
+                items = self._take_batch()
+                if not items:
+                    if self._closed:
+                        return
+                    continue
+                try:
+                    request = pb.PublishRequest(
+                        samples=[pb.TelemetrySample(timestamp_ns=ts, values=v) for ts, v in items]
+                    )
+                    publish(iter([request]), timeout=self._call_timeout_s)
+                    self.sent += len(items)
+                except Exception as exc:  # noqa: BLE001 - never crash the scenario
+                    log.debug("telemetry batch to %s lost: %s", self.target, exc)
+                    self.dropped += len(items)
+                for _ in items:
+                    self._queue.task_done()
+        finally:
+            channel.close()
 
-            with grpc.insecure_channel(self.target) as channel:
-                publish = channel.stream_unary(
-                    PUBLISH_METHOD,
-                    request_serializer=pb.PublishRequest.SerializeToString,
-                    response_deserializer=pb.PublishResponse.FromString,
-                )
-                publish(self._batches())
-        except Exception as exc:  # noqa: BLE001 - telemetry must never crash a scenario
-            log.debug("telemetry stream to %s ended: %s", self.target, exc)
-            self._drain_as_dropped()
 
-    def _drain_as_dropped(self) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._queue.task_done()
-            if item is _CLOSE:
-                return
-            self.dropped += 1
-
-
-_CLOSE = object()
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _strip_scheme(url: str) -> str:

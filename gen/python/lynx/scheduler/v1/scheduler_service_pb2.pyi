@@ -350,14 +350,12 @@ class Registered(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ...) -> None: ...
 
 class JobLease(_message.Message):
-    __slots__ = ("job_id", "batch_id", "attempt", "engine", "run_id", "parameters", "metadata", "timeout_seconds", "early_termination", "telemetry")
+    __slots__ = ("job_id", "batch_id", "attempt", "engine", "run_config_json", "timeout_seconds", "early_termination", "telemetry")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
+    RUN_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     EARLY_TERMINATION_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
@@ -365,13 +363,11 @@ class JobLease(_message.Message):
     batch_id: str
     attempt: int
     engine: str
-    run_id: int
-    parameters: _struct_pb2.Struct
-    metadata: _struct_pb2.Struct
+    run_config_json: str
     timeout_seconds: float
     early_termination: _batch_config_pb2.EarlyTermination
     telemetry: _batch_config_pb2.TelemetryConfig
-    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., attempt: _Optional[int] = ..., engine: _Optional[str] = ..., run_id: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., early_termination: _Optional[_Union[_batch_config_pb2.EarlyTermination, _Mapping]] = ..., telemetry: _Optional[_Union[_batch_config_pb2.TelemetryConfig, _Mapping]] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., attempt: _Optional[int] = ..., engine: _Optional[str] = ..., run_config_json: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., early_termination: _Optional[_Union[_batch_config_pb2.EarlyTermination, _Mapping]] = ..., telemetry: _Optional[_Union[_batch_config_pb2.TelemetryConfig, _Mapping]] = ...) -> None: ...
 
 class CancelJob(_message.Message):
     __slots__ = ("job_id", "reason")

@@ -54,11 +54,13 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._configs: dict[str, cfg.BatchConfig] = {}
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="dispatcher")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -77,9 +79,11 @@ class Dispatcher:
         return self._configs[batch_id]
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -102,6 +106,8 @@ class Dispatcher:
             del self.sessions[session.runner_id]
         session.closed = True
         session.outbox.put_nowait(None)
+        if self._stopping:  # shutting down: the store may be closed; restart requeues anyway
+            return
         if session.leases:
             log.warning("requeueing %d jobs of runner %s", len(session.leases), session.runner_id)
             await self.store.requeue(list(session.leases))

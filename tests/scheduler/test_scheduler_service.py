@@ -42,6 +42,12 @@ class FakeRunnerHost:
         )
         self.call = stub.Connect(self._requests())
         self.reader = asyncio.create_task(self._read())
+        self.beats = asyncio.create_task(self._beat())
+
+    async def _beat(self):
+        while True:
+            await asyncio.sleep(0.25)
+            self.outbox.put_nowait(pb.ConnectRequest(heartbeat=pb.Heartbeat()))
 
     async def _requests(self):
         yield pb.ConnectRequest(register=self.register)
@@ -67,13 +73,11 @@ class FakeRunnerHost:
         self.outbox.put_nowait(pb.ConnectRequest(job_finished=pb.JobFinished(
             job_id=lease.job_id, attempt=attempt or lease.attempt, result=result)))
 
-    def heartbeat(self):
-        self.outbox.put_nowait(pb.ConnectRequest(heartbeat=pb.Heartbeat()))
-
     async def close(self):
         self.call.cancel()
         self.reader.cancel()
-        await asyncio.gather(self.reader, return_exceptions=True)
+        self.beats.cancel()
+        await asyncio.gather(self.reader, self.beats, return_exceptions=True)
 
 
 @pytest.fixture
@@ -128,8 +132,10 @@ async def test_runner_never_gets_more_than_its_slots(scheduler):
     host.finish(first[0], success=True)
     third = await host.next_lease()
     assert third.job_id not in {l.job_id for l in first}
-    assert third.metadata["simulation_name"] == "Basic Orbit Tutorial"
-    assert set(third.parameters) == set(TUTORIAL["config"]["dispersions"])
+    run_config = json.loads(third.run_config_json)
+    assert run_config["metadata"]["simulation_name"] == "Basic Orbit Tutorial"
+    assert run_config["metadata"]["seed"] == 42
+    assert list(run_config["parameters"]) == list(TUTORIAL["config"]["dispersions"])
 
 
 async def test_batch_max_parallel_jobs_caps_leases(scheduler):
@@ -240,6 +246,16 @@ async def test_seedless_batch_records_the_seed_it_used(scheduler):
     batch_id = await submit(scheduler, config)
     b = await batch(scheduler, batch_id)
     assert b.seed > 0 and b.config.monte_carlo.seed == b.seed
+
+
+async def test_silent_runner_loses_its_lease(scheduler):
+    silent = scheduler.runner("silent")
+    await submit(scheduler, tutorial_config(), runs=1)
+    lease = await silent.next_lease()
+    silent.beats.cancel()  # alive but silent: no heartbeats past the TTL (3 x 0.5 s)
+    other = scheduler.runner("other")
+    again = await other.next_lease(timeout=6.0)
+    assert again.job_id == lease.job_id and again.attempt == 2
 
 
 async def test_unknown_ids_are_not_found(scheduler):

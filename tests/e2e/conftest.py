@@ -75,6 +75,18 @@ def _start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def _wait_up(log: Path, up: subprocess.Popen) -> None:
+    """`lynx up` prints "Lynx is up" once every service answers its health check."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if "Lynx is up" in log.read_text(errors="replace"):
+            return
+        if up.poll() is not None:
+            raise AssertionError(f"lynx up exited {up.returncode}:\n{log.read_text()}")
+        time.sleep(0.2)
+    raise AssertionError(f"lynx up never reported ready:\n{log.read_text()}")
+
+
 def _wait_runner(http: Http, runner_id: str, procs: list[subprocess.Popen], logs: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -128,6 +140,7 @@ def stack(tmp_path_factory) -> Stack:
     procs = [up, runner, failing]
     http = Http(f"http://127.0.0.1:{ports['http']}")
     try:
+        _wait_up(root / "lynx-up.log", up)
         for runner_id in ("basilisk-runner-01", "failing-runner", "local-runner-01"):
             _wait_runner(http, runner_id, procs, root)
         yield Stack(http, output_root, scheduler_addr, telemetry_addr)

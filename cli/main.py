@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from lynx_cli.api import DEFAULT_URL, Api, ApiError
 from lynx_cli.stack import Ports, Stack, StackError
 
@@ -74,7 +73,8 @@ def results_table(results: list[dict], jobs: dict[str, int] | None = None) -> st
         run = str((jobs or {}).get(r["job_id"], ""))
         rows.append((r["job_id"], run, "yes" if r["success"] else "no", f"{r['execution_time_secs']:.2f}", detail))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows)
+    lines = ("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows)
+    return "\n".join(lines)
 
 
 def show_results(api: Api, batch_id: str) -> list[dict]:

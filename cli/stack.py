@@ -35,7 +35,7 @@ class Ports:
     telemetry: int = 50053
     http: int = 8080
 
-    def resolved(self) -> "Ports":
+    def resolved(self) -> Ports:
         return Ports(*(p or free_port() for p in (self.scheduler, self.sampler, self.telemetry, self.http)))
 
     @property
@@ -176,7 +176,8 @@ class Stack:
                     runners = json.load(reply)["runners"]
             except OSError:
                 return False
-            return sum(r["status"] == "Online" for r in runners if r["runner_id"].startswith("local-runner-")) >= self.runners
+            online = [r for r in runners if r["status"] == "Online" and r["runner_id"].startswith("local-runner-")]
+            return len(online) >= self.runners
 
         self._wait("runners", probe)
 

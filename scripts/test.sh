@@ -11,6 +11,9 @@ if [ -x node_modules/.bin/buf ]; then
   node_modules/.bin/buf format --diff --exit-code
 fi
 
+echo "== ruff"
+.venv/bin/ruff check --quiet .
+
 echo "== generated code is fresh"
 .venv/bin/python scripts/gen_protos.py >/dev/null
 if ! git diff --exit-code --stat -- gen/python clients/python/lynx_telemetry_client; then

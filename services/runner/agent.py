@@ -8,7 +8,6 @@ import os
 import shutil
 
 import grpc
-
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
@@ -73,7 +72,7 @@ class RunnerAgent:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
         finally:
-            for handle, task in list(self.jobs.values()):
+            for _handle, task in list(self.jobs.values()):
                 task.cancel()
             await asyncio.gather(*(t for _, t in self.jobs.values()), return_exceptions=True)
             await self.telemetry_channel.close()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Mapping
 
 import yaml
-
 from lynx_common.errors import ValidationError
 
 ENV_PREFIX = "LYNX_RUNNER_"

@@ -159,7 +159,8 @@ class BasiliskEngine:
                     python, str(entrypoint), cwd=self.config.working_directory, env=env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                 )
-            log.info("job %s attempt %d: pid %d, telemetry on %s", lease.job_id, lease.attempt, proc.pid, endpoint.address)
+            log.info("job %s attempt %d: pid %d, telemetry on %s",
+                     lease.job_id, lease.attempt, proc.pid, endpoint.address)
             reason, message = await self._supervise(proc, handle, watchdog, lease.timeout_seconds)
         except OSError as exc:
             reason, message = "launch_error", f"cannot start {python}: {exc}"

@@ -6,10 +6,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from lynx_common.errors import ValidationError
 from scipy import stats
 from scipy.stats import qmc
-
-from lynx_common.errors import ValidationError
 
 METHODS = ("latin_hypercube", "random")
 DEFAULT_METHOD = "latin_hypercube"

@@ -8,7 +8,6 @@ import logging
 
 import grpc
 from google.protobuf import struct_pb2
-
 from lynx.common.v1 import batch_config_pb2
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
@@ -42,7 +41,7 @@ class SamplerServicer(pb_grpc.SamplerServiceServicer):
             chunk = []
             for offset, row in enumerate(points[start : start + CHUNK]):
                 parameters = struct_pb2.Struct()
-                parameters.update(dict(zip(names, map(float, row))))
+                parameters.update(dict(zip(names, map(float, row), strict=True)))
                 chunk.append(pb.ParameterSet(run_id=start + offset, parameters=parameters))
             yield pb.SampleResponse(parameter_sets=chunk)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx_common.conditions import parse_condition
@@ -138,4 +138,4 @@ def run_config(
 
 def iso(ts: float) -> str:
     """UTC ISO-8601 with a Z, as in the tutorial."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosqlite
-
 from lynx_scheduler.core import CANCELLED, JOB_STATUSES, PENDING, RUNNING, TERMINAL
 
 SCHEMA = """
@@ -122,7 +121,7 @@ class Store:
         self.db = db
 
     @classmethod
-    async def open(cls, path: str | Path) -> "Store":
+    async def open(cls, path: str | Path) -> Store:
         """Open (creating if needed) the database at `path`."""
         db = await aiosqlite.connect(str(path))
         await db.execute("PRAGMA journal_mode=WAL")

@@ -25,7 +25,7 @@ class TelemetryStore:
         self.db = db
 
     @classmethod
-    async def open(cls, path: str | Path) -> "TelemetryStore":
+    async def open(cls, path: str | Path) -> TelemetryStore:
         db = await aiosqlite.connect(str(path))
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from lynx_common.conditions import parse_condition
 from lynx_common.errors import ValidationError
 

@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-
 from lynx_runner.config import RunnerConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +122,7 @@ class Dockerfile:
     instructions: list[tuple[str, str]]  # (KEYWORD, arguments), continuation lines joined
 
     @classmethod
-    def read(cls, path: Path) -> "Dockerfile":
+    def read(cls, path: Path) -> Dockerfile:
         instructions, pending = [], ""
         for line in path.read_text().splitlines():
             stripped = line.strip()
@@ -318,7 +317,7 @@ def _addresses() -> list[tuple[str, str, str]]:
     found = []
     for name, svc in SERVICES.items():
         argv = argv_of(svc["command"])
-        for flag, value in zip(argv, argv[1:]):
+        for flag, value in zip(argv, argv[1:], strict=False):
             if flag.startswith("--") and flag.endswith("-addr"):
                 found.append((name, flag, value))
         env = svc.get("environment", {})
@@ -472,7 +471,6 @@ async def test_grpc_health_probe_exits_0_for_a_serving_server_and_1_for_a_dead_p
 
 async def test_gateway_health_probe_exits_0_against_a_running_gateway():
     from aiohttp import web
-
     from lynx_gateway.server import build_app
 
     runner = web.AppRunner(build_app("127.0.0.1:1", "127.0.0.1:1"))

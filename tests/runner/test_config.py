@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from lynx_common.errors import ValidationError
 from lynx_runner.config import RunnerConfig, load_config, resolve_python
 

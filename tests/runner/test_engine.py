@@ -18,8 +18,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
-
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
@@ -318,7 +316,8 @@ async def test_telemetry_without_conditions_is_relayed_and_job_succeeds(make_eng
     assert result.success, result.error_message
     assert result.metadata["telemetry_samples"] == "5"
     series = await store.query(lease.job_id, [], None, None, 0)
-    assert series == {"orbit.radius_km": ([0, 10**9, 2 * 10**9, 3 * 10**9, 4 * 10**9], [7000.0, 7001.0, 7002.0, 7003.0, 7004.0])}
+    times = [0, 10**9, 2 * 10**9, 3 * 10**9, 4 * 10**9]
+    assert series == {"orbit.radius_km": (times, [7000.0, 7001.0, 7002.0, 7003.0, 7004.0])}
 
 
 GRANDCHILD_SCENARIO = """

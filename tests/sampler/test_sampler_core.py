@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from lynx_common.errors import ValidationError
 from lynx_sampler import core
 

@@ -8,7 +8,6 @@ import pytest
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
@@ -64,7 +63,7 @@ async def test_streams_every_run_in_order_with_declared_parameters(channel):
         5,
         42,
     )
-    for s, row in zip(sets, expected):
+    for s, row in zip(sets, expected, strict=True):
         assert set(s.parameters.keys()) == {"semi_major_axis_m", "mass_kg", "zero"}
         assert s.parameters["semi_major_axis_m"] == row[0]
         assert s.parameters["mass_kg"] == row[1]

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from scipy import stats
-
 from lynx_sampler import core
+from scipy import stats
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "scenarios/aerospace/configs/basic_orbit_tutorial.yaml"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
@@ -131,7 +130,7 @@ async def test_runner_never_gets_more_than_its_slots(scheduler):
     assert await host.no_lease()
     host.finish(first[0], success=True)
     third = await host.next_lease()
-    assert third.job_id not in {l.job_id for l in first}
+    assert third.job_id not in {lease.job_id for lease in first}
     run_config = json.loads(third.run_config_json)
     assert run_config["metadata"]["simulation_name"] == "Basic Orbit Tutorial"
     assert run_config["metadata"]["seed"] == 42

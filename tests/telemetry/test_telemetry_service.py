@@ -7,7 +7,6 @@ import math
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_common.server import GrpcServer
@@ -23,7 +22,7 @@ class Ingest:
     def __init__(self, db_path) -> None:
         self.db_path = db_path
 
-    async def start(self) -> "Ingest":
+    async def start(self) -> Ingest:
         self.store = await TelemetryStore.open(self.db_path)
         self.server = GrpcServer(
             lambda s: pb_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(self.store), s),
@@ -51,7 +50,7 @@ class Ingest:
         result = {}
         for series in reply.series:
             assert len(series.timestamps_ns) == len(series.values)
-            result[series.variable] = list(zip(series.timestamps_ns, series.values))
+            result[series.variable] = list(zip(series.timestamps_ns, series.values, strict=True))
         return result
 
 

@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 __all__ = ["TelemetryClient", "NullTelemetryClient", "telemetry_client_from_env"]
 
@@ -32,7 +32,7 @@ class NullTelemetryClient:
     sent = 0
     dropped = 0
 
-    def send(self, values: Mapping[str, float], timestamp_ns: Optional[int] = None) -> None:
+    def send(self, values: Mapping[str, float], timestamp_ns: int | None = None) -> None:
         """Discard the sample."""
 
     def flush(self, timeout: float = 5.0) -> None:
@@ -41,7 +41,7 @@ class NullTelemetryClient:
     def close(self, timeout: float = 5.0) -> None:
         """Nothing to close."""
 
-    def __enter__(self) -> "NullTelemetryClient":
+    def __enter__(self) -> NullTelemetryClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -66,13 +66,13 @@ class TelemetryClient:
         self._batch_size = batch_size
         self._linger_s = linger_s
         self._call_timeout_s = call_timeout_s
-        self._queue: "queue.Queue[tuple[int, dict[str, float]]]" = queue.Queue(maxsize=max_buffered)
+        self._queue: queue.Queue[tuple[int, dict[str, float]]] = queue.Queue(maxsize=max_buffered)
         self._closed = False
         self._thread = threading.Thread(target=self._ship, name="lynx-telemetry", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
-    def send(self, values: Mapping[str, float], timestamp_ns: Optional[int] = None) -> None:
+    def send(self, values: Mapping[str, float], timestamp_ns: int | None = None) -> None:
         """Queue one sample of several variables; never blocks, never raises."""
         if self._closed:
             return
@@ -102,7 +102,7 @@ class TelemetryClient:
         self._closed = True
         self._thread.join(timeout)
 
-    def __enter__(self) -> "TelemetryClient":
+    def __enter__(self) -> TelemetryClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -169,7 +169,7 @@ def _strip_scheme(url: str) -> str:
     return url
 
 
-def telemetry_client_from_env() -> "TelemetryClient | NullTelemetryClient":
+def telemetry_client_from_env() -> TelemetryClient | NullTelemetryClient:
     """Return a client for TETRYX_TELEMETRY_URL, or a no-op client when it is unset."""
     url = os.environ.get(ENV_VAR, "").strip()
     if not url:

@@ -15,6 +15,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.errors import ValidationError
 from lynx_common.server import client_channel, configure_logging
 from lynx_gateway import convert
+from lynx_gateway.openapi import SPEC
 
 log = logging.getLogger(__name__)
 DEADLINE_S = 30.0
@@ -139,6 +140,9 @@ class Gateway:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(SPEC)
+
 
 def _int_query(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
@@ -168,6 +172,7 @@ def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:
             web.get("/runners", gw.list_runners),
             web.get("/runners/{id}", gw.get_runner),
             web.get("/healthz", gw.health),
+            web.get("/openapi.json", gw.openapi),
         ]
     )
     app.on_startup.append(gw.open)

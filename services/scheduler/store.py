@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosqlite
+from lynx_common.sqlite import open_database
 from lynx_scheduler.core import CANCELLED, JOB_STATUSES, PENDING, RUNNING, TERMINAL
 
 SCHEMA = """
@@ -123,13 +124,7 @@ class Store:
     @classmethod
     async def open(cls, path: str | Path) -> Store:
         """Open (creating if needed) the database at `path`."""
-        db = await aiosqlite.connect(str(path))
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.executescript(SCHEMA)
-        await db.commit()
-        return cls(db)
+        return cls(await open_database(path, SCHEMA))
 
     async def close(self) -> None:
         await self.db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiosqlite
+from lynx_common.sqlite import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -26,12 +27,7 @@ class TelemetryStore:
 
     @classmethod
     async def open(cls, path: str | Path) -> TelemetryStore:
-        db = await aiosqlite.connect(str(path))
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.executescript(SCHEMA)
-        await db.commit()
-        return cls(db)
+        return cls(await open_database(path, SCHEMA))
 
     async def close(self) -> None:
         await self.db.close()

@@ -19,7 +19,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.server import GrpcServer
 from lynx_runner.config import RunnerConfig, resolve_python
-from lynx_runner.relay import TelemetryRelay
+from lynx_runner.relay import FINAL_FLUSH_DEADLINE_S, TelemetryRelay
 from lynx_runner.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class BasiliskEngine:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
             await endpoint.stop(grace=0.5)
-            await relay.flush()
+            await relay.flush(FINAL_FLUSH_DEADLINE_S)
 
         exit_code = proc.returncode if proc is not None else -1
         success = reason == "exited" and exit_code == 0

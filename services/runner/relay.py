@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 MAX_BUFFERED = 500_000  # samples kept through an ingest outage; older ones are dropped first
 CHUNK = 1000
 PUBLISH_DEADLINE_S = 30.0
+FINAL_FLUSH_DEADLINE_S = 5.0  # the last flush of a job delays its result by at most this
 
 
 class TelemetryRelay:
@@ -51,8 +52,9 @@ class TelemetryRelay:
             del self._buffer[:overflow]
             self.dropped += overflow
 
-    async def flush(self) -> None:
-        """Ship everything buffered; on failure keep it for the next flush (an outage never fails a job)."""
+    async def flush(self, deadline_s: float = PUBLISH_DEADLINE_S) -> None:
+        """Ship everything buffered, waiting up to `deadline_s` for ingest to be reachable; on
+        failure keep it for the next flush (an outage never fails a job)."""
         async with self._lock:
             if not self._buffer:
                 return
@@ -62,7 +64,7 @@ class TelemetryRelay:
                 for i in range(0, len(samples), CHUNK)
             ]
             try:
-                await self.stub.Publish(iter(requests), timeout=PUBLISH_DEADLINE_S)
+                await self.stub.Publish(iter(requests), timeout=deadline_s, wait_for_ready=True)
                 self.stored += len(samples)
             except grpc.aio.AioRpcError as exc:
                 log.warning("telemetry ingest unavailable for job %s (%s); keeping %d samples",

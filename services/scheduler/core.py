@@ -92,11 +92,15 @@ def next_status_after_failure(reason: str, failures: int, max_retries: int) -> s
 
 
 def batch_status(counts: dict[str, int], cancelled: bool) -> str:
-    """Batch status from job counts: Pending, Running, Completed, Failed or Cancelled."""
+    """Batch status from job counts: Pending, Running, Completed, Failed or Cancelled.
+
+    A terminal status is reported only once every job is terminal, so a cancelled batch
+    reads Running until its last running job has been killed.
+    """
     total = sum(counts.values())
-    if cancelled:
-        return CANCELLED
     if total and sum(counts.get(s, 0) for s in TERMINAL) == total:
+        if cancelled:
+            return CANCELLED
         return COMPLETED if counts.get(COMPLETED, 0) else FAILED
     if counts.get(PENDING, 0) == total:
         return PENDING

@@ -98,6 +98,9 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
 
     async def CancelBatch(self, request, context) -> pb.CancelBatchResponse:
         before = await self._batch_or_abort(request.batch_id, context)
+        if core.batch_status(before.counts, before.cancelled) in core.TERMINAL:
+            # Finished batches keep their outcome; cancelling one changes nothing.
+            return pb.CancelBatchResponse(batch=batch_to_proto(before), cancelled_jobs=0)
         running = await self.store.cancel_batch(
             request.batch_id, time.time(),
             lambda job_id: result_of(job_id, "cancelled", "batch cancelled before the job started"),

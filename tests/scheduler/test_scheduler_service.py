@@ -257,6 +257,17 @@ async def test_silent_runner_loses_its_lease(scheduler):
     assert again.job_id == lease.job_id and again.attempt == 2
 
 
+async def test_cancelling_a_finished_batch_keeps_its_outcome(scheduler):
+    host = scheduler.runner("r1")
+    batch_id = await submit(scheduler, tutorial_config(), runs=1)
+    host.finish(await host.next_lease(), success=True)
+    await asyncio.sleep(0.3)
+    reply = await scheduler.CancelBatch(pb.CancelBatchRequest(batch_id=batch_id), timeout=5)
+    assert reply.cancelled_jobs == 0
+    assert reply.batch.status == pb.BATCH_STATUS_COMPLETED
+    assert (await batch(scheduler, batch_id)).status == pb.BATCH_STATUS_COMPLETED
+
+
 async def test_unknown_ids_are_not_found(scheduler):
     for call, request in (
         (scheduler.GetBatch, pb.GetBatchRequest(batch_id="nope")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -168,8 +169,6 @@ class Stack:
         self._wait(name, probe)
 
     def _wait_runners(self) -> None:
-        import json
-
         def probe() -> bool:
             try:
                 with urllib.request.urlopen(f"{self.ports.gateway_url}/runners", timeout=1.0) as reply:

@@ -35,6 +35,12 @@ def host_capabilities(config: RunnerConfig) -> pb.RunnerCapabilities:
     )
 
 
+def _launch_error(lease: pb.JobLease, message: str) -> pb.JobResult:
+    """A failed result for an attempt that never ran its scenario."""
+    return pb.JobResult(job_id=lease.job_id, attempt=lease.attempt, success=False,
+                        termination_reason="launch_error", error_message=message)
+
+
 class RunnerAgent:
     """Holds one Connect stream at a time, reconnecting with backoff until stopped."""
 
@@ -121,10 +127,7 @@ class RunnerAgent:
     def _start(self, lease: pb.JobLease) -> None:
         if lease.engine not in self.config.engines:
             message = f"engine {lease.engine!r} is not served by runner {self.runner_id}"
-            result = pb.JobResult(job_id=lease.job_id, attempt=lease.attempt, success=False,
-                                  termination_reason="launch_error", error_message=message)
-            self.outbox.put_nowait(pb.ConnectRequest(
-                job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt, result=result)))
+            self._report(lease, _launch_error(lease, message))
             return
         handle = JobHandle(lease)
         task = asyncio.create_task(self._run_job(handle), name=f"job-{lease.job_id}")
@@ -137,12 +140,15 @@ class RunnerAgent:
             result = await self.engine.run(handle)
         except Exception as exc:  # noqa: BLE001 - a runner bug must still end the job
             log.exception("job %s crashed the engine", lease.job_id)
-            result = pb.JobResult(job_id=lease.job_id, attempt=lease.attempt, success=False,
-                                  termination_reason="launch_error", error_message=f"runner error: {exc!r}")
+            result = _launch_error(lease, f"runner error: {exc!r}")
         finally:
             self.jobs.pop(lease.job_id, None)
         log.info("job %s attempt %d finished: success=%s %s", lease.job_id, lease.attempt,
                  result.success, result.error_message.splitlines()[0] if result.error_message else "")
+        self._report(lease, result)
+
+    def _report(self, lease: pb.JobLease, result: pb.JobResult) -> None:
+        """Queue the attempt's final report for the scheduler."""
         self.outbox.put_nowait(
             pb.ConnectRequest(job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt, result=result))
         )

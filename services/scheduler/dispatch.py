@@ -73,7 +73,7 @@ class Dispatcher:
         """The batch's parsed config, cached."""
         if batch_id not in self._configs:
             if blob is None:
-                batch = await self.store.get_batch(batch_id)
+                batch = await self.store.get_batch(batch_id, with_counts=False)
                 blob = batch.config
             self._configs[batch_id] = cfg.BatchConfig.FromString(blob)
         return self._configs[batch_id]

@@ -218,7 +218,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             return
         del session.leases[report.job_id]
         job = await self.store.get_job(report.job_id)
-        batch = await self.store.get_batch(job.batch_id)
+        batch = await self.store.get_batch(job.batch_id, with_counts=False)
         result = report.result
         result.job_id, result.attempt = job.job_id, report.attempt
         result.metadata["runner_id"] = session.runner_id

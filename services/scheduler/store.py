@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,8 +144,8 @@ class Store:
         )
         await self.db.commit()
 
-    async def get_batch(self, batch_id: str) -> BatchRow | None:
-        """The batch with its job counts by status, or None."""
+    async def get_batch(self, batch_id: str, with_counts: bool = True) -> BatchRow | None:
+        """The batch (with its job counts by status unless with_counts is False), or None."""
         async with self.db.execute(
             f"SELECT {_BATCH_COLS} FROM batches WHERE batch_id = ?", (batch_id,)
         ) as cur:
@@ -154,7 +153,8 @@ class Store:
         if row is None:
             return None
         batch = _batch(row)
-        batch.counts = await self._counts(batch_id)
+        if with_counts:
+            batch.counts = await self._counts(batch_id)
         return batch
 
     async def _counts(self, batch_id: str) -> dict[str, int]:
@@ -317,7 +317,3 @@ class Store:
         ) as cur:
             rows = await cur.fetchall()
         return [RunnerRow(r[0], r[1], json.loads(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
-
-
-def now() -> float:
-    return time.time()

@@ -9,6 +9,14 @@ if [ -x node_modules/.bin/buf ]; then
   echo "== buf lint / format"
   node_modules/.bin/buf lint
   node_modules/.bin/buf format --diff --exit-code
+  # The v1 contract as first published (walking skeleton): later changes must be additive.
+  baseline=fb424ef
+  if git cat-file -e "$baseline^{commit}" 2>/dev/null; then
+    echo "== buf breaking against $baseline"
+    node_modules/.bin/buf breaking --against ".git#ref=$baseline"
+  else
+    echo "== buf breaking skipped: baseline commit $baseline is not in this clone"
+  fi
 fi
 
 echo "== ruff"

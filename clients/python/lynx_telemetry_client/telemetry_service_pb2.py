@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)lynx/telemetry/v1/telemetry_service.proto\x12\x11lynx.telemetry.v1\"\x96\x01\n\x0fTelemetrySample\x12\x14\n\x0ctimestamp_ns\x18\x01 \x01(\x03\x12>\n\x06values\x18\x02 \x03(\x0b\x32..lynx.telemetry.v1.TelemetrySample.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"g\n\x0ePublishRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x33\n\x07samples\x18\x03 \x03(\x0b\x32\".lynx.telemetry.v1.TelemetrySample\"+\n\x0fPublishResponse\x12\x18\n\x10\x61\x63\x63\x65pted_samples\x18\x01 \x01(\x03\"\x84\x01\n\x0cQueryRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tvariables\x18\x02 \x03(\t\x12\x15\n\x08start_ns\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ns\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\r\n\x05limit\x18\x05 \x01(\x05\x42\x0b\n\t_start_nsB\t\n\x07_end_ns\":\n\rQueryResponse\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.lynx.telemetry.v1.Series\"A\n\x06Series\x12\x10\n\x08variable\x18\x01 \x01(\t\x12\x15\n\rtimestamps_ns\x18\x02 \x03(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x01\x32\xb2\x01\n\x10TelemetryService\x12R\n\x07Publish\x12!.lynx.telemetry.v1.PublishRequest\x1a\".lynx.telemetry.v1.PublishResponse(\x01\x12J\n\x05Query\x12\x1f.lynx.telemetry.v1.QueryRequest\x1a .lynx.telemetry.v1.QueryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)lynx/telemetry/v1/telemetry_service.proto\x12\x11lynx.telemetry.v1\"\x96\x01\n\x0fTelemetrySample\x12\x14\n\x0ctimestamp_ns\x18\x01 \x01(\x03\x12>\n\x06values\x18\x02 \x03(\x0b\x32..lynx.telemetry.v1.TelemetrySample.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x80\x01\n\x0ePublishRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x33\n\x07samples\x18\x03 \x03(\x0b\x32\".lynx.telemetry.v1.TelemetrySample\x12\x17\n\x0f\x64ropped_samples\x18\x04 \x01(\x03\"+\n\x0fPublishResponse\x12\x18\n\x10\x61\x63\x63\x65pted_samples\x18\x01 \x01(\x03\"\x84\x01\n\x0cQueryRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tvariables\x18\x02 \x03(\t\x12\x15\n\x08start_ns\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ns\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\r\n\x05limit\x18\x05 \x01(\x05\x42\x0b\n\t_start_nsB\t\n\x07_end_ns\":\n\rQueryResponse\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.lynx.telemetry.v1.Series\"A\n\x06Series\x12\x10\n\x08variable\x18\x01 \x01(\t\x12\x15\n\rtimestamps_ns\x18\x02 \x03(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x01\"G\n\x10SubscribeRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x11\n\tvariables\x18\x03 \x03(\t\"j\n\x11SubscribeResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x33\n\x07samples\x18\x03 \x03(\x0b\x32\".lynx.telemetry.v1.TelemetrySample\"\x9d\x01\n\rExportRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x11\n\tvariables\x18\x03 \x03(\t\x12\x15\n\x08start_ns\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ns\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x13\n\x0b\x63ompression\x18\x06 \x01(\tB\x0b\n\t_start_nsB\t\n\x07_end_ns\"\x1e\n\x0e\x45xportResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xdd\x02\n\x10TelemetryService\x12R\n\x07Publish\x12!.lynx.telemetry.v1.PublishRequest\x1a\".lynx.telemetry.v1.PublishResponse(\x01\x12J\n\x05Query\x12\x1f.lynx.telemetry.v1.QueryRequest\x1a .lynx.telemetry.v1.QueryResponse\x12X\n\tSubscribe\x12#.lynx.telemetry.v1.SubscribeRequest\x1a$.lynx.telemetry.v1.SubscribeResponse0\x01\x12O\n\x06\x45xport\x12 .lynx.telemetry.v1.ExportRequest\x1a!.lynx.telemetry.v1.ExportResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,16 +37,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TELEMETRYSAMPLE']._serialized_end=215
   _globals['_TELEMETRYSAMPLE_VALUESENTRY']._serialized_start=170
   _globals['_TELEMETRYSAMPLE_VALUESENTRY']._serialized_end=215
-  _globals['_PUBLISHREQUEST']._serialized_start=217
-  _globals['_PUBLISHREQUEST']._serialized_end=320
-  _globals['_PUBLISHRESPONSE']._serialized_start=322
-  _globals['_PUBLISHRESPONSE']._serialized_end=365
-  _globals['_QUERYREQUEST']._serialized_start=368
-  _globals['_QUERYREQUEST']._serialized_end=500
-  _globals['_QUERYRESPONSE']._serialized_start=502
-  _globals['_QUERYRESPONSE']._serialized_end=560
-  _globals['_SERIES']._serialized_start=562
-  _globals['_SERIES']._serialized_end=627
-  _globals['_TELEMETRYSERVICE']._serialized_start=630
-  _globals['_TELEMETRYSERVICE']._serialized_end=808
+  _globals['_PUBLISHREQUEST']._serialized_start=218
+  _globals['_PUBLISHREQUEST']._serialized_end=346
+  _globals['_PUBLISHRESPONSE']._serialized_start=348
+  _globals['_PUBLISHRESPONSE']._serialized_end=391
+  _globals['_QUERYREQUEST']._serialized_start=394
+  _globals['_QUERYREQUEST']._serialized_end=526
+  _globals['_QUERYRESPONSE']._serialized_start=528
+  _globals['_QUERYRESPONSE']._serialized_end=586
+  _globals['_SERIES']._serialized_start=588
+  _globals['_SERIES']._serialized_end=653
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=655
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=726
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=728
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=834
+  _globals['_EXPORTREQUEST']._serialized_start=837
+  _globals['_EXPORTREQUEST']._serialized_end=994
+  _globals['_EXPORTRESPONSE']._serialized_start=996
+  _globals['_EXPORTRESPONSE']._serialized_end=1026
+  _globals['_TELEMETRYSERVICE']._serialized_start=1029
+  _globals['_TELEMETRYSERVICE']._serialized_end=1378
 # @@protoc_insertion_point(module_scope)

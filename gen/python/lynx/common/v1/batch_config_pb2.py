@@ -22,35 +22,38 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!lynx/common/v1/batch_config.proto\x12\x0elynx.common.v1\"\xba\x02\n\x0b\x42\x61tchConfig\x12.\n\nsimulation\x18\x01 \x01(\x0b\x32\x1a.lynx.common.v1.Simulation\x12/\n\x0bmonte_carlo\x18\x02 \x01(\x0b\x32\x1a.lynx.common.v1.MonteCarlo\x12/\n\x0b\x64ispersions\x18\x03 \x03(\x0b\x32\x1a.lynx.common.v1.Dispersion\x12(\n\x07\x63ompute\x18\x04 \x01(\x0b\x32\x17.lynx.common.v1.Compute\x12;\n\x11\x65\x61rly_termination\x18\x05 \x01(\x0b\x32 .lynx.common.v1.EarlyTermination\x12\x32\n\ttelemetry\x18\x06 \x01(\x0b\x32\x1f.lynx.common.v1.TelemetryConfig\"c\n\nSimulation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_minutes\x18\x03 \x01(\x01\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\"O\n\nMonteCarlo\x12\x0c\n\x04runs\x18\x01 \x01(\x05\x12\x17\n\x0fsampling_method\x18\x02 \x01(\t\x12\x11\n\x04seed\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x07\n\x05_seed\"]\n\nDispersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x0c\x64istribution\x18\x02 \x01(\x0b\x32\x1c.lynx.common.v1.Distribution\x12\r\n\x05units\x18\x03 \x01(\t\"\xa4\x01\n\x0c\x44istribution\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x03min\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x11\n\x04mean\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03std\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x12\n\x05value\x18\x06 \x01(\x01H\x04\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_maxB\x07\n\x05_meanB\x06\n\x04_stdB\x08\n\x06_value\"\x99\x01\n\x07\x43ompute\x12,\n\tcontainer\x18\x01 \x01(\x0b\x32\x19.lynx.common.v1.Container\x12\x19\n\x11max_parallel_jobs\x18\x02 \x01(\x05\x12\x1b\n\x13job_timeout_seconds\x18\x03 \x01(\x01\x12\x18\n\x0bmax_retries\x18\x04 \x01(\x05H\x00\x88\x01\x01\x42\x0e\n\x0c_max_retries\"G\n\tContainer\x12\r\n\x05image\x18\x01 \x01(\t\x12\x13\n\x0b\x63pu_request\x18\x02 \x01(\t\x12\x16\n\x0ememory_request\x18\x03 \x01(\t\"y\n\x10\x45\x61rlyTermination\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x1a\n\x12\x63heck_frequency_hz\x18\x02 \x01(\x01\x12\x38\n\nconditions\x18\x03 \x03(\x0b\x32$.lynx.common.v1.TerminationCondition\"P\n\x14TerminationCondition\x12\x10\n\x08variable\x18\x01 \x01(\t\x12\x11\n\tcondition\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x98\x01\n\x0fTelemetryConfig\x12\x18\n\x10sampling_rate_hz\x18\x01 \x01(\x01\x12\x11\n\tvariables\x18\x02 \x03(\t\x12\x31\n\x07storage\x18\x03 \x01(\x0b\x32 .lynx.common.v1.TelemetryStorage\x12%\n\x1d\x62uffer_flush_interval_seconds\x18\x04 \x01(\x01\"M\n\x10TelemetryStorage\x12\x11\n\ts3_bucket\x18\x01 \x01(\t\x12\x11\n\ts3_prefix\x18\x02 \x01(\t\x12\x13\n\x0b\x63ompression\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!lynx/common/v1/batch_config.proto\x12\x0elynx.common.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xba\x02\n\x0b\x42\x61tchConfig\x12.\n\nsimulation\x18\x01 \x01(\x0b\x32\x1a.lynx.common.v1.Simulation\x12/\n\x0bmonte_carlo\x18\x02 \x01(\x0b\x32\x1a.lynx.common.v1.MonteCarlo\x12/\n\x0b\x64ispersions\x18\x03 \x03(\x0b\x32\x1a.lynx.common.v1.Dispersion\x12(\n\x07\x63ompute\x18\x04 \x01(\x0b\x32\x17.lynx.common.v1.Compute\x12;\n\x11\x65\x61rly_termination\x18\x05 \x01(\x0b\x32 .lynx.common.v1.EarlyTermination\x12\x32\n\ttelemetry\x18\x06 \x01(\x0b\x32\x1f.lynx.common.v1.TelemetryConfig\"c\n\nSimulation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_minutes\x18\x03 \x01(\x01\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\"\x97\x01\n\nMonteCarlo\x12\x0c\n\x04runs\x18\x01 \x01(\x05\x12\x17\n\x0fsampling_method\x18\x02 \x01(\t\x12\x11\n\x04seed\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x0coptimization\x18\x04 \x01(\t\x12\x30\n\x0b\x63orrelation\x18\x05 \x01(\x0b\x32\x1b.lynx.common.v1.CorrelationB\x07\n\x05_seed\"M\n\x0b\x43orrelation\x12\x12\n\nparameters\x18\x01 \x03(\t\x12*\n\x06matrix\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.ListValue\"]\n\nDispersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x0c\x64istribution\x18\x02 \x01(\x0b\x32\x1c.lynx.common.v1.Distribution\x12\r\n\x05units\x18\x03 \x01(\t\"\xa5\x03\n\x0c\x44istribution\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x03min\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x11\n\x04mean\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03std\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x12\n\x05value\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x11\n\x04mode\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\x12\n\x05\x61lpha\x18\x08 \x01(\x01H\x06\x88\x01\x01\x12\x11\n\x04\x62\x65ta\x18\t \x01(\x01H\x07\x88\x01\x01\x12\x0f\n\x02mu\x18\n \x01(\x01H\x08\x88\x01\x01\x12\x12\n\x05sigma\x18\x0b \x01(\x01H\t\x88\x01\x01\x12\x11\n\x04rate\x18\x0c \x01(\x01H\n\x88\x01\x01\x12&\n\x06values\x18\r \x03(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07weights\x18\x0e \x03(\x01\x12\x13\n\x06levels\x18\x0f \x01(\x05H\x0b\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_maxB\x07\n\x05_meanB\x06\n\x04_stdB\x08\n\x06_valueB\x07\n\x05_modeB\x08\n\x06_alphaB\x07\n\x05_betaB\x05\n\x03_muB\x08\n\x06_sigmaB\x07\n\x05_rateB\t\n\x07_levels\"\xa6\x03\n\x07\x43ompute\x12,\n\tcontainer\x18\x01 \x01(\x0b\x32\x19.lynx.common.v1.Container\x12\x19\n\x11max_parallel_jobs\x18\x02 \x01(\x05\x12\x1b\n\x13job_timeout_seconds\x18\x03 \x01(\x01\x12\x18\n\x0bmax_retries\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0fmax_failed_jobs\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\"\n\x15retry_backoff_seconds\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12&\n\x19retry_backoff_max_seconds\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x1f\n\x17retry_early_termination\x18\x08 \x01(\x08\x12\x1e\n\x11max_runner_losses\x18\t \x01(\x05H\x04\x88\x01\x01\x42\x0e\n\x0c_max_retriesB\x12\n\x10_max_failed_jobsB\x18\n\x16_retry_backoff_secondsB\x1c\n\x1a_retry_backoff_max_secondsB\x14\n\x12_max_runner_losses\"G\n\tContainer\x12\r\n\x05image\x18\x01 \x01(\t\x12\x13\n\x0b\x63pu_request\x18\x02 \x01(\t\x12\x16\n\x0ememory_request\x18\x03 \x01(\t\"y\n\x10\x45\x61rlyTermination\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x1a\n\x12\x63heck_frequency_hz\x18\x02 \x01(\x01\x12\x38\n\nconditions\x18\x03 \x03(\x0b\x32$.lynx.common.v1.TerminationCondition\"P\n\x14TerminationCondition\x12\x10\n\x08variable\x18\x01 \x01(\t\x12\x11\n\tcondition\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x98\x01\n\x0fTelemetryConfig\x12\x18\n\x10sampling_rate_hz\x18\x01 \x01(\x01\x12\x11\n\tvariables\x18\x02 \x03(\t\x12\x31\n\x07storage\x18\x03 \x01(\x0b\x32 .lynx.common.v1.TelemetryStorage\x12%\n\x1d\x62uffer_flush_interval_seconds\x18\x04 \x01(\x01\"M\n\x10TelemetryStorage\x12\x11\n\ts3_bucket\x18\x01 \x01(\t\x12\x11\n\ts3_prefix\x18\x02 \x01(\t\x12\x13\n\x0b\x63ompression\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lynx.common.v1.batch_config_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BATCHCONFIG']._serialized_start=54
-  _globals['_BATCHCONFIG']._serialized_end=368
-  _globals['_SIMULATION']._serialized_start=370
-  _globals['_SIMULATION']._serialized_end=469
-  _globals['_MONTECARLO']._serialized_start=471
-  _globals['_MONTECARLO']._serialized_end=550
-  _globals['_DISPERSION']._serialized_start=552
-  _globals['_DISPERSION']._serialized_end=645
-  _globals['_DISTRIBUTION']._serialized_start=648
-  _globals['_DISTRIBUTION']._serialized_end=812
-  _globals['_COMPUTE']._serialized_start=815
-  _globals['_COMPUTE']._serialized_end=968
-  _globals['_CONTAINER']._serialized_start=970
-  _globals['_CONTAINER']._serialized_end=1041
-  _globals['_EARLYTERMINATION']._serialized_start=1043
-  _globals['_EARLYTERMINATION']._serialized_end=1164
-  _globals['_TERMINATIONCONDITION']._serialized_start=1166
-  _globals['_TERMINATIONCONDITION']._serialized_end=1246
-  _globals['_TELEMETRYCONFIG']._serialized_start=1249
-  _globals['_TELEMETRYCONFIG']._serialized_end=1401
-  _globals['_TELEMETRYSTORAGE']._serialized_start=1403
-  _globals['_TELEMETRYSTORAGE']._serialized_end=1480
+  _globals['_BATCHCONFIG']._serialized_start=84
+  _globals['_BATCHCONFIG']._serialized_end=398
+  _globals['_SIMULATION']._serialized_start=400
+  _globals['_SIMULATION']._serialized_end=499
+  _globals['_MONTECARLO']._serialized_start=502
+  _globals['_MONTECARLO']._serialized_end=653
+  _globals['_CORRELATION']._serialized_start=655
+  _globals['_CORRELATION']._serialized_end=732
+  _globals['_DISPERSION']._serialized_start=734
+  _globals['_DISPERSION']._serialized_end=827
+  _globals['_DISTRIBUTION']._serialized_start=830
+  _globals['_DISTRIBUTION']._serialized_end=1251
+  _globals['_COMPUTE']._serialized_start=1254
+  _globals['_COMPUTE']._serialized_end=1676
+  _globals['_CONTAINER']._serialized_start=1678
+  _globals['_CONTAINER']._serialized_end=1749
+  _globals['_EARLYTERMINATION']._serialized_start=1751
+  _globals['_EARLYTERMINATION']._serialized_end=1872
+  _globals['_TERMINATIONCONDITION']._serialized_start=1874
+  _globals['_TERMINATIONCONDITION']._serialized_end=1954
+  _globals['_TELEMETRYCONFIG']._serialized_start=1957
+  _globals['_TELEMETRYCONFIG']._serialized_end=2109
+  _globals['_TELEMETRYSTORAGE']._serialized_start=2111
+  _globals['_TELEMETRYSTORAGE']._serialized_end=2188
 # @@protoc_insertion_point(module_scope)

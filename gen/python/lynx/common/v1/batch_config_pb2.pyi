@@ -1,3 +1,4 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -37,14 +38,26 @@ class Simulation(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., duration_minutes: _Optional[float] = ..., engine: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
 
 class MonteCarlo(_message.Message):
-    __slots__ = ("runs", "sampling_method", "seed")
+    __slots__ = ("runs", "sampling_method", "seed", "optimization", "correlation")
     RUNS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_METHOD_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_FIELD_NUMBER: _ClassVar[int]
     runs: int
     sampling_method: str
     seed: int
-    def __init__(self, runs: _Optional[int] = ..., sampling_method: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
+    optimization: str
+    correlation: Correlation
+    def __init__(self, runs: _Optional[int] = ..., sampling_method: _Optional[str] = ..., seed: _Optional[int] = ..., optimization: _Optional[str] = ..., correlation: _Optional[_Union[Correlation, _Mapping]] = ...) -> None: ...
+
+class Correlation(_message.Message):
+    __slots__ = ("parameters", "matrix")
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    MATRIX_FIELD_NUMBER: _ClassVar[int]
+    parameters: _containers.RepeatedScalarFieldContainer[str]
+    matrix: _struct_pb2.ListValue
+    def __init__(self, parameters: _Optional[_Iterable[str]] = ..., matrix: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ...) -> None: ...
 
 class Dispersion(_message.Message):
     __slots__ = ("name", "distribution", "units")
@@ -57,32 +70,60 @@ class Dispersion(_message.Message):
     def __init__(self, name: _Optional[str] = ..., distribution: _Optional[_Union[Distribution, _Mapping]] = ..., units: _Optional[str] = ...) -> None: ...
 
 class Distribution(_message.Message):
-    __slots__ = ("type", "min", "max", "mean", "std", "value")
+    __slots__ = ("type", "min", "max", "mean", "std", "value", "mode", "alpha", "beta", "mu", "sigma", "rate", "values", "weights", "levels")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MIN_FIELD_NUMBER: _ClassVar[int]
     MAX_FIELD_NUMBER: _ClassVar[int]
     MEAN_FIELD_NUMBER: _ClassVar[int]
     STD_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    BETA_FIELD_NUMBER: _ClassVar[int]
+    MU_FIELD_NUMBER: _ClassVar[int]
+    SIGMA_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
     type: str
     min: float
     max: float
     mean: float
     std: float
     value: float
-    def __init__(self, type: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., value: _Optional[float] = ...) -> None: ...
+    mode: float
+    alpha: float
+    beta: float
+    mu: float
+    sigma: float
+    rate: float
+    values: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    levels: int
+    def __init__(self, type: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., value: _Optional[float] = ..., mode: _Optional[float] = ..., alpha: _Optional[float] = ..., beta: _Optional[float] = ..., mu: _Optional[float] = ..., sigma: _Optional[float] = ..., rate: _Optional[float] = ..., values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ..., weights: _Optional[_Iterable[float]] = ..., levels: _Optional[int] = ...) -> None: ...
 
 class Compute(_message.Message):
-    __slots__ = ("container", "max_parallel_jobs", "job_timeout_seconds", "max_retries")
+    __slots__ = ("container", "max_parallel_jobs", "job_timeout_seconds", "max_retries", "max_failed_jobs", "retry_backoff_seconds", "retry_backoff_max_seconds", "retry_early_termination", "max_runner_losses")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     MAX_PARALLEL_JOBS_FIELD_NUMBER: _ClassVar[int]
     JOB_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_FAILED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_BACKOFF_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_BACKOFF_MAX_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_EARLY_TERMINATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNNER_LOSSES_FIELD_NUMBER: _ClassVar[int]
     container: Container
     max_parallel_jobs: int
     job_timeout_seconds: float
     max_retries: int
-    def __init__(self, container: _Optional[_Union[Container, _Mapping]] = ..., max_parallel_jobs: _Optional[int] = ..., job_timeout_seconds: _Optional[float] = ..., max_retries: _Optional[int] = ...) -> None: ...
+    max_failed_jobs: float
+    retry_backoff_seconds: float
+    retry_backoff_max_seconds: float
+    retry_early_termination: bool
+    max_runner_losses: int
+    def __init__(self, container: _Optional[_Union[Container, _Mapping]] = ..., max_parallel_jobs: _Optional[int] = ..., job_timeout_seconds: _Optional[float] = ..., max_retries: _Optional[int] = ..., max_failed_jobs: _Optional[float] = ..., retry_backoff_seconds: _Optional[float] = ..., retry_backoff_max_seconds: _Optional[float] = ..., retry_early_termination: _Optional[bool] = ..., max_runner_losses: _Optional[int] = ...) -> None: ...
 
 class Container(_message.Message):
     __slots__ = ("image", "cpu_request", "memory_request")

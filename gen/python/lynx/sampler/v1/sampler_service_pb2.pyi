@@ -9,27 +9,39 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SampleRequest(_message.Message):
-    __slots__ = ("dispersions", "sampling_method", "runs", "seed")
+    __slots__ = ("dispersions", "sampling_method", "runs", "seed", "optimization", "correlation", "existing_runs")
     DISPERSIONS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_METHOD_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_RUNS_FIELD_NUMBER: _ClassVar[int]
     dispersions: _containers.RepeatedCompositeFieldContainer[_batch_config_pb2.Dispersion]
     sampling_method: str
     runs: int
     seed: int
-    def __init__(self, dispersions: _Optional[_Iterable[_Union[_batch_config_pb2.Dispersion, _Mapping]]] = ..., sampling_method: _Optional[str] = ..., runs: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    optimization: str
+    correlation: _batch_config_pb2.Correlation
+    existing_runs: int
+    def __init__(self, dispersions: _Optional[_Iterable[_Union[_batch_config_pb2.Dispersion, _Mapping]]] = ..., sampling_method: _Optional[str] = ..., runs: _Optional[int] = ..., seed: _Optional[int] = ..., optimization: _Optional[str] = ..., correlation: _Optional[_Union[_batch_config_pb2.Correlation, _Mapping]] = ..., existing_runs: _Optional[int] = ...) -> None: ...
 
 class SampleResponse(_message.Message):
-    __slots__ = ("parameter_sets",)
+    __slots__ = ("parameter_sets", "total_runs", "warnings")
     PARAMETER_SETS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RUNS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     parameter_sets: _containers.RepeatedCompositeFieldContainer[ParameterSet]
-    def __init__(self, parameter_sets: _Optional[_Iterable[_Union[ParameterSet, _Mapping]]] = ...) -> None: ...
+    total_runs: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, parameter_sets: _Optional[_Iterable[_Union[ParameterSet, _Mapping]]] = ..., total_runs: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ParameterSet(_message.Message):
-    __slots__ = ("run_id", "parameters")
+    __slots__ = ("run_id", "parameters", "seed")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     run_id: int
     parameters: _struct_pb2.Struct
-    def __init__(self, run_id: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    seed: int
+    def __init__(self, run_id: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...

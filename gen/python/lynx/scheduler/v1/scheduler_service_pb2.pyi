@@ -52,8 +52,15 @@ RUNNER_STATUS_ONLINE: RunnerStatus
 RUNNER_STATUS_OFFLINE: RunnerStatus
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "name", "status", "total_jobs", "jobs_by_status", "throughput_jobs_per_minute", "estimated_completion_time_mins", "seed", "config", "created_at", "started_at", "finished_at")
+    __slots__ = ("batch_id", "name", "status", "total_jobs", "jobs_by_status", "throughput_jobs_per_minute", "estimated_completion_time_mins", "seed", "config", "created_at", "started_at", "finished_at", "status_message", "early_terminated_jobs", "failures_by_reason", "warnings")
     class JobsByStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class FailuresByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +79,10 @@ class Batch(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EARLY_TERMINATED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     name: str
     status: BatchStatus
@@ -84,10 +95,14 @@ class Batch(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, batch_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., total_jobs: _Optional[int] = ..., jobs_by_status: _Optional[_Mapping[str, int]] = ..., throughput_jobs_per_minute: _Optional[float] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    status_message: str
+    early_terminated_jobs: int
+    failures_by_reason: _containers.ScalarMap[str, int]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, batch_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., total_jobs: _Optional[int] = ..., jobs_by_status: _Optional[_Mapping[str, int]] = ..., throughput_jobs_per_minute: _Optional[float] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_message: _Optional[str] = ..., early_terminated_jobs: _Optional[int] = ..., failures_by_reason: _Optional[_Mapping[str, int]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "success", "execution_time_secs", "output_files", "metadata", "error_message", "exit_code", "termination_reason", "attempt")
+    __slots__ = ("job_id", "success", "execution_time_secs", "output_files", "metadata", "error_message", "exit_code", "termination_reason", "attempt", "telemetry_samples_sent", "telemetry_samples_dropped", "files", "termination_variable", "termination_condition", "termination_value")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +119,12 @@ class JobResult(_message.Message):
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     TERMINATION_REASON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_SAMPLES_SENT_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_SAMPLES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_CONDITION_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_VALUE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     success: bool
     execution_time_secs: float
@@ -113,10 +134,50 @@ class JobResult(_message.Message):
     exit_code: int
     termination_reason: str
     attempt: int
-    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    telemetry_samples_sent: int
+    telemetry_samples_dropped: int
+    files: _containers.RepeatedCompositeFieldContainer[OutputFile]
+    termination_variable: str
+    termination_condition: str
+    termination_value: float
+    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[str] = ..., attempt: _Optional[int] = ..., telemetry_samples_sent: _Optional[int] = ..., telemetry_samples_dropped: _Optional[int] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ...) -> None: ...
+
+class OutputFile(_message.Message):
+    __slots__ = ("path", "relative_path", "size_bytes", "sha256")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    relative_path: str
+    size_bytes: int
+    sha256: str
+    def __init__(self, path: _Optional[str] = ..., relative_path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class Attempt(_message.Message):
+    __slots__ = ("attempt", "runner_id", "started_at", "ended_at", "outcome", "exit_code", "termination_reason", "error_message", "ignored_reports")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_REPORTS_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    runner_id: str
+    started_at: _timestamp_pb2.Timestamp
+    ended_at: _timestamp_pb2.Timestamp
+    outcome: str
+    exit_code: int
+    termination_reason: str
+    error_message: str
+    ignored_reports: int
+    def __init__(self, attempt: _Optional[int] = ..., runner_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[str] = ..., error_message: _Optional[str] = ..., ignored_reports: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "batch_id", "run_id", "status", "parameters", "attempts", "runner_id", "result")
+    __slots__ = ("job_id", "batch_id", "run_id", "status", "parameters", "attempts", "runner_id", "result", "attempt_history", "not_before", "runner_losses")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +186,9 @@ class Job(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_LOSSES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     batch_id: str
     run_id: int
@@ -133,7 +197,10 @@ class Job(_message.Message):
     attempts: int
     runner_id: str
     result: JobResult
-    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., run_id: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., attempts: _Optional[int] = ..., runner_id: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ...) -> None: ...
+    attempt_history: _containers.RepeatedCompositeFieldContainer[Attempt]
+    not_before: _timestamp_pb2.Timestamp
+    runner_losses: int
+    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., run_id: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., attempts: _Optional[int] = ..., runner_id: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., attempt_history: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., runner_losses: _Optional[int] = ...) -> None: ...
 
 class RunnerCapabilities(_message.Message):
     __slots__ = ("max_concurrent_jobs", "supported_simulation_types", "gpu_available", "memory_gb", "cpu_cores")
@@ -178,14 +245,72 @@ class SubmitBatchRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., runs_override: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ...) -> None: ...
 
 class SubmitBatchResponse(_message.Message):
-    __slots__ = ("batch_id", "total_jobs", "estimated_completion_time_mins")
+    __slots__ = ("batch_id", "total_jobs", "estimated_completion_time_mins", "seed", "warnings")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_JOBS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COMPLETION_TIME_MINS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     total_jobs: int
     estimated_completion_time_mins: float
-    def __init__(self, batch_id: _Optional[str] = ..., total_jobs: _Optional[int] = ..., estimated_completion_time_mins: _Optional[float] = ...) -> None: ...
+    seed: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, batch_id: _Optional[str] = ..., total_jobs: _Optional[int] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PreviewRequest(_message.Message):
+    __slots__ = ("runs_override", "config", "limit")
+    RUNS_OVERRIDE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    runs_override: int
+    config: _batch_config_pb2.BatchConfig
+    limit: int
+    def __init__(self, runs_override: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PreviewResponse(_message.Message):
+    __slots__ = ("seed", "total_runs", "warnings", "run_config_json")
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RUNS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    RUN_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    seed: int
+    total_runs: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    run_config_json: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, seed: _Optional[int] = ..., total_runs: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., run_config_json: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExtendBatchRequest(_message.Message):
+    __slots__ = ("batch_id", "runs")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    runs: int
+    def __init__(self, batch_id: _Optional[str] = ..., runs: _Optional[int] = ...) -> None: ...
+
+class ExtendBatchResponse(_message.Message):
+    __slots__ = ("batch", "added_jobs", "warnings")
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ADDED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    batch: Batch
+    added_jobs: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, batch: _Optional[_Union[Batch, _Mapping]] = ..., added_jobs: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RerunFailedRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class RerunFailedResponse(_message.Message):
+    __slots__ = ("batch", "requeued_jobs")
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    REQUEUED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    batch: Batch
+    requeued_jobs: int
+    def __init__(self, batch: _Optional[_Union[Batch, _Mapping]] = ..., requeued_jobs: _Optional[int] = ...) -> None: ...
 
 class GetBatchRequest(_message.Message):
     __slots__ = ("batch_id",)
@@ -284,36 +409,52 @@ class GetRunnerResponse(_message.Message):
     def __init__(self, runner: _Optional[_Union[Runner, _Mapping]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("register", "heartbeat", "job_started", "job_finished")
+    __slots__ = ("register", "heartbeat", "job_started", "job_finished", "job_released", "draining")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
     JOB_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    JOB_RELEASED_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     register: RegisterRunner
     heartbeat: Heartbeat
     job_started: JobStarted
     job_finished: JobFinished
-    def __init__(self, register: _Optional[_Union[RegisterRunner, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ...) -> None: ...
+    job_released: JobReleased
+    draining: Draining
+    def __init__(self, register: _Optional[_Union[RegisterRunner, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., job_released: _Optional[_Union[JobReleased, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ...) -> None: ...
 
 class RegisterRunner(_message.Message):
-    __slots__ = ("runner_id", "name", "engines", "capabilities", "heartbeat_interval_secs")
+    __slots__ = ("runner_id", "name", "engines", "capabilities", "heartbeat_interval_secs", "running_jobs")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENGINES_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_JOBS_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     name: str
     engines: _containers.RepeatedScalarFieldContainer[str]
     capabilities: RunnerCapabilities
     heartbeat_interval_secs: float
-    def __init__(self, runner_id: _Optional[str] = ..., name: _Optional[str] = ..., engines: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[RunnerCapabilities, _Mapping]] = ..., heartbeat_interval_secs: _Optional[float] = ...) -> None: ...
+    running_jobs: _containers.RepeatedCompositeFieldContainer[RunningJob]
+    def __init__(self, runner_id: _Optional[str] = ..., name: _Optional[str] = ..., engines: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[RunnerCapabilities, _Mapping]] = ..., heartbeat_interval_secs: _Optional[float] = ..., running_jobs: _Optional[_Iterable[_Union[RunningJob, _Mapping]]] = ...) -> None: ...
+
+class RunningJob(_message.Message):
+    __slots__ = ("job_id", "attempt")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("running_job_ids",)
+    __slots__ = ("running_job_ids", "running_jobs")
     RUNNING_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_JOBS_FIELD_NUMBER: _ClassVar[int]
     running_job_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, running_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    running_jobs: _containers.RepeatedCompositeFieldContainer[RunningJob]
+    def __init__(self, running_job_ids: _Optional[_Iterable[str]] = ..., running_jobs: _Optional[_Iterable[_Union[RunningJob, _Mapping]]] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ("job_id", "attempt")
@@ -333,15 +474,33 @@ class JobFinished(_message.Message):
     result: JobResult
     def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ...) -> None: ...
 
+class JobReleased(_message.Message):
+    __slots__ = ("job_id", "attempt", "reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    reason: str
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Draining(_message.Message):
+    __slots__ = ("grace_seconds",)
+    GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    grace_seconds: float
+    def __init__(self, grace_seconds: _Optional[float] = ...) -> None: ...
+
 class ConnectResponse(_message.Message):
-    __slots__ = ("registered", "lease", "cancel")
+    __slots__ = ("registered", "lease", "cancel", "ack")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     lease: JobLease
     cancel: CancelJob
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., lease: _Optional[_Union[JobLease, _Mapping]] = ..., cancel: _Optional[_Union[CancelJob, _Mapping]] = ...) -> None: ...
+    ack: ReportAck
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., lease: _Optional[_Union[JobLease, _Mapping]] = ..., cancel: _Optional[_Union[CancelJob, _Mapping]] = ..., ack: _Optional[_Union[ReportAck, _Mapping]] = ...) -> None: ...
 
 class Registered(_message.Message):
     __slots__ = ("runner_id",)
@@ -376,3 +535,13 @@ class CancelJob(_message.Message):
     job_id: str
     reason: str
     def __init__(self, job_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReportAck(_message.Message):
+    __slots__ = ("job_id", "attempt", "accepted")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    accepted: bool
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., accepted: _Optional[bool] = ...) -> None: ...

@@ -41,6 +41,21 @@ class SchedulerServiceStub:
                 request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitBatchRequest.SerializeToString,
                 response_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitBatchResponse.FromString,
                 _registered_method=True)
+        self.Preview = channel.unary_stream(
+                '/lynx.scheduler.v1.SchedulerService/Preview',
+                request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.PreviewRequest.SerializeToString,
+                response_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.PreviewResponse.FromString,
+                _registered_method=True)
+        self.ExtendBatch = channel.unary_unary(
+                '/lynx.scheduler.v1.SchedulerService/ExtendBatch',
+                request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ExtendBatchRequest.SerializeToString,
+                response_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ExtendBatchResponse.FromString,
+                _registered_method=True)
+        self.RerunFailed = channel.unary_unary(
+                '/lynx.scheduler.v1.SchedulerService/RerunFailed',
+                request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.RerunFailedRequest.SerializeToString,
+                response_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.RerunFailedResponse.FromString,
+                _registered_method=True)
         self.GetBatch = channel.unary_unary(
                 '/lynx.scheduler.v1.SchedulerService/GetBatch',
                 request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetBatchRequest.SerializeToString,
@@ -95,6 +110,29 @@ class SchedulerServiceServicer:
 
     def SubmitBatch(self, request, context):
         """SubmitBatch validates a config, samples its runs and queues one job per run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Preview(self, request, context):
+        """Preview validates a config and streams the run configs it would queue,
+        without queueing anything.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExtendBatch(self, request, context):
+        """ExtendBatch adds runs to a batch, continuing its sample.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerunFailed(self, request, context):
+        """RerunFailed queues the failed jobs of a finished batch again, with the
+        same parameters and seeds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,6 +210,21 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitBatchRequest.FromString,
                     response_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitBatchResponse.SerializeToString,
             ),
+            'Preview': grpc.unary_stream_rpc_method_handler(
+                    servicer.Preview,
+                    request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.PreviewRequest.FromString,
+                    response_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.PreviewResponse.SerializeToString,
+            ),
+            'ExtendBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendBatch,
+                    request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ExtendBatchRequest.FromString,
+                    response_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ExtendBatchResponse.SerializeToString,
+            ),
+            'RerunFailed': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunFailed,
+                    request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.RerunFailedRequest.FromString,
+                    response_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.RerunFailedResponse.SerializeToString,
+            ),
             'GetBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBatch,
                     request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.GetBatchRequest.FromString,
@@ -247,6 +300,87 @@ class SchedulerService:
             '/lynx.scheduler.v1.SchedulerService/SubmitBatch',
             lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitBatchRequest.SerializeToString,
             lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.SubmitBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Preview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lynx.scheduler.v1.SchedulerService/Preview',
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.PreviewRequest.SerializeToString,
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.PreviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lynx.scheduler.v1.SchedulerService/ExtendBatch',
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ExtendBatchRequest.SerializeToString,
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ExtendBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunFailed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lynx.scheduler.v1.SchedulerService/RerunFailed',
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.RerunFailedRequest.SerializeToString,
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.RerunFailedResponse.FromString,
             options,
             channel_credentials,
             insecure,

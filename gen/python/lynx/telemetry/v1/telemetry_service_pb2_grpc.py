@@ -49,6 +49,16 @@ class TelemetryServiceStub:
                 request_serializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.QueryRequest.SerializeToString,
                 response_deserializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.QueryResponse.FromString,
                 _registered_method=True)
+        self.Subscribe = channel.unary_stream(
+                '/lynx.telemetry.v1.TelemetryService/Subscribe',
+                request_serializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
+        self.Export = channel.unary_stream(
+                '/lynx.telemetry.v1.TelemetryService/Export',
+                request_serializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.ExportRequest.SerializeToString,
+                response_deserializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.ExportResponse.FromString,
+                _registered_method=True)
 
 
 class TelemetryServiceServicer:
@@ -73,6 +83,20 @@ class TelemetryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Subscribe(self, request, context):
+        """Subscribe streams samples of a batch (or one job) as they are ingested.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Export(self, request, context):
+        """Export streams stored samples as CSV, gzip-compressed when asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TelemetryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +109,16 @@ def add_TelemetryServiceServicer_to_server(servicer, server):
                     servicer.Query,
                     request_deserializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.QueryRequest.FromString,
                     response_serializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.QueryResponse.SerializeToString,
+            ),
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.SubscribeRequest.FromString,
+                    response_serializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'Export': grpc.unary_stream_rpc_method_handler(
+                    servicer.Export,
+                    request_deserializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.ExportRequest.FromString,
+                    response_serializer=lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.ExportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -146,6 +180,60 @@ class TelemetryService:
             '/lynx.telemetry.v1.TelemetryService/Query',
             lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.QueryRequest.SerializeToString,
             lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.QueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lynx.telemetry.v1.TelemetryService/Subscribe',
+            lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.SubscribeRequest.SerializeToString,
+            lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Export(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lynx.telemetry.v1.TelemetryService/Export',
+            lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.ExportRequest.SerializeToString,
+            lynx_dot_telemetry_dot_v1_dot_telemetry__service__pb2.ExportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 
 import grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
@@ -13,26 +11,11 @@ from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.server import client_channel
 from lynx_runner.config import RunnerConfig
-from lynx_runner.engine import BasiliskEngine, JobHandle
+from lynx_runner.engine import Engine, JobHandle, build_engines
+from lynx_runner.host import host_capabilities
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
-
-
-def host_capabilities(config: RunnerConfig) -> pb.RunnerCapabilities:
-    """What this host offers, detected rather than configured."""
-    try:
-        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        memory_gb = 0.0
-    gpu = shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidia0")
-    return pb.RunnerCapabilities(
-        max_concurrent_jobs=config.max_concurrent_jobs,
-        supported_simulation_types=list(config.capabilities),
-        gpu_available=gpu,
-        memory_gb=round(memory_gb, 1),
-        cpu_cores=os.cpu_count() or 1,
-    )
 
 
 def _launch_error(lease: pb.JobLease, message: str) -> pb.JobResult:
@@ -50,13 +33,17 @@ class RunnerAgent:
         self.name = name
         self.scheduler_addr = scheduler_addr
         self.telemetry_channel = client_channel(telemetry_addr)
-        self.engine = BasiliskEngine(config, runner_id, tel_grpc.TelemetryServiceStub(self.telemetry_channel))
+        self.engines: dict[str, Engine] = build_engines(
+            config, runner_id, tel_grpc.TelemetryServiceStub(self.telemetry_channel)
+        )
         self.jobs: dict[str, tuple[JobHandle, asyncio.Task]] = {}
         self.outbox: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected until `stop` is set, then kill running jobs and return."""
         backoff = 0.5
+        for engine in self.engines.values():
+            await engine.start()
         try:
             while not stop.is_set():
                 session = asyncio.create_task(self._session())
@@ -81,6 +68,8 @@ class RunnerAgent:
             for _handle, task in list(self.jobs.values()):
                 task.cancel()
             await asyncio.gather(*(t for _, t in self.jobs.values()), return_exceptions=True)
+            for engine in self.engines.values():
+                await engine.close()
             await self.telemetry_channel.close()
 
     def _register_message(self) -> pb.ConnectRequest:
@@ -125,7 +114,7 @@ class RunnerAgent:
                 call.cancel()
 
     def _start(self, lease: pb.JobLease) -> None:
-        if lease.engine not in self.config.engines:
+        if lease.engine not in self.engines:
             message = f"engine {lease.engine!r} is not served by runner {self.runner_id}"
             self._report(lease, _launch_error(lease, message))
             return
@@ -137,7 +126,7 @@ class RunnerAgent:
         lease = handle.lease
         self.outbox.put_nowait(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id, attempt=lease.attempt)))
         try:
-            result = await self.engine.run(handle)
+            result = await self.engines[lease.engine].run(handle)
         except Exception as exc:  # noqa: BLE001 - a runner bug must still end the job
             log.exception("job %s crashed the engine", lease.job_id)
             result = _launch_error(lease, f"runner error: {exc!r}")

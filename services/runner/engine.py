@@ -13,12 +13,14 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.server import GrpcServer
 from lynx_runner.config import RunnerConfig, resolve_python
+from lynx_runner.endpoint import JobTelemetryServicer
 from lynx_runner.relay import FINAL_FLUSH_DEADLINE_S, TelemetryRelay
 from lynx_runner.watchdog import Watchdog
 
@@ -38,23 +40,6 @@ class JobHandle:
     def cancel(self, reason: str) -> None:
         self.cancel_reason = reason
         self.cancelled.set()
-
-
-class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
-    """The per-job endpoint a scenario publishes to: feeds the watchdog and the relay."""
-
-    def __init__(self, watchdog: Watchdog, relay: TelemetryRelay) -> None:
-        self.watchdog = watchdog
-        self.relay = relay
-
-    async def Publish(self, request_iterator, context) -> tel_pb.PublishResponse:
-        accepted = 0
-        async for request in request_iterator:
-            for sample in request.samples:
-                self.watchdog.observe(sample.timestamp_ns, dict(sample.values))
-                self.relay.add(sample)
-            accepted += len(request.samples)
-        return tel_pb.PublishResponse(accepted_samples=accepted)
 
 
 def collect_outputs(output_dir: Path) -> list[str]:
@@ -84,6 +69,32 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+class Engine(Protocol):
+    """What the agent needs from an engine: run one attempt to its end."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Prepare (for example a warm fork server) before the first lease."""
+
+    async def close(self) -> None:
+        """Release what start() acquired; running jobs are already gone."""
+
+    async def run(self, handle: JobHandle) -> sched_pb.JobResult:
+        """Run one attempt and describe how it ended; never raises for a scenario's fault."""
+
+
+def build_engines(
+    config: RunnerConfig, runner_id: str, telemetry_stub: tel_grpc.TelemetryServiceStub
+) -> dict[str, Engine]:
+    """The engines this runner serves, by name, from its config."""
+    engines: dict[str, Engine] = {}
+    for name in config.engines:
+        if name == BasiliskEngine.name:
+            engines[name] = BasiliskEngine(config, runner_id, telemetry_stub)
+    return engines
+
+
 class BasiliskEngine:
     """Runs the configured Python entrypoint once per job, under the TETRYX_* contract."""
 
@@ -93,6 +104,12 @@ class BasiliskEngine:
         self.config = config
         self.runner_id = runner_id
         self.telemetry_stub = telemetry_stub
+
+    async def start(self) -> None:
+        """Nothing to prepare for a process per job."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
     def _result(self, lease: sched_pb.JobLease, started: float, **fields) -> sched_pb.JobResult:
         try:

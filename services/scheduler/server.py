@@ -5,22 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import secrets
 import time
-import uuid
 from pathlib import Path
 
 import grpc
-from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer, client_channel, configure_logging, serve_until_signalled
 from lynx_scheduler import core
 from lynx_scheduler.convert import batch_to_proto, job_to_proto, result_of, runner_to_proto
 from lynx_scheduler.dispatch import Dispatcher, RunnerSession
 from lynx_scheduler.store import BatchRow, RunnerRow, Store
+from lynx_scheduler.submission import Submissions
 
 log = logging.getLogger(__name__)
 SAMPLER_DEADLINE_S = 120.0
@@ -33,53 +30,18 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self.store = store
         self.dispatcher = dispatcher
         self.sampler = sampler
+        self.submissions = Submissions(store, dispatcher, sampler)
 
+    # Submission, preview and extension live in lynx_scheduler.submission.
     async def SubmitBatch(self, request: pb.SubmitBatchRequest, context) -> pb.SubmitBatchResponse:
-        config = request.config
-        try:
-            plan = core.validate_config(config, request.runs_override)
-        except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        seed = config.monte_carlo.seed if config.monte_carlo.HasField("seed") else secrets.randbits(52)
-        if not config.monte_carlo.HasField("seed"):
-            config.monte_carlo.seed = seed  # recorded so the batch can be reproduced
-        sample = sampler_pb.SampleRequest(
-            dispersions=config.dispersions,
-            sampling_method=config.monte_carlo.sampling_method,
-            runs=plan.runs,
-            seed=seed,
-        )
-        names = [d.name for d in config.dispersions]  # keep the declared order
-        jobs = []
-        try:
-            async for chunk in self.sampler.Sample(sample, timeout=SAMPLER_DEADLINE_S):
-                for ps in chunk.parameter_sets:
-                    parameters = {name: ps.parameters[name] for name in names}
-                    jobs.append((str(uuid.uuid4()), ps.run_id, parameters))
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            if code != grpc.StatusCode.INVALID_ARGUMENT:
-                code = grpc.StatusCode.UNAVAILABLE
-            await context.abort(code, f"sampler: {exc.details()}")
-        batch = BatchRow(
-            batch_id=str(uuid.uuid4()),
-            name=request.name or config.simulation.name or "batch",
-            config=config.SerializeToString(),
-            seed=seed,
-            total_jobs=len(jobs),
-            engine=plan.engine,
-            sim_type=plan.simulation_type,
-            max_parallel=plan.max_parallel_jobs,
-            max_retries=plan.max_retries,
-            cancelled=False,
-            created_at=time.time(),
-            started_at=None,
-            finished_at=None,
-        )
-        await self.store.insert_batch(batch, jobs)
-        log.info("batch %s queued with %d jobs (seed %d)", batch.batch_id, len(jobs), seed)
-        self.dispatcher.wake()
-        return pb.SubmitBatchResponse(batch_id=batch.batch_id, total_jobs=len(jobs))
+        return await self.submissions.submit(request, context)
+
+    async def Preview(self, request: pb.PreviewRequest, context):
+        async for chunk in self.submissions.preview(request, context):
+            yield chunk
+
+    async def ExtendBatch(self, request: pb.ExtendBatchRequest, context) -> pb.ExtendBatchResponse:
+        return await self.submissions.extend(request, context)
 
     async def _batch_or_abort(self, batch_id: str, context) -> BatchRow:
         batch = await self.store.get_batch(batch_id)

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS batches (
     cancelled    INTEGER NOT NULL DEFAULT 0,
     created_at   REAL NOT NULL,
     started_at   REAL,
-    finished_at  REAL
+    finished_at  REAL,
+    ready        INTEGER NOT NULL DEFAULT 1  -- 0 while SubmitBatch is still inserting its jobs
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job_id       TEXT PRIMARY KEY,
@@ -114,6 +115,19 @@ def _batch(row) -> BatchRow:
     return BatchRow(*row[:9], bool(row[9]), *row[10:])
 
 
+# Columns added after the first release: (table, column, declaration). Older files get them on open.
+ADDED_COLUMNS = (("batches", "ready", "INTEGER NOT NULL DEFAULT 1"),)
+
+
+async def _add_missing_columns(db: aiosqlite.Connection) -> None:
+    for table, column, declaration in ADDED_COLUMNS:
+        async with db.execute(f"PRAGMA table_info({table})") as cur:
+            existing = {row[1] for row in await cur.fetchall()}
+        if column not in existing:
+            await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    await db.commit()
+
+
 class Store:
     """All scheduler state in one SQLite file; every method is one transaction."""
 
@@ -122,8 +136,10 @@ class Store:
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) the database at `path`."""
-        return cls(await open_database(path, SCHEMA))
+        """Open (creating if needed) the database at `path`, upgrading an older schema."""
+        db = await open_database(path, SCHEMA)
+        await _add_missing_columns(db)
+        return cls(db)
 
     async def close(self) -> None:
         await self.db.close()
@@ -169,7 +185,7 @@ class Store:
     async def list_batches(self, limit: int) -> list[BatchRow]:
         """Newest batches first, with counts."""
         async with self.db.execute(
-            f"SELECT {_BATCH_COLS} FROM batches ORDER BY created_at DESC LIMIT ?", (limit,)
+            f"SELECT {_BATCH_COLS} FROM batches WHERE ready = 1 ORDER BY created_at DESC LIMIT ?", (limit,)
         ) as cur:
             batches = [_batch(r) for r in await cur.fetchall()]
         for b in batches:
@@ -179,7 +195,7 @@ class Store:
     async def active_batches(self) -> list[BatchRow]:
         """Batches with pending jobs, oldest first (the dispatch order)."""
         async with self.db.execute(
-            f"SELECT {_BATCH_COLS} FROM batches b WHERE cancelled = 0 AND EXISTS"
+            f"SELECT {_BATCH_COLS} FROM batches b WHERE cancelled = 0 AND ready = 1 AND EXISTS"
             " (SELECT 1 FROM jobs j WHERE j.batch_id = b.batch_id AND j.status = ?)"
             " ORDER BY created_at",
             (PENDING,),

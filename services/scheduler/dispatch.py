@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common.seeds import run_seed
 from lynx_scheduler import core
 from lynx_scheduler.store import Store
 
@@ -140,7 +141,12 @@ class Dispatcher:
             job.parameters,
             config,
             batch.created_at,
-            {"batch_id": batch.batch_id, "job_id": job.job_id, "seed": batch.seed},
+            {
+                "batch_id": batch.batch_id,
+                "job_id": job.job_id,
+                "batch_seed": batch.seed,
+                "seed": run_seed(batch.seed, job.run_id),
+            },
         )
         lease = pb.JobLease(
             job_id=job.job_id,

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS batches (
     created_at   REAL NOT NULL,
     started_at   REAL,
     finished_at  REAL,
-    ready        INTEGER NOT NULL DEFAULT 1  -- 0 while SubmitBatch is still inserting its jobs
+    ready        INTEGER NOT NULL DEFAULT 1,  -- 0 while SubmitBatch is still inserting its jobs
+    warnings     TEXT NOT NULL DEFAULT '[]'   -- JSON list: the sampler's caveats
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job_id       TEXT PRIMARY KEY,
@@ -116,7 +117,10 @@ def _batch(row) -> BatchRow:
 
 
 # Columns added after the first release: (table, column, declaration). Older files get them on open.
-ADDED_COLUMNS = (("batches", "ready", "INTEGER NOT NULL DEFAULT 1"),)
+ADDED_COLUMNS = (
+    ("batches", "ready", "INTEGER NOT NULL DEFAULT 1"),
+    ("batches", "warnings", "TEXT NOT NULL DEFAULT '[]'"),
+)
 
 
 async def _add_missing_columns(db: aiosqlite.Connection) -> None:

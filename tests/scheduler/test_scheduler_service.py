@@ -12,6 +12,7 @@ from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_common.seeds import run_seed
 from lynx_common.server import GrpcServer, client_channel
 from lynx_gateway.convert import config_from_json
 from lynx_sampler.server import build_server as build_sampler
@@ -133,7 +134,8 @@ async def test_runner_never_gets_more_than_its_slots(scheduler):
     assert third.job_id not in {lease.job_id for lease in first}
     run_config = json.loads(third.run_config_json)
     assert run_config["metadata"]["simulation_name"] == "Basic Orbit Tutorial"
-    assert run_config["metadata"]["seed"] == 42
+    assert run_config["metadata"]["batch_seed"] == 42
+    assert run_config["metadata"]["seed"] == run_seed(42, run_config["run_id"])
     assert list(run_config["parameters"]) == list(TUTORIAL["config"]["dispersions"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -179,6 +180,72 @@ def cmd_cancel(args) -> int:
     return 0
 
 
+def _preview_offline(config: dict, runs: int | None, limit: int | None) -> dict:
+    """Sample a config with an in-process sampler server on a free loopback port: no stack needed."""
+    from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
+    from lynx_common.server import client_channel
+    from lynx_gateway.convert import config_from_json
+    from lynx_sampler.server import build_server
+    from lynx_scheduler.submission import start_preview
+
+    async def go() -> dict:
+        server = build_server("127.0.0.1", 0)
+        await server.start()
+        try:
+            async with client_channel(server.address) as channel:
+                preview = await start_preview(
+                    sampler_grpc.SamplerServiceStub(channel), config_from_json(config), runs or 0, limit or 0
+                )
+                docs = [doc async for chunk in preview.run_configs for doc in chunk]
+        finally:
+            await server.stop(grace=0)
+        return {"seed": preview.seed, "total_runs": preview.total_runs, "warnings": preview.warnings,
+                "run_configs": docs}
+
+    return asyncio.run(go())
+
+
+def cmd_preview(args) -> int:
+    from lynx_common.errors import ValidationError
+    from lynx_gateway.convert import run_configs_csv
+    from lynx_scheduler.submission import SamplingError
+
+    body = submission(load_study(args.config), None, args.runs)
+    if args.url:
+        if args.limit:
+            body["limit"] = args.limit
+        body.pop("name", None)
+        document = Api(args.url).post("/preview", body)
+    else:
+        try:
+            document = _preview_offline(body["config"], args.runs, args.limit)
+        except (ValidationError, SamplingError) as exc:
+            print(f"lynx: {exc}", file=sys.stderr)
+            return 2
+    fmt = args.format or ("csv" if args.output and args.output.suffix == ".csv" else "json")
+    text = run_configs_csv(document["run_configs"]) if fmt == "csv" else json.dumps(document, indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text)
+        print(f"wrote {len(document['run_configs'])} of {document['total_runs']} run configs to {args.output}"
+              f" (seed {document['seed']})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    for warning in document["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_extend(args) -> int:
+    reply = Api(args.url).post(f"/batches/{args.batch_id}/extend", {"runs": args.runs})
+    print(json.dumps(reply, indent=2))
+    return 0
+
+
+def cmd_rerun_failed(args) -> int:
+    print(json.dumps(Api(args.url).post(f"/batches/{args.batch_id}/rerun-failed"), indent=2))
+    return 0
+
+
 def cmd_runners(args) -> int:
     print(json.dumps(Api(args.url).get("/runners"), indent=2))
     return 0
@@ -233,7 +300,25 @@ def build_parser() -> argparse.ArgumentParser:
     runners = sub.add_parser("runners", help="list runners")
     runners.set_defaults(func=cmd_runners)
 
-    for p in (submit, status, results, cancel, runners):
+    preview = sub.add_parser("preview", help="sample a config without running anything; write the run configs")
+    preview.add_argument("config", type=Path, help="batch config (YAML or JSON)")
+    preview.add_argument("--runs", type=int, help="override monte_carlo.runs")
+    preview.add_argument("--limit", type=int, help="write only the first N run configs")
+    preview.add_argument("--format", choices=("json", "csv"), help="default: csv for a .csv --output, else json")
+    preview.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    preview.add_argument("--url", help="use a running gateway instead of an in-process sampler")
+    preview.set_defaults(func=cmd_preview)
+
+    extend = sub.add_parser("extend", help="add runs to a batch, continuing its sample")
+    extend.add_argument("batch_id")
+    extend.add_argument("--runs", type=int, required=True, help="runs to add")
+    extend.set_defaults(func=cmd_extend)
+
+    rerun = sub.add_parser("rerun-failed", help="run a finished batch's failed jobs again")
+    rerun.add_argument("batch_id")
+    rerun.set_defaults(func=cmd_rerun_failed)
+
+    for p in (submit, status, results, cancel, runners, extend, rerun):
         p.add_argument("--url", default=url, help=f"gateway URL (default $LYNX_API_URL or {DEFAULT_URL})")
     return parser
 

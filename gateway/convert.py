@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 from google.protobuf import json_format
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
@@ -47,6 +51,67 @@ def config_from_json(document: object) -> cfg.BatchConfig:
         return json_format.ParseDict(document, cfg.BatchConfig())
     except json_format.ParseError as exc:
         raise ValidationError("config", str(exc)) from None
+
+
+def _positive_int(body: dict, name: str, required: bool = False) -> int:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise ValidationError(name, "is required")
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(name, f"must be a positive whole number, got {value!r}")
+    return value
+
+
+def _only(body: object, allowed: tuple[str, ...], what: str) -> dict:
+    if not isinstance(body, dict):
+        raise ValidationError("body", f"must be a JSON object with {', '.join(allowed)}")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ValidationError(unknown[0], f"is not a field of {what} ({', '.join(allowed)})")
+    return body
+
+
+def preview_request(body: object) -> pb.PreviewRequest:
+    """The POST /preview body {runs_override?, limit?, config} as a PreviewRequest."""
+    body = _only(body, ("name", "runs_override", "limit", "config"), "a preview")
+    if "config" not in body:
+        raise ValidationError("config", "is required")
+    return pb.PreviewRequest(
+        runs_override=_positive_int(body, "runs_override"),
+        limit=_positive_int(body, "limit"),
+        config=config_from_json(body["config"]),
+    )
+
+
+def extend_request(batch_id: str, body: object) -> pb.ExtendBatchRequest:
+    """The POST /batches/{id}/extend body {runs} as an ExtendBatchRequest."""
+    body = _only(body, ("runs",), "an extension")
+    return pb.ExtendBatchRequest(batch_id=batch_id, runs=_positive_int(body, "runs", required=True))
+
+
+def preview_json(chunks: list[pb.PreviewResponse]) -> dict:
+    """POST /preview: the seed, the caveats and every run config."""
+    first = chunks[0] if chunks else pb.PreviewResponse()
+    return {
+        "seed": first.seed,
+        "total_runs": first.total_runs,
+        "warnings": list(first.warnings),
+        "run_configs": [json.loads(doc) for c in chunks for doc in c.run_config_json],
+    }
+
+
+def run_configs_csv(run_configs: list[dict]) -> str:
+    """Run configs as CSV: run_id, seed, then one column per parameter in declared order."""
+    out = io.StringIO()
+    names = list(run_configs[0]["parameters"]) if run_configs else []
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "seed", *names])
+    for doc in run_configs:
+        params = doc["parameters"]
+        writer.writerow([doc["run_id"], doc["metadata"].get("seed", ""), *(params[n] for n in names)])
+    return out.getvalue()
 
 
 def submit_request(body: object) -> pb.SubmitBatchRequest:
@@ -103,6 +168,10 @@ def batch_json(batch: pb.Batch) -> dict:
         "estimated_completion_time_mins": (
             batch.estimated_completion_time_mins if batch.HasField("estimated_completion_time_mins") else None
         ),
+        "early_terminated_jobs": batch.early_terminated_jobs,
+        "failures_by_reason": dict(sorted(batch.failures_by_reason.items())),
+        "status_message": batch.status_message or None,
+        "warnings": list(batch.warnings),
     }
 
 
@@ -118,6 +187,36 @@ def result_json(result: pb.JobResult) -> dict:
         "exit_code": result.exit_code,
         "termination_reason": result.termination_reason,
         "attempt": result.attempt,
+        "files": [
+            {"path": f.path, "relative_path": f.relative_path, "size_bytes": f.size_bytes, "sha256": f.sha256}
+            for f in result.files
+        ],
+        "telemetry_samples_sent": result.telemetry_samples_sent,
+        "telemetry_samples_dropped": result.telemetry_samples_dropped,
+        "termination": (
+            {
+                "variable": result.termination_variable,
+                "condition": result.termination_condition,
+                "value": result.termination_value if result.HasField("termination_value") else None,
+            }
+            if result.termination_variable
+            else None
+        ),
+    }
+
+
+def attempt_json(attempt: pb.Attempt) -> dict:
+    """One attempt of a job: where and when it ran and how it ended."""
+    return {
+        "attempt": attempt.attempt,
+        "runner_id": attempt.runner_id or None,
+        "started_at": _iso(attempt.started_at),
+        "ended_at": _iso(attempt.ended_at),
+        "outcome": attempt.outcome,
+        "exit_code": attempt.exit_code,
+        "termination_reason": attempt.termination_reason or None,
+        "error_message": attempt.error_message if attempt.HasField("error_message") else None,
+        "ignored_reports": attempt.ignored_reports,
     }
 
 
@@ -129,7 +228,10 @@ def job_json(job: pb.Job) -> dict:
         "run_id": job.run_id,
         "status": STATUS_NAMES[pb.JobStatus.Name(job.status)],
         "parameters": json_format.MessageToDict(job.parameters),
-        "attempts": job.attempts,
+        "attempt_count": job.attempts,
+        "attempts": [attempt_json(a) for a in job.attempt_history],
+        "runner_losses": job.runner_losses,
+        "not_before": _iso(job.not_before),
         "runner_id": job.runner_id or None,
         "result": result_json(job.result) if job.HasField("result") else None,
     }

@@ -50,8 +50,29 @@ SCHEMAS = {
             "batch_id": {"type": "string"},
             "total_jobs": {"type": "integer"},
             "estimated_completion_time_mins": {"type": ["number", "null"]},
+            "seed": {"type": "integer"},
+            "warnings": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "PreviewRequest": {
+        "type": "object",
+        "required": ["config"],
+        "properties": {
+            "runs_override": {"type": ["integer", "null"], "minimum": 1},
+            "limit": {"type": ["integer", "null"], "minimum": 1},
+            "config": {"type": "object"},
+        },
+    },
+    "Preview": {
+        "type": "object",
+        "properties": {
+            "seed": {"type": "integer"}, "total_runs": {"type": "integer"},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+            "run_configs": {"type": "array", "items": {"type": "object", "properties": {
+                "run_id": {"type": "integer"}, "parameters": {"type": "object"}, "metadata": {"type": "object"}}}},
+        },
+    },
+    "Extension": {"type": "object", "required": ["runs"], "properties": {"runs": {"type": "integer", "minimum": 1}}},
     "BatchStatus": {
         "type": "object",
         "properties": {
@@ -64,6 +85,20 @@ SCHEMAS = {
             "jobs_by_status": STATUS_COUNTS,
             "throughput_jobs_per_minute": {"type": "number"},
             "estimated_completion_time_mins": {"type": ["number", "null"]},
+            "early_terminated_jobs": {"type": "integer"},
+            "failures_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "status_message": {"type": ["string", "null"]},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Attempt": {
+        "type": "object",
+        "properties": {
+            "attempt": {"type": "integer"}, "runner_id": {"type": ["string", "null"]},
+            "started_at": {"type": ["string", "null"]}, "ended_at": {"type": ["string", "null"]},
+            "outcome": {"type": "string"}, "exit_code": {"type": "integer"},
+            "termination_reason": {"type": ["string", "null"]}, "error_message": {"type": ["string", "null"]},
+            "ignored_reports": {"type": "integer"},
         },
     },
     "JobResult": {
@@ -75,13 +110,22 @@ SCHEMAS = {
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
             "error_message": {"type": ["string", "null"]}, "exit_code": {"type": "integer"},
             "termination_reason": {"type": "string"}, "attempt": {"type": "integer"},
+            "files": {"type": "array", "items": {"type": "object", "properties": {
+                "path": {"type": "string"}, "relative_path": {"type": "string"},
+                "size_bytes": {"type": "integer"}, "sha256": {"type": "string"}}}},
+            "telemetry_samples_sent": {"type": "integer"}, "telemetry_samples_dropped": {"type": "integer"},
+            "termination": {"type": ["object", "null"], "properties": {
+                "variable": {"type": "string"}, "condition": {"type": "string"},
+                "value": {"type": ["number", "null"]}}},
         },
     },
     "Job": {
         "type": "object",
         "properties": {
             "job_id": {"type": "string"}, "batch_id": {"type": "string"}, "run_id": {"type": "integer"},
-            "status": {"type": "string"}, "parameters": {"type": "object"}, "attempts": {"type": "integer"},
+            "status": {"type": "string"}, "parameters": {"type": "object"}, "attempt_count": {"type": "integer"},
+            "attempts": {"type": "array", "items": _ref("Attempt")}, "runner_losses": {"type": "integer"},
+            "not_before": {"type": ["string", "null"]},
             "runner_id": {"type": ["string", "null"]},
             "result": {"oneOf": [_ref("JobResult"), {"type": "null"}]},
         },
@@ -116,6 +160,29 @@ SCHEMAS = {
 }
 
 _INT_QUERY = {"in": "query", "required": False, "schema": {"type": "integer"}}
+_VARIABLES = {"name": "variable", "in": "query", "required": False,
+              "schema": {"type": "array", "items": {"type": "string"}}, "explode": True}
+_EXPORT_PARAMS = [_VARIABLES, {"name": "start_ns", **_INT_QUERY}, {"name": "end_ns", **_INT_QUERY},
+                  {"name": "compression", "in": "query", "required": False, "schema": {"enum": ["", "gzip"]}}]
+
+
+def _export_op(summary: str, *errors: int) -> dict:
+    op = _op(summary, {"type": "string"}, *errors, params=[*_with_id("id"), *_EXPORT_PARAMS])
+    op["responses"]["200"] = {"description": "CSV job_id,timestamp_ns,variable,value (gzip when asked)",
+                              "content": {"text/csv": {"schema": {"type": "string"}},
+                                          "application/gzip": {"schema": {"type": "string",
+                                                                          "contentEncoding": "binary"}}}}
+    return op
+
+
+def _stream_op() -> dict:
+    op = _op("Live telemetry of a batch, one JSON sample per line", {"type": "string"}, 404,
+             params=[*_with_id("id"), {"name": "job_id", "in": "query", "required": False,
+                                       "schema": {"type": "string"}}, _VARIABLES])
+    op["responses"]["200"] = {"description": "newline-delimited JSON {job_id, timestamp_ns, values}",
+                              "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
+    return op
+
 
 SPEC = {
     "openapi": "3.1.0",
@@ -123,12 +190,23 @@ SPEC = {
              "description": "Monte Carlo simulation studies: submit batches, follow them, read results."},
     "paths": {
         "/jobs": {"post": _op("Submit a batch", _ref("Submitted"), 400, 503, body=_ref("Submission"))},
+        "/preview": {"post": _op("Sample a config without running it (?format=csv for CSV)", _ref("Preview"),
+                                 400, 503, body=_ref("PreviewRequest"),
+                                 params=[{"name": "format", "in": "query", "required": False,
+                                          "schema": {"enum": ["json", "csv"]}}])},
         "/batches": {"get": _op("List batches, newest first",
                                 {"type": "object", "properties": {"batches": {"type": "array",
                                                                               "items": _ref("BatchStatus")}}},
                                 400, params=[{"name": "limit", **_INT_QUERY}])},
         "/batches/{id}": {"get": _op("A batch with its progress", _ref("BatchStatus"), 404, params=_with_id("id"))},
         "/batches/{id}/cancel": {"post": _op("Cancel a batch", _ref("BatchStatus"), 404, params=_with_id("id"))},
+        "/batches/{id}/extend": {"post": _op("Add runs to a batch, continuing its sample", _ref("BatchStatus"),
+                                             400, 404, 409, params=_with_id("id"), body=_ref("Extension"))},
+        "/batches/{id}/rerun-failed": {"post": _op("Run a batch's failed jobs again (same parameters and seeds)",
+                                                   _ref("BatchStatus"), 404, 409, params=_with_id("id"))},
+        "/batches/{id}/telemetry/export": {"get": _export_op("Stored telemetry of a batch as CSV", 400, 404)},
+        "/batches/{id}/telemetry/stream": {"get": _stream_op()},
+        "/jobs/{id}/telemetry/export": {"get": _export_op("Stored telemetry of a job as CSV", 400, 404)},
         "/batches/{id}/jobs": {"get": _op("The jobs of a batch, in run order",
                                           {"type": "object", "properties": {"jobs": {"type": "array",
                                                                                      "items": _ref("Job")}}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 
 import grpc
 from aiohttp import web
@@ -18,6 +19,8 @@ from lynx_gateway import convert
 from lynx_gateway.openapi import SPEC
 
 log = logging.getLogger(__name__)
+# Validation messages start with the dotted path of the field, e.g. "monte_carlo.runs must be ...".
+_FIELD_PATH = re.compile(r"([A-Za-z_][\w\-]*(?:\[\d+\])?(?:\.[\w\-]+(?:\[\d+\])?)*) ")
 DEADLINE_S = 30.0
 SUBMIT_DEADLINE_S = 300.0
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -47,7 +50,12 @@ async def errors_middleware(request: web.Request, handler):
         return error(400, str(exc), exc.field)
     except grpc.aio.AioRpcError as exc:
         status = _HTTP_STATUS.get(exc.code(), 502)
-        return error(status, exc.details() or exc.code().name)
+        message = exc.details() or exc.code().name
+        field = None
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            match = _FIELD_PATH.match(message)
+            field = match.group(1) if match else None
+        return error(status, message, field)
 
 
 class Gateway:
@@ -69,15 +77,44 @@ class Gateway:
         await self.telemetry_channel.close()
 
     async def submit(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return error(400, "body is not valid JSON")
+        body = await _json_body(request)
         reply = await self.scheduler.SubmitBatch(convert.submit_request(body), timeout=SUBMIT_DEADLINE_S)
         estimate = reply.estimated_completion_time_mins if reply.HasField("estimated_completion_time_mins") else None
         return web.json_response(
-            {"batch_id": reply.batch_id, "total_jobs": reply.total_jobs, "estimated_completion_time_mins": estimate}
+            {
+                "batch_id": reply.batch_id,
+                "total_jobs": reply.total_jobs,
+                "estimated_completion_time_mins": estimate,
+                "seed": reply.seed,
+                "warnings": list(reply.warnings),
+            }
         )
+
+    async def preview(self, request: web.Request) -> web.Response:
+        fmt = request.query.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise ValidationError("format", f"must be json or csv, got {fmt!r}")
+        body = await _json_body(request)
+        call = self.scheduler.Preview(convert.preview_request(body), timeout=SUBMIT_DEADLINE_S)
+        document = convert.preview_json([chunk async for chunk in call])
+        if fmt == "csv":
+            return web.Response(text=convert.run_configs_csv(document["run_configs"]), content_type="text/csv")
+        return web.json_response(document)
+
+    async def extend_batch(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        reply = await self.scheduler.ExtendBatch(
+            convert.extend_request(request.match_info["id"], body), timeout=SUBMIT_DEADLINE_S
+        )
+        return web.json_response(
+            {**convert.batch_json(reply.batch), "added_jobs": reply.added_jobs, "warnings": list(reply.warnings)}
+        )
+
+    async def rerun_failed(self, request: web.Request) -> web.Response:
+        reply = await self.scheduler.RerunFailed(
+            pb.RerunFailedRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S
+        )
+        return web.json_response({**convert.batch_json(reply.batch), "requeued_jobs": reply.requeued_jobs})
 
     async def list_batches(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 100)
@@ -127,6 +164,72 @@ class Gateway:
         reply = await self.telemetry.Query(query, timeout=DEADLINE_S)
         return web.json_response(convert.telemetry_json(job_id, reply))
 
+    async def _export_compression(self, request: web.Request, batch_id: str) -> str:
+        """?compression= when given, else what the batch's telemetry.storage.compression says."""
+        if "compression" in request.query:
+            return request.query["compression"]
+        reply = await self.scheduler.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=DEADLINE_S)
+        return reply.batch.config.telemetry.storage.compression
+
+    async def _export(self, request: web.Request, export: tel_pb.ExportRequest, name: str) -> web.StreamResponse:
+        export.variables.extend(request.query.getall("variable", []))
+        for field in ("start_ns", "end_ns"):
+            if field in request.query:
+                setattr(export, field, _int_query(request, field, 0))
+        call = self.telemetry.Export(export, timeout=SUBMIT_DEADLINE_S)
+        first = await call.read()  # errors surface here, before any byte is sent
+        gz = export.compression == "gzip"
+        response = web.StreamResponse(
+            headers={
+                "content-type": "application/gzip" if gz else "text/csv",
+                "content-disposition": f'attachment; filename="{name}.csv{".gz" if gz else ""}"',
+            }
+        )
+        await response.prepare(request)
+        chunk = first
+        while chunk is not grpc.aio.EOF:
+            await response.write(chunk.data)
+            chunk = await call.read()
+        await response.write_eof()
+        return response
+
+    async def job_telemetry_export(self, request: web.Request) -> web.StreamResponse:
+        job_id = request.match_info["id"]
+        job = (await self.scheduler.GetJob(pb.GetJobRequest(job_id=job_id), timeout=DEADLINE_S)).job
+        compression = await self._export_compression(request, job.batch_id)
+        return await self._export(request, tel_pb.ExportRequest(job_id=job_id, compression=compression),
+                                  f"telemetry-{job_id}")
+
+    async def batch_telemetry_export(self, request: web.Request) -> web.StreamResponse:
+        batch_id = request.match_info["id"]
+        compression = await self._export_compression(request, batch_id)
+        return await self._export(request, tel_pb.ExportRequest(batch_id=batch_id, compression=compression),
+                                  f"telemetry-{batch_id}")
+
+    async def batch_telemetry_stream(self, request: web.Request) -> web.StreamResponse:
+        """Live samples of a batch as newline-delimited JSON, until the client hangs up."""
+        batch_id = request.match_info["id"]
+        await self.scheduler.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=DEADLINE_S)  # 404 early
+        subscribe = tel_pb.SubscribeRequest(
+            batch_id=batch_id, job_id=request.query.get("job_id", ""), variables=request.query.getall("variable", [])
+        )
+        call = self.telemetry.Subscribe(subscribe)
+        response = web.StreamResponse(headers={"content-type": "application/x-ndjson"})
+        await response.prepare(request)
+        try:
+            async for reply in call:
+                lines = "".join(
+                    json.dumps({"job_id": reply.job_id, "timestamp_ns": s.timestamp_ns, "values": dict(s.values)})
+                    + "\n"
+                    for s in reply.samples
+                )
+                await response.write(lines.encode())
+        except (ConnectionResetError, grpc.aio.AioRpcError):
+            pass
+        finally:
+            call.cancel()
+        return response
+
     async def list_runners(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.ListRunners(pb.ListRunnersRequest(), timeout=DEADLINE_S)
         return web.json_response({"runners": [convert.runner_json(r) for r in reply.runners]})
@@ -142,6 +245,13 @@ class Gateway:
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(SPEC)
+
+
+async def _json_body(request: web.Request) -> object:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationError("body", "is not valid JSON") from None
 
 
 def _int_query(request: web.Request, name: str, default: int) -> int:
@@ -161,6 +271,9 @@ def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:
     app.add_routes(
         [
             web.post("/jobs", gw.submit),
+            web.post("/preview", gw.preview),
+            web.post("/batches/{id}/extend", gw.extend_batch),
+            web.post("/batches/{id}/rerun-failed", gw.rerun_failed),
             web.get("/batches", gw.list_batches),
             web.get("/batches/{id}", gw.get_batch),
             web.post("/batches/{id}/cancel", gw.cancel_batch),
@@ -169,6 +282,9 @@ def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:
             web.get("/jobs/{id}", gw.get_job),
             web.get("/jobs/{id}/results", gw.job_results),
             web.get("/jobs/{id}/telemetry", gw.job_telemetry),
+            web.get("/jobs/{id}/telemetry/export", gw.job_telemetry_export),
+            web.get("/batches/{id}/telemetry/export", gw.batch_telemetry_export),
+            web.get("/batches/{id}/telemetry/stream", gw.batch_telemetry_stream),
             web.get("/runners", gw.list_runners),
             web.get("/runners/{id}", gw.get_runner),
             web.get("/healthz", gw.health),

@@ -1,23 +1,176 @@
-"""Submitting, previewing and extending batches: validate, stream the sample in, queue the jobs."""
+"""Submitting, previewing and extending batches: validate, stream the sample in, queue the jobs.
+
+The sample arrives from the sampler in chunks and goes to SQLite chunk by chunk, so the
+scheduler's memory does not grow with the batch. While its jobs are being inserted a batch
+has `ready = 0`: the dispatcher and the listings ignore it, and a submission that dies half
+way is deleted (here on error, at start-up after a crash).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import grpc
+from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.errors import ValidationError
+from lynx_common.seeds import run_seed
 from lynx_scheduler import core
+from lynx_scheduler.convert import batch_to_proto
 from lynx_scheduler.dispatch import Dispatcher
 from lynx_scheduler.store import BatchRow, Store
 
 log = logging.getLogger(__name__)
-SAMPLER_DEADLINE_S = 120.0
+SAMPLER_DEADLINE_S = 600.0
+MAX_EXTEND_RUNS = 1_000_000
+_INSERT_JOB = "INSERT INTO jobs (job_id, batch_id, run_id, parameters, status) VALUES (?,?,?,?,?)"
+
+
+class SamplingError(Exception):
+    """The sampler refused the spec (INVALID_ARGUMENT) or could not be reached (UNAVAILABLE)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Sample:
+    """A sample being streamed: its size and caveats, then its chunks of (run_id, parameters, seed)."""
+
+    total_runs: int
+    warnings: list[str]
+    chunks: AsyncIterator[list[tuple[int, dict, int]]]
+
+
+def value_casts(config: cfg.BatchConfig) -> dict[str, Callable[[object], object]]:
+    """Per-parameter conversion of sampled values: whole-number parameters become ints in the
+    run config (Struct carries every number as a double)."""
+    casts: dict[str, Callable[[object], object]] = {}
+    for d in config.dispersions:
+        dist = d.distribution
+        whole = dist.type == "integer_uniform" or (
+            dist.type == "choice"
+            and dist.values
+            and all(v.WhichOneof("kind") == "number_value" and float(v.number_value).is_integer()
+                    for v in dist.values)
+        )
+        if whole:
+            casts[d.name] = _as_int
+    return casts
+
+
+def _as_int(value: object) -> object:
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _chosen_seed(config: cfg.BatchConfig) -> int:
+    """The config's seed, or a fresh one recorded in the config so the batch can be reproduced."""
+    if not config.monte_carlo.HasField("seed"):
+        config.monte_carlo.seed = secrets.randbits(52)
+    return config.monte_carlo.seed
+
+
+async def _start_sample(
+    sampler: sampler_grpc.SamplerServiceStub, config: cfg.BatchConfig, runs: int, seed: int, existing_runs: int = 0
+) -> Sample:
+    """Start the sampler's stream and read its first chunk (where validation errors surface)."""
+    mc = config.monte_carlo
+    request = sampler_pb.SampleRequest(
+        dispersions=config.dispersions,
+        sampling_method=mc.sampling_method,
+        runs=runs,
+        seed=seed,
+        optimization=mc.optimization,
+        correlation=mc.correlation,
+        existing_runs=existing_runs,
+    )
+    call = sampler.Sample(request, timeout=SAMPLER_DEADLINE_S)
+    names = [d.name for d in config.dispersions]  # keep the declared order
+    casts = value_casts(config)
+    try:
+        first = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        raise _sampling_error(exc) from None
+    if first is grpc.aio.EOF:
+        raise SamplingError(grpc.StatusCode.UNAVAILABLE, "sampler: empty answer")
+
+    def rows(chunk: sampler_pb.SampleResponse) -> list[tuple[int, dict, int]]:
+        out = []
+        for ps in chunk.parameter_sets:
+            values = ps.parameters
+            params = {}
+            for name in names:
+                value = values[name]
+                cast = casts.get(name)
+                params[name] = cast(value) if cast else value
+            out.append((ps.run_id, params, ps.seed))
+        return out
+
+    async def chunks() -> AsyncIterator[list[tuple[int, dict, int]]]:
+        try:
+            if first.parameter_sets:
+                yield rows(first)
+            while True:
+                chunk = await call.read()
+                if chunk is grpc.aio.EOF:
+                    return
+                yield rows(chunk)
+        except grpc.aio.AioRpcError as exc:
+            raise _sampling_error(exc) from None
+        finally:
+            call.cancel()
+
+    return Sample(first.total_runs, list(first.warnings), chunks())
+
+
+@dataclass
+class Preview:
+    """What a config would queue: its seed, size, caveats and run configs (in chunks)."""
+
+    seed: int
+    total_runs: int
+    warnings: list[str]
+    run_configs: AsyncIterator[list[dict]]
+
+
+async def start_preview(
+    sampler: sampler_grpc.SamplerServiceStub, config: cfg.BatchConfig, runs_override: int = 0, limit: int = 0
+) -> Preview:
+    """Validate a config and start sampling it; the run configs are those a batch would get
+    (without batch and job ids). Raises ValidationError or SamplingError before any run config."""
+    if limit < 0:
+        raise ValidationError("limit", f"must not be negative, got {limit}")
+    plan = core.validate_config(config, runs_override)
+    seed = _chosen_seed(config)
+    sample = await _start_sample(sampler, config, plan.runs, seed)
+    now = time.time()
+
+    async def run_configs() -> AsyncIterator[list[dict]]:
+        sent = 0
+        async for chunk in sample.chunks:
+            if limit:
+                chunk = chunk[: limit - sent]
+            sent += len(chunk)
+            yield [
+                core.run_config(run_id, params, config, now, {"batch_seed": seed, "seed": run_seed(seed, run_id)})
+                for run_id, params, _ in chunk
+            ]
+            if limit and sent >= limit:
+                return
+
+    return Preview(seed, sample.total_runs, sample.warnings, run_configs())
 
 
 class Submissions:
@@ -28,39 +181,24 @@ class Submissions:
         self.dispatcher = dispatcher
         self.sampler = sampler
 
+    # -- SubmitBatch ------------------------------------------------------------------------
+
     async def submit(self, request: pb.SubmitBatchRequest, context) -> pb.SubmitBatchResponse:
         config = request.config
         try:
             plan = core.validate_config(config, request.runs_override)
+            seed = _chosen_seed(config)
+            sample = await _start_sample(self.sampler, config, plan.runs, seed)
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        seed = config.monte_carlo.seed if config.monte_carlo.HasField("seed") else secrets.randbits(52)
-        if not config.monte_carlo.HasField("seed"):
-            config.monte_carlo.seed = seed  # recorded so the batch can be reproduced
-        sample = sampler_pb.SampleRequest(
-            dispersions=config.dispersions,
-            sampling_method=config.monte_carlo.sampling_method,
-            runs=plan.runs,
-            seed=seed,
-        )
-        names = [d.name for d in config.dispersions]  # keep the declared order
-        jobs = []
-        try:
-            async for chunk in self.sampler.Sample(sample, timeout=SAMPLER_DEADLINE_S):
-                for ps in chunk.parameter_sets:
-                    parameters = {name: ps.parameters[name] for name in names}
-                    jobs.append((str(uuid.uuid4()), ps.run_id, parameters))
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            if code != grpc.StatusCode.INVALID_ARGUMENT:
-                code = grpc.StatusCode.UNAVAILABLE
-            await context.abort(code, f"sampler: {exc.details()}")
+        except SamplingError as exc:
+            await context.abort(exc.code, str(exc))
         batch = BatchRow(
             batch_id=str(uuid.uuid4()),
             name=request.name or config.simulation.name or "batch",
             config=config.SerializeToString(),
             seed=seed,
-            total_jobs=len(jobs),
+            total_jobs=sample.total_runs,
             engine=plan.engine,
             sim_type=plan.simulation_type,
             max_parallel=plan.max_parallel_jobs,
@@ -70,14 +208,120 @@ class Submissions:
             started_at=None,
             finished_at=None,
         )
-        await self.store.insert_batch(batch, jobs)
-        log.info("batch %s queued with %d jobs (seed %d)", batch.batch_id, len(jobs), seed)
+        try:
+            inserted = await self._insert(batch, sample)
+        except SamplingError as exc:
+            await self._discard(batch.batch_id)
+            await context.abort(exc.code, str(exc))
+        except BaseException:
+            await self._discard(batch.batch_id)
+            raise
+        log.info("batch %s queued with %d jobs (seed %d)", batch.batch_id, inserted, seed)
         self.dispatcher.wake()
-        return pb.SubmitBatchResponse(batch_id=batch.batch_id, total_jobs=len(jobs))
+        return pb.SubmitBatchResponse(
+            batch_id=batch.batch_id, total_jobs=inserted, seed=seed, warnings=sample.warnings
+        )
+
+    async def _insert(self, batch: BatchRow, sample: Sample) -> int:
+        """Insert the batch hidden, its jobs chunk by chunk, then reveal it; returns the job count."""
+        db = self.store.db
+        await db.execute(
+            "INSERT INTO batches (batch_id, name, config, seed, total_jobs, engine, sim_type, max_parallel,"
+            " max_retries, cancelled, created_at, ready, warnings) VALUES (?,?,?,?,?,?,?,?,?,0,?,0,?)",
+            (
+                batch.batch_id, batch.name, batch.config, batch.seed, batch.total_jobs, batch.engine,
+                batch.sim_type, batch.max_parallel, batch.max_retries, batch.created_at,
+                json.dumps(sample.warnings),
+            ),
+        )
+        await db.commit()
+        inserted = 0
+        async for chunk in sample.chunks:
+            await db.executemany(_INSERT_JOB, _job_rows(batch.batch_id, chunk))
+            await db.commit()
+            inserted += len(chunk)
+        if sample.total_runs and inserted != sample.total_runs:
+            raise SamplingError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"sampler: announced {sample.total_runs} runs but sent {inserted}",
+            )
+        await db.execute(
+            "UPDATE batches SET ready = 1, total_jobs = ? WHERE batch_id = ?", (inserted, batch.batch_id)
+        )
+        await db.commit()
+        return inserted
+
+    async def _discard(self, batch_id: str) -> None:
+        """Remove a submission that did not complete."""
+        db = self.store.db
+        await db.execute("DELETE FROM jobs WHERE batch_id = ?", (batch_id,))
+        await db.execute("DELETE FROM batches WHERE batch_id = ? AND ready = 0", (batch_id,))
+        await db.commit()
+
+    # -- Preview ----------------------------------------------------------------------------
 
     async def preview(self, request: pb.PreviewRequest, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Preview is not implemented yet")
-        yield pb.PreviewResponse()
+        try:
+            preview = await start_preview(self.sampler, request.config, request.runs_override, request.limit)
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except SamplingError as exc:
+            await context.abort(exc.code, str(exc))
+        yield pb.PreviewResponse(seed=preview.seed, total_runs=preview.total_runs, warnings=preview.warnings)
+        try:
+            async for docs in preview.run_configs:
+                yield pb.PreviewResponse(run_config_json=[json.dumps(d) for d in docs])
+        except SamplingError as exc:
+            await context.abort(exc.code, str(exc))
+
+    # -- ExtendBatch ------------------------------------------------------------------------
 
     async def extend(self, request: pb.ExtendBatchRequest, context) -> pb.ExtendBatchResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExtendBatch is not implemented yet")
+        batch = await self.store.get_batch(request.batch_id)
+        if batch is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"batch {request.batch_id!r} not found")
+        if not 1 <= request.runs <= MAX_EXTEND_RUNS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"runs must be between 1 and {MAX_EXTEND_RUNS}, got {request.runs}"
+            )
+        if batch.cancelled:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"batch {batch.batch_id} is cancelled")
+        config = cfg.BatchConfig.FromString(batch.config)
+        existing = await self._run_count(batch.batch_id)
+        try:
+            sample = await _start_sample(self.sampler, config, request.runs, batch.seed, existing_runs=existing)
+            rows = [row async for chunk in sample.chunks for row in chunk]
+        except SamplingError as exc:
+            await context.abort(exc.code, str(exc))
+        db = self.store.db
+        await db.executemany(_INSERT_JOB, _job_rows(batch.batch_id, rows))
+        await db.execute(
+            "UPDATE batches SET total_jobs = total_jobs + ?, finished_at = NULL WHERE batch_id = ?",
+            (len(rows), batch.batch_id),
+        )
+        await db.commit()
+        log.info("batch %s extended by %d jobs (runs %d..%d)", batch.batch_id, len(rows), existing,
+                 existing + len(rows) - 1)
+        self.dispatcher.wake()
+        after = await self.store.get_batch(batch.batch_id)
+        return pb.ExtendBatchResponse(batch=batch_to_proto(after), added_jobs=len(rows), warnings=sample.warnings)
+
+    async def _run_count(self, batch_id: str) -> int:
+        async with self.store.db.execute(
+            "SELECT COALESCE(MAX(run_id) + 1, 0) FROM jobs WHERE batch_id = ?", (batch_id,)
+        ) as cur:
+            return (await cur.fetchone())[0]
+
+
+def _job_rows(batch_id: str, chunk: list[tuple[int, dict, int]]):
+    for run_id, params, _seed in chunk:
+        yield (str(uuid.uuid4()), batch_id, run_id, json.dumps(params), core.PENDING)
+
+
+def _sampling_error(exc: grpc.aio.AioRpcError) -> SamplingError:
+    code = exc.code()
+    if code != grpc.StatusCode.INVALID_ARGUMENT:
+        code = grpc.StatusCode.UNAVAILABLE
+    return SamplingError(code, f"sampler: {exc.details()}" if code != grpc.StatusCode.INVALID_ARGUMENT
+                         else exc.details())
+

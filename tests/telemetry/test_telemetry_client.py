@@ -401,3 +401,164 @@ def test_client_publish_path_is_the_services_publish_method():
     method = service.methods_by_name["Publish"]
     assert method.client_streaming and not method.server_streaming
     assert lynx_telemetry_client.PUBLISH_METHOD == f"/{service.full_name}/{method.name}"
+
+
+# ---------------------------------------------------------------- never slows the simulation
+
+
+class StallingEndpoint(pb_grpc.TelemetryServiceServicer):
+    """Publish endpoint that accepts a stream and then never answers (a wedged runner)."""
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self.release = asyncio.Event()
+
+    async def Publish(self, request_iterator, context) -> pb.PublishResponse:
+        self.streams += 1
+        await self.release.wait()
+        return pb.PublishResponse()
+
+
+@pytest.fixture
+async def stalling():
+    servicer = StallingEndpoint()
+    server = grpc.aio.server()
+    pb_grpc.add_TelemetryServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    servicer.address = f"127.0.0.1:{port}"
+    yield servicer
+    servicer.release.set()
+    await server.stop(0)
+
+
+def test_100k_sends_to_an_unreachable_endpoint_are_quick_and_all_counted_as_dropped():
+    client = TelemetryClient(dead_address())
+    values = {f"v{k}": float(k) for k in range(6)}
+    start = time.monotonic()
+    for i in range(100_000):
+        client.send(values, timestamp_ns=i)
+    sending = time.monotonic() - start
+    client.close()
+    assert sending < 2.0, f"100k sends took {sending:.2f} s"
+    assert (client.sent, client.dropped) == (0, 100_000)
+
+
+async def test_send_returns_immediately_while_the_endpoint_stalls(stalling):
+    client = TelemetryClient(stalling.address, max_buffered=1_000)
+
+    def scenario() -> tuple[float, float]:
+        client.send({"x": 0.0}, timestamp_ns=0)
+        time.sleep(0.3)  # the first round is now stuck in a Publish that never answers
+        worst, start = 0.0, time.monotonic()
+        for i in range(1, 50_001):
+            t0 = time.perf_counter()
+            client.send({"x": float(i)}, timestamp_ns=i)
+            worst = max(worst, time.perf_counter() - t0)
+        return time.monotonic() - start, worst
+
+    total, worst = await asyncio.to_thread(scenario)
+    assert stalling.streams >= 1
+    assert total < 2.0, f"50k sends took {total:.2f} s against a stalled endpoint"
+    assert worst < 0.1, f"one send took {worst * 1000:.0f} ms"
+    closing = await asyncio.to_thread(lambda: _timed(lambda: client.close(timeout=1.0)))
+    assert closing < 3.0, f"close took {closing:.2f} s"
+    assert client.sent == 0 and client.dropped == 50_001  # the buffer overflowed, the rest was abandoned
+
+
+def _timed(fn) -> float:
+    start = time.monotonic()
+    fn()
+    return time.monotonic() - start
+
+
+async def test_flush_delivers_everything_sent_before_it_without_closing(endpoint):
+    client = TelemetryClient(endpoint.address, linger_s=5.0)  # only flush() can make it ship soon
+    for i in range(300):
+        client.send({"x": float(i)}, timestamp_ns=i)
+    start = time.monotonic()
+    assert await asyncio.to_thread(client.flush, 5.0) is True
+    assert time.monotonic() - start < 2.0
+    assert [ts for ts, _ in endpoint.samples()] == list(range(300))
+    assert client.sent == 300
+    client.send({"x": 300.0}, timestamp_ns=300)  # still open
+    await close(client)
+    assert len(endpoint.samples()) == 301
+
+
+async def test_flush_against_a_stalled_endpoint_gives_up_after_its_timeout(stalling):
+    client = TelemetryClient(stalling.address)
+    client.send({"x": 1.0}, timestamp_ns=1)
+    start = time.monotonic()
+    assert await asyncio.to_thread(client.flush, 0.5) is False
+    assert time.monotonic() - start < 2.0
+    await asyncio.to_thread(client.close, 0.5)
+
+
+async def test_the_cumulative_dropped_count_reaches_the_endpoint(endpoint):
+    client = TelemetryClient(endpoint.address, max_buffered=10, linger_s=0.5)
+    for i in range(1_000):  # the buffer holds 10: most of these are dropped in send()
+        client.send({"x": float(i)}, timestamp_ns=i)
+    await asyncio.to_thread(client.flush)
+    client.send({"x": "bad"})  # dropped on the shipping thread, after the last good sample
+    await close(client)
+    reported = [r.dropped_samples for r in endpoint.requests]
+    assert client.dropped >= 990
+    assert reported == sorted(reported)  # cumulative
+    assert reported[-1] == client.dropped  # the final count arrives, even with nothing left to send
+    assert client.sent + client.dropped == 1_001
+
+
+async def test_counts_stay_exact_when_many_threads_overflow_the_buffer(endpoint):
+    client = TelemetryClient(endpoint.address, max_buffered=50)
+
+    def produce(thread: int) -> None:
+        for i in range(20_000):
+            client.send({"x": float(i)}, timestamp_ns=thread * 100_000 + i)
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    await close(client)
+    assert client.dropped > 0
+    assert client.sent == len(endpoint.samples())
+    assert client.sent + client.dropped == 80_000
+
+
+async def test_the_caller_may_reuse_its_values_dict(endpoint):
+    client = TelemetryClient(endpoint.address)
+    state = {"x": 1.0}
+    client.send(state, timestamp_ns=1)
+    state["x"] = 2.0
+    client.send(state, timestamp_ns=2)
+    await close(client)
+    assert endpoint.samples() == [(1, {"x": 1.0}), (2, {"x": 2.0})]
+
+
+FORKING_SCENARIO = """
+    import os, sys, threading
+    import lynx_telemetry_client
+    from lynx_telemetry_client import telemetry_client_from_env
+
+    assert threading.active_count() == 1, "importing the client started a thread"
+    assert "grpc" not in sys.modules, "importing the client imported grpc"
+    pid = os.fork()  # like a pre-warmed runner process forking the scenario
+    if pid == 0:
+        client = telemetry_client_from_env()
+        for i in range(100):
+            client.send({"child": float(i)}, timestamp_ns=i)
+        client.close()
+        os._exit(0 if client.sent == 100 else 3)
+    _, status = os.waitpid(pid, 0)
+    print("child exit", os.waitstatus_to_exitcode(status))
+"""
+
+
+async def test_a_process_may_import_the_client_and_fork_before_creating_it(endpoint):
+    env = {**os.environ, ENV_VAR: endpoint.address}
+    result, _ = await run_python(FORKING_SCENARIO, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "child exit 0", result.stderr
+    assert endpoint.samples() == [(i, {"child": float(i)}) for i in range(100)]

@@ -2,10 +2,18 @@
 
 `telemetry_client_from_env()` reads `TETRYX_TELEMETRY_URL`; without it every
 call is a silent no-op, so a scenario runs the same inside and outside Lynx.
-`send()` never blocks and never raises: samples go into a bounded buffer that
-a background thread ships to the runner in batches; a sample that is full,
-malformed or undeliverable is dropped and counted in `dropped`, and `sent`
-counts the samples the endpoint acknowledged.
+
+`send()` never blocks and never raises: it appends `(timestamp, copy of the
+values)` to a bounded in-memory buffer and returns. A background daemon thread
+wakes every `linger_s` (or at once on `flush()`/`close()`), takes what is
+buffered, builds the protobuf messages and ships them over one `Publish`
+stream per round. A sample that finds the buffer full, that is malformed, or
+whose stream fails is dropped and counted in `dropped`; `sent` counts the
+samples the endpoint acknowledged. Every `PublishRequest` carries the
+cumulative `dropped` count in `dropped_samples`, so the runner learns it.
+
+No thread is created and gRPC is not imported at import time, so a process may
+import this module and fork before creating its client.
 """
 
 from __future__ import annotations
@@ -13,15 +21,22 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["TelemetryClient", "NullTelemetryClient", "telemetry_client_from_env"]
 
 ENV_VAR = "TETRYX_TELEMETRY_URL"
 PUBLISH_METHOD = "/lynx.telemetry.v1.TelemetryService/Publish"
+DEFAULT_MAX_BUFFERED = 100_000  # samples waiting to be shipped; more are dropped (newest first)
+DEFAULT_BATCH_SIZE = 1_000  # samples per PublishRequest message
+DEFAULT_ROUND_SIZE = 10_000  # samples per Publish stream (one stream per shipping round)
+DEFAULT_LINGER_S = 0.02  # how long the shipping thread lets samples accumulate
+DEFAULT_CALL_TIMEOUT_S = 10.0  # deadline of one Publish stream
+DEFAULT_CLOSE_TIMEOUT_S = 5.0  # close()/exit waits at most this long for delivery
 
 log = logging.getLogger("lynx_telemetry_client")
 
@@ -35,10 +50,11 @@ class NullTelemetryClient:
     def send(self, values: Mapping[str, float], timestamp_ns: int | None = None) -> None:
         """Discard the sample."""
 
-    def flush(self, timeout: float = 5.0) -> None:
+    def flush(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S) -> bool:
         """Nothing to flush."""
+        return True
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
         """Nothing to close."""
 
     def __enter__(self) -> NullTelemetryClient:
@@ -49,58 +65,86 @@ class NullTelemetryClient:
 
 
 class TelemetryClient:
-    """Buffers samples; a background thread ships them in batches, one Publish call per batch."""
+    """Buffers samples in memory; a background thread ships them to the Publish endpoint."""
 
     def __init__(
         self,
         target: str,
         *,
-        max_buffered: int = 100_000,
-        batch_size: int = 500,
-        linger_s: float = 0.02,
-        call_timeout_s: float = 10.0,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        round_size: int = DEFAULT_ROUND_SIZE,
+        linger_s: float = DEFAULT_LINGER_S,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
         self.target = _strip_scheme(target)
-        self.sent = 0  # samples the endpoint acknowledged
-        self.dropped = 0  # samples refused, unencodable, over the buffer, or undeliverable
-        self._batch_size = batch_size
+        self.sent = 0  # samples the endpoint acknowledged (written by the shipping thread only)
+        self.dropped = 0  # samples refused, malformed, over the buffer, or undeliverable
+        self._max_buffered = max_buffered
+        self._batch_size = max(1, batch_size)
+        self._round_size = max(self._batch_size, round_size)
         self._linger_s = linger_s
         self._call_timeout_s = call_timeout_s
-        self._queue: queue.Queue[tuple[int, dict[str, float]]] = queue.Queue(maxsize=max_buffered)
+        self._buffer: deque[tuple[Any, Any]] = deque()
+        self._drop_lock = threading.Lock()
+        self._progress = threading.Condition()  # guards _taken/_done; notified as rounds finish
+        self._taken = 0  # samples the shipping thread has taken from the buffer
+        self._done = 0  # of those, samples delivered or dropped
+        self._wake = threading.Event()
         self._closed = False
-        self._thread = threading.Thread(target=self._ship, name="lynx-telemetry", daemon=True)
+        self._abort = False  # close() ran out of time: drop what is left and stop
+        self._call: Any = None  # the Publish stream in flight, so close() can cancel it
+        self._thread = threading.Thread(target=self._run, name="lynx-telemetry", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
+    # ------------------------------------------------------------ the simulation's side
+
     def send(self, values: Mapping[str, float], timestamp_ns: int | None = None) -> None:
-        """Queue one sample of several variables; never blocks, never raises."""
+        """Queue one sample of several variables; never blocks, never raises.
+
+        `timestamp_ns` is the simulation time in nanoseconds (the wall clock when
+        omitted). The values are copied, so the caller may reuse its dict.
+        """
         if self._closed:
             return
+        if len(self._buffer) >= self._max_buffered:
+            self._count_dropped(1)
+            return
         try:
-            ts = time.time_ns() if timestamp_ns is None else int(timestamp_ns)
-            if not _INT64_MIN <= ts <= _INT64_MAX:
-                raise ValueError("timestamp outside int64")
-            sample = {}
-            for name, value in values.items():
-                if not isinstance(name, str):
-                    raise TypeError("variable names must be strings")
-                sample[name] = float(value)
-            self._queue.put_nowait((ts, sample))
-        except queue.Full:
-            self.dropped += 1
-        except Exception:  # noqa: BLE001 - a bad sample is dropped, never raised into the simulation
-            self.dropped += 1
+            self._buffer.append((time.time_ns() if timestamp_ns is None else timestamp_ns, dict(values)))
+        except Exception:  # noqa: BLE001 - not a mapping: dropped, never raised into the simulation
+            self._count_dropped(1)
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait until every queued sample has been delivered or dropped (or `timeout` passes)."""
+    def flush(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S) -> bool:
+        """Wait until every sample sent before this call is delivered or dropped; False on timeout."""
+        with self._progress:
+            target = self._taken + len(self._buffer)
+        self._wake.set()
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.005)
+        with self._progress:
+            while self._done < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    return self._done >= target
+                self._progress.wait(min(remaining, 0.1))
+        return True
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Ship what is buffered and stop the thread (waiting at most `timeout` seconds)."""
+    def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
+        """Ship what is buffered and stop, within `timeout` seconds; what is left then is dropped."""
         self._closed = True
+        self._wake.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abort = True
+            call = self._call
+            if call is not None:
+                call.cancel()
+            self._thread.join(1.0)
+        try:
+            atexit.unregister(self.close)
+        except Exception:  # noqa: BLE001 - interpreter shutting down
+            pass
 
     def __enter__(self) -> TelemetryClient:
         return self
@@ -108,28 +152,23 @@ class TelemetryClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _take_batch(self) -> list:
-        """Up to batch_size samples, waiting briefly for the first and lingering for more."""
-        try:
-            items = [self._queue.get(timeout=0.05)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self._linger_s
-        while len(items) < self._batch_size:
-            try:
-                items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        return items
+    def _count_dropped(self, n: int) -> None:
+        """Add to `dropped` (from the simulation's threads or the shipping thread)."""
+        with self._drop_lock:
+            self.dropped += n
 
-    def _ship(self) -> None:
-        """Deliver batches until closed and drained; a failed call drops (and counts) its batch."""
+    # ------------------------------------------------------------ the shipping thread
+
+    def _run(self) -> None:
+        """Shipping thread: connect lazily, ship rounds until closed and drained."""
         try:
             import grpc
 
             from . import telemetry_service_pb2 as pb
-        except Exception:  # noqa: BLE001 - no gRPC: behave like the no-op client
+        except Exception as exc:  # noqa: BLE001 - no usable gRPC: behave like the no-op client
+            log.debug("telemetry disabled: %s", exc)
             self._closed = True
+            self._drop_rest()
             return
         channel = grpc.insecure_channel(self.target)
         publish = channel.stream_unary(
@@ -137,32 +176,107 @@ class TelemetryClient:
             request_serializer=pb.PublishRequest.SerializeToString,
             response_deserializer=pb.PublishResponse.FromString,
         )
+        reported_dropped = 0
         try:
-            while True:
-                items = self._take_batch()
-                if not items:
-                    if self._closed:
-                        return
-                    continue
-                try:
-                    request = pb.PublishRequest(
-                        samples=[pb.TelemetrySample(timestamp_ns=ts, values=v) for ts, v in items]
-                    )
-                    publish(iter([request]), timeout=self._call_timeout_s)
-                    self.sent += len(items)
-                except Exception as exc:  # noqa: BLE001 - never crash the scenario
-                    log.debug("telemetry batch to %s lost: %s", self.target, exc)
-                    self.dropped += len(items)
-                for _ in items:
-                    self._queue.task_done()
+            while not self._abort:
+                if not self._closed and len(self._buffer) < self._round_size:
+                    self._wake.wait(self._linger_s)  # let a round accumulate; flush()/close() cut it short
+                    self._wake.clear()
+                if self._buffer:
+                    reported_dropped = self._ship_round(publish, pb, self._take_round())
+                elif self._closed:
+                    if self.dropped > reported_dropped:  # tell the runner the final count
+                        self._ship_round(publish, pb, [])
+                    return
         finally:
+            self._drop_rest()
             channel.close()
+
+    def _take_round(self) -> list[tuple[Any, Any]]:
+        """Up to round_size samples from the front of the buffer."""
+        buffer, items = self._buffer, []
+        with self._progress:
+            for _ in range(min(len(buffer), self._round_size)):
+                items.append(buffer.popleft())
+            self._taken += len(items)
+        return items
+
+    def _ship_round(self, publish: Any, pb: Any, items: list[tuple[Any, Any]]) -> int:
+        """Encode `items` and send them as one Publish stream; return the dropped count reported."""
+        requests, encoded = self._encode(pb, items)
+        reported = requests[-1].dropped_samples
+        try:
+            self._call = publish.future(iter(requests), timeout=self._call_timeout_s)
+            self._call.result()
+            self.sent += encoded
+        except Exception as exc:  # noqa: BLE001 - never crash the scenario
+            log.debug("telemetry round to %s lost: %s", self.target, exc)
+            self._count_dropped(encoded)
+        finally:
+            self._call = None
+            self._finish(len(items))
+        return reported
+
+    def _encode(self, pb: Any, items: list[tuple[Any, Any]]) -> tuple[list[Any], int]:
+        """PublishRequests of up to batch_size samples; malformed samples are dropped and counted."""
+        requests, request, encoded, bad = [], pb.PublishRequest(), 0, 0
+        for ts, values in items:
+            if len(request.samples) >= self._batch_size:
+                requests.append(request)
+                request = pb.PublishRequest()
+            try:
+                request.samples.add(timestamp_ns=_timestamp(ts), values=_values(values))
+                encoded += 1
+            except Exception:  # noqa: BLE001 - bad name, value or timestamp
+                bad += 1
+        if bad:
+            self._count_dropped(bad)
+        requests.append(request)
+        for r in requests:
+            r.dropped_samples = self.dropped
+        return requests, encoded
+
+    def _finish(self, n: int) -> None:
+        """Record that n taken samples are delivered or dropped, waking flush() callers."""
+        with self._progress:
+            self._done += n
+            self._progress.notify_all()
+
+    def _drop_rest(self) -> None:
+        """Count whatever is still buffered as dropped (the thread is stopping)."""
+        with self._progress:
+            n = len(self._buffer)
+            self._buffer.clear()
+            self._taken += n
+        if n:
+            self._count_dropped(n)
+        self._finish(n)
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
+def _timestamp(ts: Any) -> int:
+    """The sample's timestamp as an int64, or ValueError/TypeError."""
+    if isinstance(ts, float) or not isinstance(ts, int):
+        ts = int(ts)  # numpy integers, whole floats; raises on NaN, inf and strings like "soon"
+    if not _INT64_MIN <= ts <= _INT64_MAX:
+        raise ValueError("timestamp outside int64")
+    return ts
+
+
+def _values(values: dict[Any, Any]) -> dict[str, float]:
+    """Variable name to float, or TypeError/ValueError/OverflowError."""
+    out = {}
+    for name, value in values.items():
+        if not isinstance(name, str):
+            raise TypeError("variable names must be strings")
+        out[name] = float(value)
+    return out
+
+
 def _strip_scheme(url: str) -> str:
+    """host:port from host:port, grpc://host:port or http://host:port/."""
     for scheme in ("grpc://", "http://"):
         if url.startswith(scheme):
             return url[len(scheme) :].rstrip("/")

@@ -24,6 +24,14 @@ _PATTERN = re.compile(
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/\-\[\]]*")
 
 
+def format_number(value: float) -> str:
+    """A threshold or value as a person reads it: 6371, 0.00025, 7012345.678, 1e+300."""
+    if value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    text = repr(value)
+    return text if len(text) <= 18 else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class Condition:
     """`variable <op> threshold`; fires when the latest value satisfies the comparison."""
@@ -37,8 +45,13 @@ class Condition:
         """Whether `value` breaches the condition (NaN never fires)."""
         return not math.isnan(value) and OPERATORS[self.op](value, self.threshold)
 
+    @property
+    def comparison(self) -> str:
+        """The operator and threshold, for example "< 6371"."""
+        return f"{self.op} {format_number(self.threshold)}"
+
     def __str__(self) -> str:
-        return f"{self.variable} {self.op} {self.threshold:g}"
+        return f"{self.variable} {self.comparison}"
 
 
 def parse_condition(variable: str, text: str, description: str = "", path: str = "condition") -> Condition:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -13,7 +16,61 @@ import yaml
 from lynx_common.errors import ValidationError
 
 ENV_PREFIX = "LYNX_RUNNER_"
-KNOWN_ENGINES = ("basilisk",)
+KNOWN_ENGINES = ("basilisk", "command")
+DEFAULT_LOG_CAP_BYTES = 10 * 2**20
+# The placeholders a command's args may use; nothing else is substituted, and never through a shell.
+COMMAND_PLACEHOLDERS = ("run_config", "output_dir", "telemetry_url", "job_id", "batch_id", "attempt",
+                        "run_id", "working_directory")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_MEMORY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(?:[eE](\d+))?\s*(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E)?")
+_MEMORY_UNITS = {None: 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_CPU = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(m?)")
+_PRELOAD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """The `command` engine's program: an executable and an argument template (no shell)."""
+
+    executable: str
+    args: tuple[str, ...] = ()
+
+    def argv(self, values: Mapping[str, str]) -> list[str]:
+        """The executable and its args with each {placeholder} replaced from `values`."""
+        return [self.executable, *(_PLACEHOLDER.sub(lambda m: values[m.group(1)], a) for a in self.args)]
+
+
+def parse_memory(text: object, field: str = "memory") -> int:
+    """Bytes from Kubernetes notation ("512Mi", "1Gi", "1G", "1e9", 1073741824); 0 or "" = no limit."""
+    if isinstance(text, bool):
+        raise ValidationError(field, f"must be a memory quantity like 512Mi or 1Gi, got {text!r}")
+    if isinstance(text, int | float):
+        text = repr(text)
+    if not isinstance(text, str):
+        raise ValidationError(field, f"must be a memory quantity like 512Mi or 1Gi, got {text!r}")
+    if not text.strip():
+        return 0
+    match = _MEMORY.fullmatch(text.strip())
+    if not match:
+        raise ValidationError(field, f"must be a memory quantity like 512Mi or 1Gi, got {text!r}")
+    value = float(match.group(1)) * 10 ** int(match.group(2) or 0) * _MEMORY_UNITS[match.group(3)]
+    if not math.isfinite(value) or value > 2**62:
+        raise ValidationError(field, f"is too large: {text!r}")
+    return int(value)
+
+
+def parse_cpu(text: object, field: str = "cpu") -> float:
+    """Cores from Kubernetes notation ("500m" = 0.5, "2", 1.5); "" = none."""
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ValidationError(field, f"must be a CPU quantity like 500m or 2, got {text!r}")
+    text = str(text).strip()
+    if not text:
+        return 0.0
+    match = _CPU.fullmatch(text)
+    if not match:
+        raise ValidationError(field, f"must be a CPU quantity like 500m or 2, got {text!r}")
+    return float(match.group(1)) / (1000 if match.group(2) else 1)
 
 
 @dataclass(frozen=True)
@@ -28,11 +85,27 @@ class RunnerConfig:
     basilisk_entrypoint: Path = Path("scenarios/aerospace/python/scenario_basic_orbit_lynx.py")
     max_concurrent_jobs: int = 1
     heartbeat_interval_secs: float = 2.0
+    warm_start: bool = True
+    preload: tuple[str, ...] = ()
+    command: CommandSpec | None = None
+    log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
+    job_memory_limit: int = 0
 
     @property
     def entrypoint_path(self) -> Path:
         """The entrypoint, relative paths taken from working_directory."""
         return self.working_directory / self.basilisk_entrypoint
+
+    def command_executable(self) -> str:
+        """The command engine's executable: a path (relative to working_directory) or a name on PATH."""
+        assert self.command is not None
+        executable = self.command.executable
+        if os.sep in executable:
+            return str(self.working_directory / os.path.expanduser(executable))
+        found = shutil.which(executable)
+        if found is None:
+            raise ValidationError("command.executable", f"{executable!r} was not found on PATH")
+        return found
 
 
 def _as_list(value: object, field: str) -> tuple[str, ...]:
@@ -48,9 +121,77 @@ def _as_list(value: object, field: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _as_bool(value: object, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValidationError(field, f"must be true or false, got {value!r}")
+
+
+def _as_preload(value: object) -> tuple[str, ...]:
+    if value is None or value == "" or value == []:
+        return ()
+    names = _as_list(value, "preload")
+    for name in names:
+        if not _PRELOAD.fullmatch(name):
+            raise ValidationError("preload", f"{name!r} is not a module name like Basilisk.simulation.spacecraft")
+    return names
+
+
+def _as_command(value: object) -> CommandSpec | None:
+    """The command engine's {executable, args}; from YAML, or JSON text in LYNX_RUNNER_COMMAND."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValidationError("command", 'must be a mapping like {"executable": "...", "args": [...]}') from None
+    if not isinstance(value, dict):
+        raise ValidationError("command", f"must be a mapping with executable and args, got {value!r}")
+    unknown = sorted(set(value) - {"executable", "args"})
+    if unknown:
+        raise ValidationError(f"command.{unknown[0]}", "is not a command field (known: args, executable)")
+    executable = value.get("executable")
+    if not isinstance(executable, str) or not executable.strip():
+        raise ValidationError("command.executable", f"must be an executable name or path, got {executable!r}")
+    args = value.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str | int | float) and not isinstance(a, bool)
+                                             for a in args):
+        raise ValidationError("command.args", f"must be a list of strings, got {args!r}")
+    args = [str(a) for a in args]
+    for i, arg in enumerate(args):
+        if "{" in _PLACEHOLDER.sub("", arg) or "}" in _PLACEHOLDER.sub("", arg):
+            raise ValidationError(f"command.args[{i}]", f"has an unbalanced brace: {arg!r}")
+        for name in _PLACEHOLDER.findall(arg):
+            if name not in COMMAND_PLACEHOLDERS:
+                raise ValidationError(
+                    f"command.args[{i}]",
+                    f"unknown placeholder {{{name}}} (known: {', '.join(COMMAND_PLACEHOLDERS)})",
+                )
+    return CommandSpec(executable.strip(), tuple(args))
+
+
 def _coerce(name: str, value: object) -> object:
     if name in ("engines", "capabilities"):
         return _as_list(value, name)
+    if name == "warm_start":
+        return _as_bool(value, name)
+    if name == "preload":
+        return _as_preload(value)
+    if name == "command":
+        return _as_command(value)
+    if name == "job_memory_limit":
+        return parse_memory(value if value is not None else "", name)
+    if name == "log_cap_bytes":
+        number = parse_memory(value, name)
+        if number < 1024:
+            raise ValidationError(name, f"must be at least 1Ki, got {value!r}")
+        return number
     if name in ("working_directory", "output_root", "basilisk_entrypoint"):
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(name, f"must be a path, got {value!r}")
@@ -104,6 +245,8 @@ def load_config(path: str | Path | None, env: Mapping[str, str] = os.environ) ->
     for engine in config.engines:
         if engine not in KNOWN_ENGINES:
             raise ValidationError("engines", f"unknown engine {engine!r} (known: {', '.join(KNOWN_ENGINES)})")
+    if "command" in config.engines and config.command is None:
+        raise ValidationError("command", "is required when engines include command ({executable, args})")
     working = config.working_directory.resolve()
     if not working.is_dir():
         raise ValidationError("working_directory", f"{working} is not a directory")

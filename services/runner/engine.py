@@ -1,15 +1,24 @@
-"""The basilisk engine: one job = output dir, telemetry endpoint, scenario subprocess, watchdog."""
+"""Engines: one job = output dir, telemetry endpoint, scenario process, watchdog, result.
+
+An engine is a plugin behind the small `Engine` protocol. Two ship with the runner:
+
+* `basilisk`: a Python entrypoint run with `python_executable`, cold (a fresh interpreter per job)
+  or warm (forked by a fork server that has already imported the `preload` modules).
+* `command`: any executable with an argument template, so a scenario in bash, C or Julia runs
+  under the same TETRYX_* contract and sends telemetry as ``TETRYX <timestamp_ns> name=value`` lines.
+
+Both share `ScenarioEngine.run`: private dir, run config, endpoint + relay + watchdog, capped
+logs, process group kills, memory limit, output collection and the JobResult.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import re
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +27,29 @@ from typing import Protocol
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
+from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer
 from lynx_runner.config import RunnerConfig, resolve_python
 from lynx_runner.endpoint import JobTelemetryServicer
+from lynx_runner.launch import (
+    ForkServer,
+    ForkServerError,
+    LaunchError,
+    LaunchSpec,
+    kill_group,
+    spawn_cold,
+)
 from lynx_runner.relay import FINAL_FLUSH_DEADLINE_S, TelemetryRelay
-from lynx_runner.watchdog import Watchdog
+from lynx_runner.streams import BadTelemetryLine, CappedLog, collect_files, group_rss_bytes, parse_telemetry_line
+from lynx_runner.watchdog import Breach, Watchdog
 
 log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 STDERR_TAIL_CHARS = 2000
+MEMORY_POLL_S = 0.25
+DRAIN_TIMEOUT_S = 2.0
+FORKSERVER_RETRY_S = 30.0
+_OOM_PATTERNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 
 
 @dataclass
@@ -44,29 +67,7 @@ class JobHandle:
 
 def collect_outputs(output_dir: Path) -> list[str]:
     """Absolute paths of the regular files under output_dir, sorted; links are not followed."""
-    root = output_dir.resolve()
-    files = []
-    for path in root.rglob("*"):
-        if path.is_symlink() or not path.is_file():
-            continue
-        files.append(str(path))
-    return sorted(files)
-
-
-def _tail(path: Path, chars: int = STDERR_TAIL_CHARS) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - chars))
-            return f.read().decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-
-
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    return collect_files(output_dir).paths
 
 
 class Engine(Protocol):
@@ -88,17 +89,87 @@ def build_engines(
     config: RunnerConfig, runner_id: str, telemetry_stub: tel_grpc.TelemetryServiceStub
 ) -> dict[str, Engine]:
     """The engines this runner serves, by name, from its config."""
-    engines: dict[str, Engine] = {}
-    for name in config.engines:
-        if name == BasiliskEngine.name:
-            engines[name] = BasiliskEngine(config, runner_id, telemetry_stub)
-    return engines
+    kinds: dict[str, type[ScenarioEngine]] = {BasiliskEngine.name: BasiliskEngine, CommandEngine.name: CommandEngine}
+    return {name: kinds[name](config, runner_id, telemetry_stub) for name in config.engines if name in kinds}
 
 
-class BasiliskEngine:
-    """Runs the configured Python entrypoint once per job, under the TETRYX_* contract."""
+def lease_memory_limit(lease: sched_pb.JobLease, default: int) -> int:
+    """Bytes the job may use: the lease's compute.container.memory_request once the lease carries it,
+    else the runner's job_memory_limit (0 = none). Today's JobLease has no compute field."""
+    if "compute" in lease.DESCRIPTOR.fields_by_name and lease.HasField("compute"):
+        from lynx_runner.config import parse_memory
 
-    name = "basilisk"
+        request = lease.compute.container.memory_request
+        if request:
+            return parse_memory(request, "compute.container.memory_request")
+    return default
+
+
+@dataclass
+class JobPaths:
+    """Where one job's files live: its output dir and the runner's private dir for it."""
+
+    output_dir: Path
+    private_dir: Path
+
+    @property
+    def run_config(self) -> Path:
+        return self.private_dir / "run_config.json"
+
+
+def prepare_dirs(output_root: Path, job_id: str) -> JobPaths:
+    """Fresh output and private dirs for `job_id`, both checked to lie inside output_root."""
+    if not _SAFE_ID.fullmatch(job_id):
+        raise ValueError(f"job id {job_id!r} is not a safe directory name")
+    root = output_root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    paths = JobPaths(root / job_id, root / ".lynx" / job_id)
+    for path in (paths.output_dir, paths.private_dir):
+        if path.is_symlink():
+            path.unlink()
+        shutil.rmtree(path, ignore_errors=True)  # a retry starts from an empty directory
+        path.mkdir(parents=True)
+        if path.resolve().parent not in (root, root / ".lynx"):
+            raise ValueError(f"{path} resolves outside output_root {root}")
+    return paths
+
+
+class StdoutTelemetry:
+    """The line protocol on a scenario's stdout, fed into the same watchdog and relay as gRPC."""
+
+    def __init__(self, watchdog: Watchdog, relay: TelemetryRelay) -> None:
+        self.watchdog = watchdog
+        self.relay = relay
+        self.received = 0
+        self.malformed = 0
+        self.last_error = ""
+
+    def on_line(self, line: str) -> None:
+        """One ``TETRYX ...`` line: observe it, or count it as dropped."""
+        try:
+            timestamp_ns, values = parse_telemetry_line(line)
+        except BadTelemetryLine as exc:
+            self.malformed += 1
+            self.last_error = str(exc)
+            return
+        self.received += 1
+        self.watchdog.observe(timestamp_ns, values)
+        self.relay.add(tel_pb.TelemetrySample(timestamp_ns=timestamp_ns, values=values))
+
+
+@dataclass
+class Outcome:
+    """How supervision ended: reason, message and (on early termination) the breach."""
+
+    reason: str
+    message: str = ""
+    breach: Breach | None = None
+
+
+class ScenarioEngine:
+    """The shared job lifecycle; subclasses say what process to start."""
+
+    name = ""
 
     def __init__(self, config: RunnerConfig, runner_id: str, telemetry_stub: tel_grpc.TelemetryServiceStub):
         self.config = config
@@ -111,127 +182,276 @@ class BasiliskEngine:
     async def close(self) -> None:
         """Nothing to release."""
 
+    def describe(self) -> dict[str, str]:
+        """Engine-specific result metadata."""
+        return {}
+
+    def launch_spec(self, paths: JobPaths, lease: sched_pb.JobLease, env: dict[str, str]) -> LaunchSpec:
+        """What to start for this job; raises for a launch error."""
+        raise NotImplementedError
+
+    async def spawn(self, spec: LaunchSpec):
+        """Start the job's process (cold by default)."""
+        return await spawn_cold(spec)
+
     def _result(self, lease: sched_pb.JobLease, started: float, **fields) -> sched_pb.JobResult:
         try:
             simulation_name = str(json.loads(lease.run_config_json)["metadata"]["simulation_name"])
         except (ValueError, KeyError, TypeError):
             simulation_name = ""
-        metadata = {
-            "engine": self.name,
-            "simulation_name": simulation_name,
-            "entrypoint": str(self.config.basilisk_entrypoint),
-            "runner_id": self.runner_id,
-        }
-        return sched_pb.JobResult(
-            job_id=lease.job_id,
-            attempt=lease.attempt,
-            execution_time_secs=round(time.monotonic() - started, 3),
-            metadata=metadata,
-            **fields,
-        )
+        metadata = {"engine": self.name, "simulation_name": simulation_name, "runner_id": self.runner_id,
+                    **self.describe()}
+        return sched_pb.JobResult(job_id=lease.job_id, attempt=lease.attempt,
+                                  execution_time_secs=round(time.monotonic() - started, 3), metadata=metadata,
+                                  **fields)
+
+    def _launch_error(self, lease: sched_pb.JobLease, started: float, message: str) -> sched_pb.JobResult:
+        return self._result(lease, started, success=False, termination_reason="launch_error",
+                            error_message=message, exit_code=-1)
 
     async def run(self, handle: JobHandle) -> sched_pb.JobResult:
         """Run one attempt to its end and describe how it ended."""
         lease = handle.lease
         started = time.monotonic()
         if not _SAFE_ID.fullmatch(lease.job_id):
-            return self._result(lease, started, success=False, termination_reason="launch_error",
-                                error_message=f"job id {lease.job_id!r} is not a safe directory name")
-        output_dir = self.config.output_root / lease.job_id
-        private_dir = self.config.output_root / ".lynx" / lease.job_id
+            return self._launch_error(lease, started, f"job id {lease.job_id!r} is not a safe directory name")
         try:
-            python = resolve_python(self.config.python_executable)
-            entrypoint = self.config.entrypoint_path
-            if not entrypoint.is_file():
-                raise FileNotFoundError(f"basilisk_entrypoint {entrypoint} does not exist")
-            shutil.rmtree(output_dir, ignore_errors=True)  # a retry starts from an empty directory
-            output_dir.mkdir(parents=True)
-            private_dir.mkdir(parents=True, exist_ok=True)
-            run_config_path = private_dir / "run_config.json"
             document = json.loads(lease.run_config_json)
             if not isinstance(document, dict):
                 raise ValueError("the lease's run config is not a JSON object")
-            run_config_path.write_text(json.dumps(document, indent=2))
+            paths = prepare_dirs(self.config.output_root, lease.job_id)
+            paths.run_config.write_text(json.dumps(document, indent=2))
         except Exception as exc:  # noqa: BLE001 - reported as the job's failure
-            return self._result(lease, started, success=False, termination_reason="launch_error",
-                                error_message=f"cannot launch: {exc}")
+            return self._launch_error(lease, started, f"cannot launch: {exc}")
 
         watchdog = Watchdog(lease.early_termination)
         relay = TelemetryRelay(self.telemetry_stub, lease.job_id, lease.batch_id, lease.telemetry)
+        servicer = JobTelemetryServicer(watchdog, relay)
         endpoint = GrpcServer(
-            lambda s: tel_grpc.add_TelemetryServiceServicer_to_server(JobTelemetryServicer(watchdog, relay), s),
+            lambda s: tel_grpc.add_TelemetryServiceServicer_to_server(servicer, s),
             [tel_pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name],
         )
         await endpoint.start()
         flusher = asyncio.create_task(relay.run_periodic())
-        env = {
-            **os.environ,
-            "TETRYX_RUN_CONFIG": str(run_config_path),
-            "TETRYX_TELEMETRY_URL": endpoint.address,
-            "TETRYX_OUTPUT_DIR": str(output_dir),
-        }
+        lines = StdoutTelemetry(watchdog, relay)
+        env = {**os.environ, "TETRYX_RUN_CONFIG": str(paths.run_config), "TETRYX_TELEMETRY_URL": endpoint.address,
+               "TETRYX_OUTPUT_DIR": str(paths.output_dir)}
+        memory_limit = lease_memory_limit(lease, self.config.job_memory_limit)
+        stdout = CappedLog(paths.private_dir / "stdout.log", self.config.log_cap_bytes, lines.on_line)
+        stderr = CappedLog(paths.private_dir / "stderr.log", self.config.log_cap_bytes)
+        proc = None
         try:
-            with (private_dir / "stdout.log").open("wb") as out, (private_dir / "stderr.log").open("wb") as err:
-                proc = await asyncio.create_subprocess_exec(
-                    python, str(entrypoint), cwd=self.config.working_directory, env=env,
-                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                )
-            log.info("job %s attempt %d: pid %d, telemetry on %s",
-                     lease.job_id, lease.attempt, proc.pid, endpoint.address)
-            reason, message = await self._supervise(proc, handle, watchdog, lease.timeout_seconds)
-        except OSError as exc:
-            reason, message = "launch_error", f"cannot start {python}: {exc}"
-            proc = None
+            proc, outcome = await self._launch_and_supervise(handle, paths, env, memory_limit, watchdog,
+                                                             stdout, stderr)
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
             await endpoint.stop(grace=0.5)
             await relay.flush(FINAL_FLUSH_DEADLINE_S)
+        return self._finish(lease, started, paths, proc, outcome, memory_limit, stderr, relay, servicer, lines)
 
-        exit_code = proc.returncode if proc is not None else -1
-        success = reason == "exited" and exit_code == 0
-        if reason == "exited" and not success:
-            tail = _tail(private_dir / "stderr.log")
-            message = f"scenario exited with code {exit_code}" + (f"; stderr tail:\n{tail}" if tail else "")
-        result = self._result(
-            lease, started, success=success, exit_code=exit_code, termination_reason=reason,
-            output_files=collect_outputs(output_dir),
-        )
-        result.metadata["telemetry_samples"] = str(relay.received)
-        if not success:
-            result.error_message = message
-        return result
+    async def _launch_and_supervise(self, handle, paths, env, memory_limit, watchdog, stdout, stderr):
+        """Start the process with its output pipes, supervise it, drain the pipes; (process, Outcome)."""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pumps = [asyncio.create_task(stdout.pump(out_r)), asyncio.create_task(stderr.pump(err_r))]
+        proc = None
+        try:
+            spec = self.launch_spec(paths, handle.lease, env)
+            spec.stdout_fd, spec.stderr_fd, spec.memory_limit = out_w, err_w, memory_limit
+            proc = await self.spawn(spec)
+        except (LaunchError, ValidationError, OSError, ValueError) as exc:
+            return None, Outcome("launch_error", f"cannot launch: {exc}")
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+            if proc is None:
+                await asyncio.gather(*pumps, return_exceptions=True)
+        log.info("job %s attempt %d: pid %d (%s)", handle.lease.job_id, handle.lease.attempt, proc.pid,
+                 "warm" if proc.warm else "cold")
+        try:
+            outcome = await self._supervise(proc, handle, watchdog, handle.lease.timeout_seconds, memory_limit)
+        finally:
+            _, pending = await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT_S)
+            for task in pending:  # a process that escaped the group still holds the pipe
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+        return proc, outcome
 
-    async def _supervise(self, proc, handle: JobHandle, watchdog: Watchdog, timeout: float) -> tuple[str, str]:
-        """Wait for the process, killing its group on breach, timeout or cancel; returns (reason, message)."""
+    async def _supervise(self, proc, handle: JobHandle, watchdog: Watchdog, timeout: float,
+                         memory_limit: int) -> Outcome:
+        """Wait for the process, killing its group on breach, timeout, cancel or memory; the Outcome."""
         deadline = time.monotonic() + timeout if timeout > 0 else None
         waiter = asyncio.create_task(proc.wait())
         canceller = asyncio.create_task(handle.cancelled.wait())
         try:
             while True:
                 tick = watchdog.period if watchdog.active else 1.0
+                if memory_limit:
+                    tick = min(tick, MEMORY_POLL_S)
                 if deadline is not None:
                     tick = max(0.0, min(tick, deadline - time.monotonic()))
                 await asyncio.wait({waiter, canceller}, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
-                breach = watchdog.check()
-                if breach is not None:
-                    outcome = ("early_termination", breach.message())
-                elif canceller.done():
-                    outcome = ("cancelled", f"cancelled: {handle.cancel_reason}")
-                elif waiter.done():
-                    _kill_group(proc)  # reap grandchildren the scenario left behind
-                    return "exited", ""
-                elif deadline is not None and time.monotonic() >= deadline:
-                    outcome = ("timeout", f"timed out after {timeout:g} s (job_timeout_seconds)")
-                else:
+                outcome = self._verdict(proc, handle, watchdog, waiter, deadline, timeout, memory_limit)
+                if outcome is None:
                     continue
+                if outcome.reason == "exited":
+                    kill_group(proc.pid)  # reap grandchildren the scenario left behind
+                    return outcome
                 if not waiter.done():
-                    _kill_group(proc)
-                    log.info("job %s: killed (%s)", handle.lease.job_id, outcome[1])
+                    kill_group(proc.pid)
+                    log.info("job %s: killed (%s)", handle.lease.job_id, outcome.message)
                 await waiter
                 return outcome
         finally:
             canceller.cancel()
             if not waiter.done():  # the agent is shutting down: leave nothing running
-                _kill_group(proc)
+                kill_group(proc.pid)
                 await asyncio.shield(waiter)
+
+    @staticmethod
+    def _verdict(proc, handle, watchdog, waiter, deadline, timeout, memory_limit) -> Outcome | None:
+        """Why supervision should end now, or None to keep waiting."""
+        breach = watchdog.check()
+        if breach is not None:
+            return Outcome("early_termination", breach.message(), breach)
+        if handle.cancelled.is_set():
+            return Outcome("cancelled", f"cancelled: {handle.cancel_reason}")
+        if waiter.done():
+            return Outcome("exited")
+        if memory_limit:
+            rss = group_rss_bytes(proc.pid)
+            if rss > memory_limit:
+                return Outcome("out_of_memory", f"out of memory: the job used {rss / 2**20:.0f} MiB resident, over "
+                                                f"its limit of {memory_limit / 2**20:.0f} MiB; killed")
+        if deadline is not None and time.monotonic() >= deadline:
+            return Outcome("timeout", f"timed out after {timeout:g} s (job_timeout_seconds)")
+        return None
+
+    def _finish(self, lease, started, paths, proc, outcome: Outcome, memory_limit, stderr: CappedLog,
+                relay, servicer, lines: StdoutTelemetry) -> sched_pb.JobResult:
+        """The JobResult for a supervised (or failed-to-launch) attempt."""
+        exit_code = proc.returncode if proc is not None and proc.returncode is not None else -1
+        reason, message = outcome.reason, outcome.message
+        tail = stderr.tail_text(STDERR_TAIL_CHARS)
+        if proc is not None and proc.lost:
+            reason, message = "runner_lost", "the runner's fork server died while the job ran; the job was killed"
+        elif reason == "exited" and exit_code != 0:
+            if memory_limit and any(p in tail for p in _OOM_PATTERNS):
+                reason = "out_of_memory"
+                message = (f"out of memory: the job hit its limit of {memory_limit / 2**20:.0f} MiB "
+                           f"(exit code {exit_code})")
+            else:
+                message = f"scenario exited with code {exit_code}"
+            message += f"; stderr tail:\n{tail}" if tail else ""
+        success = reason == "exited" and exit_code == 0
+        collected = collect_files(paths.output_dir)
+        sent = getattr(servicer, "received", relay.received - lines.received) + lines.received
+        dropped = getattr(servicer, "dropped", 0) + lines.malformed
+        result = self._result(lease, started, success=success, exit_code=exit_code, termination_reason=reason,
+                              output_files=collected.paths, files=collected.files,
+                              telemetry_samples_sent=sent, telemetry_samples_dropped=dropped)
+        result.metadata["telemetry_samples"] = str(relay.received)
+        result.metadata["start"] = "warm" if proc is not None and proc.warm else "cold"
+        if memory_limit:
+            result.metadata["memory_limit_bytes"] = str(memory_limit)
+        if lines.malformed:
+            result.metadata["telemetry_lines_malformed"] = f"{lines.malformed} ({lines.last_error})"
+        if outcome.breach is not None:
+            condition = outcome.breach.condition
+            result.termination_variable = condition.variable
+            result.termination_condition = condition.comparison
+            result.termination_value = outcome.breach.value
+        if not success:
+            result.error_message = message
+        return result
+
+
+class BasiliskEngine(ScenarioEngine):
+    """Runs the configured Python entrypoint once per job, cold or forked from a warm fork server."""
+
+    name = "basilisk"
+
+    def __init__(self, config: RunnerConfig, runner_id: str, telemetry_stub: tel_grpc.TelemetryServiceStub):
+        super().__init__(config, runner_id, telemetry_stub)
+        self.forkserver: ForkServer | None = None
+        self._retry_after = 0.0
+
+    def describe(self) -> dict[str, str]:
+        return {"entrypoint": str(self.config.basilisk_entrypoint)}
+
+    async def start(self) -> None:
+        """With warm_start, start the fork server; if it cannot start, jobs run cold (logged)."""
+        if self.config.warm_start:
+            await self._start_forkserver()
+
+    async def _start_forkserver(self) -> None:
+        try:
+            python = resolve_python(self.config.python_executable)
+        except ValidationError as exc:
+            log.error("warm start disabled: %s", exc)
+            self._retry_after = time.monotonic() + FORKSERVER_RETRY_S
+            return
+        server = ForkServer(python, self.config.preload, self.config.output_root / ".lynx" / "forkserver.log")
+        try:
+            await server.start()
+        except ForkServerError as exc:
+            log.error("warm start unavailable, running jobs cold: %s", exc)
+            self._retry_after = time.monotonic() + FORKSERVER_RETRY_S
+            return
+        self.forkserver = server
+
+    async def close(self) -> None:
+        """Stop the fork server."""
+        if self.forkserver is not None:
+            await self.forkserver.close()
+            self.forkserver = None
+
+    def launch_spec(self, paths: JobPaths, lease: sched_pb.JobLease, env: dict[str, str]) -> LaunchSpec:
+        python = resolve_python(self.config.python_executable)
+        entrypoint = self.config.entrypoint_path
+        if not entrypoint.is_file():
+            raise LaunchError(f"basilisk_entrypoint {entrypoint} does not exist")
+        return LaunchSpec(job_id=lease.job_id, argv=[python, str(entrypoint)], cwd=self.config.working_directory,
+                          env=env, stdout_fd=-1, stderr_fd=-1, entrypoint=str(entrypoint))
+
+    async def spawn(self, spec: LaunchSpec):
+        """Fork from the warm server when it runs; restart it if it died; otherwise start cold."""
+        if self.config.warm_start:
+            if (self.forkserver is None or not self.forkserver.alive) and time.monotonic() >= self._retry_after:
+                if self.forkserver is not None:
+                    log.warning("the fork server is gone; restarting it")
+                    await self.forkserver.close()
+                    self.forkserver = None
+                await self._start_forkserver()
+            if self.forkserver is not None and self.forkserver.alive:
+                try:
+                    return await self.forkserver.spawn(spec)
+                except ForkServerError as exc:
+                    log.warning("job %s: warm start failed (%s); starting it cold", spec.job_id, exc)
+        return await spawn_cold(spec)
+
+
+class CommandEngine(ScenarioEngine):
+    """Runs any executable with the configured argument template (placeholders, never a shell)."""
+
+    name = "command"
+
+    def describe(self) -> dict[str, str]:
+        return {"entrypoint": self.config.command.executable if self.config.command else ""}
+
+    def launch_spec(self, paths: JobPaths, lease: sched_pb.JobLease, env: dict[str, str]) -> LaunchSpec:
+        if self.config.command is None:
+            raise LaunchError("the runner config has no command")
+        try:
+            run_id = str(json.loads(lease.run_config_json).get("run_id", ""))
+        except (ValueError, AttributeError):
+            run_id = ""
+        values = {"run_config": str(paths.run_config), "output_dir": str(paths.output_dir),
+                  "telemetry_url": env["TETRYX_TELEMETRY_URL"], "job_id": lease.job_id, "batch_id": lease.batch_id,
+                  "attempt": str(lease.attempt), "run_id": run_id,
+                  "working_directory": str(self.config.working_directory)}
+        argv = self.config.command.argv(values)
+        argv[0] = self.config.command_executable()
+        return LaunchSpec(job_id=lease.job_id, argv=argv, cwd=self.config.working_directory, env=env,
+                          stdout_fd=-1, stderr_fd=-1)

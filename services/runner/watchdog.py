@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lynx.common.v1 import batch_config_pb2 as cfg
-from lynx_common.conditions import Condition, parse_condition
+from lynx_common.conditions import Condition, format_number, parse_condition
 
 DEFAULT_CHECK_HZ = 1.0
 
@@ -19,7 +19,8 @@ class Breach:
     timestamp_ns: int
 
     def message(self) -> str:
-        text = f"early termination: {self.condition} (value {self.value:g} at t={self.timestamp_ns / 1e9:g} s)"
+        text = (f"early termination: {self.condition} "
+                f"(value {format_number(self.value)} at t={self.timestamp_ns / 1e9:g} s)")
         if self.condition.description:
             text += f": {self.condition.description}"
         return text

@@ -1,0 +1,213 @@
+"""The warm-start fork server: a child of the runner that imports heavy modules once, then forks per job.
+
+Run as a script with the scenario's own interpreter (`python_executable`), never imported by it:
+
+    python forkserver.py --fd N [--preload module ...]
+
+Standard library only, so it works in any scenario venv. It talks to the runner over the
+AF_UNIX SOCK_SEQPACKET socket `N` (one JSON message per packet):
+
+* server -> runner, once: ``{"ready": true, "preloaded": [...], "failed": {module: error}, "threads": n}``
+* runner -> server: ``{"id", "entrypoint", "cwd", "env", "memory_limit"}`` with the job's stdout and
+  stderr pipe ends attached as SCM_RIGHTS file descriptors
+* server -> runner: ``{"id", "pid"}`` right after the fork (or ``{"id", "error"}``), and later
+  ``{"id", "returncode"}`` once the fork server has reaped the job (negative = killed by that signal)
+
+The forked child becomes the job: a new session (so the runner can SIGKILL its whole group), the
+job's environment, cwd, argv ``[entrypoint]``, stdin from /dev/null, stdout/stderr on the given pipes,
+fresh random seeds, then the entrypoint runs as ``__main__`` through runpy and the interpreter exits
+as it would after ``python entrypoint`` (exit code, uncaught exception -> 1, atexit, thread joins).
+
+The server starts no threads itself and never imports grpc: forking a process with threads is unsafe.
+It exits when the runner closes the socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+MAX_MESSAGE = 1 << 20
+
+
+def _send(sock: socket.socket, message: dict) -> None:
+    sock.send(json.dumps(message).encode())
+
+
+def preload(modules: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Import each module; failures are reported, never fatal."""
+    loaded: list[str] = []
+    failed: dict[str, str] = {}
+    for name in modules:
+        try:
+            importlib.import_module(name)
+            loaded.append(name)
+        except BaseException as exc:  # noqa: BLE001 - a bad preload must not stop the server
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    return loaded, failed
+
+
+class Server:
+    """Receives job requests, forks one child per job, reaps children and reports their exit."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.jobs: dict[int, str] = {}  # pid -> job id
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    def serve(self) -> dict | None:
+        """Loop until the runner goes away (returns None) or, in a forked child, return its job."""
+        selector = selectors.DefaultSelector()
+        selector.register(self.sock, selectors.EVENT_READ, "request")
+        selector.register(self.wake_r, selectors.EVENT_READ, "child")
+        while True:
+            for key, _ in selector.select():
+                if key.data == "child":
+                    self._drain_wakeups()
+                    self._reap()
+                    continue
+                try:
+                    data, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MESSAGE, 2)
+                except (ConnectionResetError, OSError):
+                    data, fds = b"", []
+                if not data:
+                    for fd in fds:
+                        os.close(fd)
+                    return None
+                job = self._fork(json.loads(data), fds)
+                if job is not None:
+                    selector.close()
+                    return job
+            self._reap()
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _reap(self) -> None:
+        while self.jobs:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            job_id = self.jobs.pop(pid, None)
+            if job_id is not None:
+                _send(self.sock, {"id": job_id, "returncode": os.waitstatus_to_exitcode(status)})
+
+    def _fork(self, request: dict, fds: list[int]) -> dict | None:
+        """Fork a child for `request`; returns the request in the child, None in the server."""
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            _send(self.sock, {"id": request.get("id"), "error": "expected stdout and stderr descriptors"})
+            return None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            _send(self.sock, {"id": request["id"], "error": f"fork failed: {exc}"})
+            return None
+        if pid == 0:
+            request["_fds"] = fds
+            return request
+        for fd in fds:
+            os.close(fd)
+        self.jobs[pid] = request["id"]
+        _send(self.sock, {"id": request["id"], "pid": pid})
+        return None
+
+    def release(self) -> None:
+        """In the child: drop everything that belongs to the server."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+        self.sock.close()
+
+
+def become_job(request: dict) -> str:
+    """In the forked child: take on the job's session, files, environment and limits; returns the entrypoint."""
+    os.setsid()
+    out_fd, err_fd = request["_fds"]
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    for fd in (devnull, out_fd, err_fd):
+        if fd > 2:
+            os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    memory_limit = int(request.get("memory_limit") or 0)
+    if memory_limit > 0:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (memory_limit, memory_limit))
+    _reseed()
+    entrypoint = request["entrypoint"]
+    sys.argv[:] = [entrypoint]
+    sys.path[0] = os.path.dirname(os.path.realpath(entrypoint))
+    return entrypoint
+
+
+def _reseed() -> None:
+    """Forked children must not share the server's random state (a fresh interpreter seeds from the OS)."""
+    if "random" in sys.modules:
+        sys.modules["random"].seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def main() -> dict | None:
+    """Preload, report ready, serve; returns the job only in a forked child."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--preload", nargs="*", default=[])
+    args = parser.parse_args()
+    sys.path.pop(0)  # the runner's own source directory must not shadow scenario modules
+    sock = socket.socket(fileno=args.fd)
+    loaded, failed = preload(args.preload)
+    _send(sock, {"ready": True, "preloaded": loaded, "failed": failed, "threads": threading.active_count(),
+                 "os_threads": len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1})
+    server = Server(sock)
+    try:
+        job = server.serve()
+    except Exception:  # noqa: BLE001 - logged to the server's log; the runner sees EOF
+        traceback.print_exc()
+        return None
+    if job is not None:
+        server.release()
+    return job
+
+
+if __name__ == "__main__":
+    _job = main()
+    if _job is None:
+        sys.exit(0)
+    import runpy
+
+    _entrypoint = become_job(_job)
+    del _job
+    runpy.run_path(_entrypoint, run_name="__main__")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import grpc
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_runner.relay import TelemetryRelay
@@ -9,17 +12,35 @@ from lynx_runner.watchdog import Watchdog
 
 
 class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
-    """The per-job endpoint a scenario publishes to: feeds the watchdog and the relay."""
+    """Feeds every published sample to the watchdog, then to the relay; never waits on ingest.
+
+    `received` counts the samples the scenario delivered; `dropped` is the largest
+    `dropped_samples` the scenario's client reported (its cumulative count).
+    """
 
     def __init__(self, watchdog: Watchdog, relay: TelemetryRelay) -> None:
         self.watchdog = watchdog
         self.relay = relay
+        self.received = 0
+        self.dropped = 0
 
-    async def Publish(self, request_iterator, context) -> tel_pb.PublishResponse:
+    async def Publish(
+        self, request_iterator: AsyncIterator[tel_pb.PublishRequest], context: grpc.aio.ServicerContext
+    ) -> tel_pb.PublishResponse:
         accepted = 0
         async for request in request_iterator:
-            for sample in request.samples:
-                self.watchdog.observe(sample.timestamp_ns, dict(sample.values))
-                self.relay.add(sample)
+            self._take(request)
             accepted += len(request.samples)
         return tel_pb.PublishResponse(accepted_samples=accepted)
+
+    def _take(self, request: tel_pb.PublishRequest) -> None:
+        """Count, watch and relay one request's samples, in order."""
+        samples = request.samples
+        if self.watchdog.active:  # without conditions observe() keeps nothing: skip the dict copies
+            observe = self.watchdog.observe
+            for sample in samples:
+                observe(sample.timestamp_ns, dict(sample.values))
+        self.relay.add_all(samples)
+        self.received += len(samples)
+        if request.dropped_samples > self.dropped:
+            self.dropped = request.dropped_samples

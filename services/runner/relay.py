@@ -1,78 +1,156 @@
-"""Per-job telemetry relay: filter, downsample, buffer and ship samples to telemetry-ingest."""
+"""Per-job telemetry relay: select, downsample, buffer and ship samples to telemetry-ingest.
+
+The relay sits behind the per-job endpoint. `add()`/`add_all()` are synchronous and
+O(1) per sample, so the endpoint never waits on ingest. `run_periodic()` ships the
+buffer every `buffer_flush_interval_seconds`; while ingest is unreachable the
+samples stay buffered, up to `MAX_BUFFERED` per job, beyond which the OLDEST
+buffered samples are dropped (and counted in `dropped`). An outage never raises
+into the job: a failed flush keeps its samples for the next one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Iterable
 
-import grpc
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
-MAX_BUFFERED = 500_000  # samples kept through an ingest outage; older ones are dropped first
-CHUNK = 1000
-PUBLISH_DEADLINE_S = 30.0
+MAX_BUFFERED = 100_000  # selected samples kept per job through an ingest outage; the oldest go first
+CHUNK = 2_000  # samples per Publish call (a failed call is retried whole, at the next flush)
+PUBLISH_DEADLINE_S = 30.0  # a periodic flush waits at most this long for ingest
 FINAL_FLUSH_DEADLINE_S = 5.0  # the last flush of a job delays its result by at most this
+DEFAULT_FLUSH_INTERVAL_S = 30.0  # when the batch's telemetry config leaves it at 0
 
 
 class TelemetryRelay:
     """Keeps the samples the batch's telemetry config selects and ships them in batches."""
 
-    def __init__(self, stub: pb_grpc.TelemetryServiceStub, job_id: str, batch_id: str, spec: cfg.TelemetryConfig):
+    def __init__(
+        self,
+        stub: pb_grpc.TelemetryServiceStub,
+        job_id: str,
+        batch_id: str,
+        spec: cfg.TelemetryConfig,
+        *,
+        max_buffered: int = MAX_BUFFERED,
+    ) -> None:
         self.stub = stub
         self.job_id = job_id
         self.batch_id = batch_id
-        self.variables = frozenset(spec.variables)
-        self.min_gap_ns = int(1e9 / spec.sampling_rate_hz) if spec.sampling_rate_hz > 0 else 0
-        self.flush_interval = spec.buffer_flush_interval_seconds or 30.0
+        self.variables = tuple(dict.fromkeys(spec.variables))
+        self.min_gap_ns = round(1e9 / spec.sampling_rate_hz) if spec.sampling_rate_hz > 0 else 0
+        self.flush_interval = spec.buffer_flush_interval_seconds or DEFAULT_FLUSH_INTERVAL_S
+        self.max_buffered = max_buffered
+        self.received = 0  # samples offered by the endpoint
+        self.selected = 0  # of those, samples kept by the variables filter and downsampling
+        self.stored = 0  # samples telemetry-ingest acknowledged
+        self.dropped = 0  # selected samples lost because the outage buffer was full
         self._last_kept_ns: int | None = None
-        self._buffer: list[pb.TelemetrySample] = []
-        self.received = 0
-        self.stored = 0
-        self.dropped = 0
+        self._buffer: deque[pb.TelemetrySample] = deque()
         self._lock = asyncio.Lock()
+        self._outage = False
+
+    @property
+    def buffered(self) -> int:
+        """Samples waiting to be shipped."""
+        return len(self._buffer)
 
     def add(self, sample: pb.TelemetrySample) -> None:
         """Select and buffer one sample (the watchdog sees it separately, unfiltered)."""
-        self.received += 1
+        self.add_all((sample,))
+
+    def add_all(self, samples: Iterable[pb.TelemetrySample]) -> None:
+        """Select and buffer samples, in order; never waits."""
+        for sample in samples:
+            self.received += 1
+            kept = self._select(sample)
+            if kept is not None:
+                self._keep(kept)
+
+    def _select(self, sample: pb.TelemetrySample) -> pb.TelemetrySample | None:
+        """The part of `sample` to store, or None: at most one sample per 1/rate s of sample time."""
         ts = sample.timestamp_ns
         if self.min_gap_ns and self._last_kept_ns is not None and ts - self._last_kept_ns < self.min_gap_ns:
-            return
-        values = sample.values
+            return None
         if self.variables:
-            values = {k: v for k, v in values.items() if k in self.variables}
-            if not values:
-                return
+            values = sample.values
+            chosen = {name: values[name] for name in self.variables if name in values}
+            if not chosen:
+                return None
+            if len(chosen) != len(values):
+                sample = pb.TelemetrySample(timestamp_ns=ts, values=chosen)
         self._last_kept_ns = ts
-        self._buffer.append(pb.TelemetrySample(timestamp_ns=ts, values=values))
-        if len(self._buffer) > MAX_BUFFERED:
-            overflow = len(self._buffer) - MAX_BUFFERED
-            del self._buffer[:overflow]
-            self.dropped += overflow
+        return sample
 
-    async def flush(self, deadline_s: float = PUBLISH_DEADLINE_S) -> None:
-        """Ship everything buffered, waiting up to `deadline_s` for ingest to be reachable; on
-        failure keep it for the next flush (an outage never fails a job)."""
+    def _keep(self, sample: pb.TelemetrySample) -> None:
+        """Buffer a selected sample, dropping the oldest one when the buffer is full."""
+        self.selected += 1
+        if len(self._buffer) >= self.max_buffered:
+            self._buffer.popleft()
+            self.dropped += 1
+        self._buffer.append(sample)
+
+    async def flush(self, deadline_s: float = PUBLISH_DEADLINE_S) -> bool:
+        """Ship everything buffered, waiting up to `deadline_s` in all for ingest to be reachable.
+
+        Returns True when the buffer was emptied. On failure (or cancellation) the
+        unshipped samples stay buffered for the next flush; nothing is raised
+        except cancellation.
+        """
         async with self._lock:
-            if not self._buffer:
-                return
-            samples, self._buffer = self._buffer, []
-            requests = [
-                pb.PublishRequest(job_id=self.job_id, batch_id=self.batch_id, samples=samples[i : i + CHUNK])
-                for i in range(0, len(samples), CHUNK)
-            ]
-            try:
-                await self.stub.Publish(iter(requests), timeout=deadline_s, wait_for_ready=True)
-                self.stored += len(samples)
-            except grpc.aio.AioRpcError as exc:
-                log.warning("telemetry ingest unavailable for job %s (%s); keeping %d samples",
-                            self.job_id, exc.code().name, len(samples))
-                self._buffer[:0] = samples
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + deadline_s
+            while self._buffer:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                chunk = [self._buffer.popleft() for _ in range(min(CHUNK, len(self._buffer)))]
+                if not await self._ship(chunk, remaining):
+                    return False
+            return True
+
+    async def _ship(self, chunk: list[pb.TelemetrySample], timeout: float) -> bool:
+        """One Publish call; on any failure put the chunk back at the front of the buffer."""
+        request = pb.PublishRequest(job_id=self.job_id, batch_id=self.batch_id, samples=chunk)
+        try:
+            await self.stub.Publish(iter((request,)), timeout=timeout, wait_for_ready=True)
+        except BaseException as exc:
+            self._requeue(chunk)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the samples are back in the buffer for the final flush
+            self._note_outage(exc)
+            return False
+        self.stored += len(chunk)
+        if self._outage:
+            log.info("telemetry ingest reachable again for job %s", self.job_id)
+            self._outage = False
+        return True
+
+    def _requeue(self, chunk: list[pb.TelemetrySample]) -> None:
+        """Put unshipped samples back in front, keeping the cap (the oldest are dropped)."""
+        self._buffer.extendleft(reversed(chunk))
+        while len(self._buffer) > self.max_buffered:
+            self._buffer.popleft()
+            self.dropped += 1
+
+    def _note_outage(self, exc: Exception) -> None:
+        """Log the start of an outage once, not at every flush."""
+        if not self._outage:
+            reason = exc.code().name if hasattr(exc, "code") else type(exc).__name__
+            log.warning("telemetry ingest unavailable for job %s (%s); buffering up to %d samples",
+                        self.job_id, reason, self.max_buffered)
+            self._outage = True
 
     async def run_periodic(self) -> None:
         """Flush every buffer_flush_interval_seconds until cancelled."""
         while True:
             await asyncio.sleep(self.flush_interval)
-            await self.flush()
+            try:
+                await self.flush(PUBLISH_DEADLINE_S)
+            except Exception:  # noqa: BLE001 - telemetry never fails a job
+                log.exception("telemetry flush for job %s failed", self.job_id)

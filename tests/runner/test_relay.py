@@ -1,6 +1,13 @@
-"""The runner's telemetry relay: selection, downsampling, and riding out an ingest outage."""
+"""The runner's telemetry relay: selection, downsampling, and riding out an ingest outage.
+
+Real telemetry-ingest servers (SQLite files in tmp_path) on 127.0.0.1; the outage
+is a real server stopped and restarted on the same port.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 import pytest
 from lynx.common.v1 import batch_config_pb2 as cfg
@@ -8,7 +15,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_cli.stack import free_port
 from lynx_common.server import GrpcServer, client_channel
-from lynx_runner.relay import TelemetryRelay
+from lynx_runner.relay import CHUNK, TelemetryRelay
 from lynx_telemetry.server import TelemetryServicer
 from lynx_telemetry.store import TelemetryStore
 
@@ -74,3 +81,83 @@ async def test_samples_are_kept_through_an_ingest_outage_and_delivered_after(tmp
         await channel.close()
         await server.stop(0)
         await store.close()
+
+
+async def stored_times(store: TelemetryStore, job_id: str, variable: str = "x") -> list[int]:
+    series = await store.query(job_id, [variable], None, None, 0)
+    return series[variable][0] if variable in series else []
+
+
+async def test_an_outage_is_buffered_up_to_the_cap_and_delivered_after_a_restart_on_the_same_port(tmp_path):
+    port = free_port()
+    server, store = await start_ingest(tmp_path / "telemetry.db", port)
+    channel = client_channel(f"127.0.0.1:{port}")
+    relay = TelemetryRelay(pb_grpc.TelemetryServiceStub(channel), "job-3", "batch-1", cfg.TelemetryConfig(),
+                           max_buffered=1_000)
+    try:
+        relay.add_all(sample(t, x=float(t)) for t in range(300))
+        assert await relay.flush() is True
+        await server.stop(0)  # ingest goes away mid-job
+        for t in range(300, 1_800):  # the scenario keeps publishing: 1,500 more, the buffer holds 1,000
+            relay.add(sample(t, x=float(t)))
+        start = time.monotonic()
+        assert await relay.flush(deadline_s=0.3) is False  # no exception, bounded wait
+        assert time.monotonic() - start < 2.0
+        assert (relay.buffered, relay.dropped, relay.stored) == (1_000, 500, 300)
+        server, store2 = await start_ingest(tmp_path / "telemetry.db", port)
+        assert await relay.flush() is True
+        times = await stored_times(store2, "job-3")
+        # everything before the outage, then the newest 1,000 (the oldest 500 of the outage were dropped)
+        assert [t // 10**9 for t in times] == [*range(300), *range(800, 1_800)]
+        assert (relay.stored, relay.dropped, relay.buffered) == (1_300, 500, 0)
+        await store2.close()
+    finally:
+        await channel.close()
+        await server.stop(0)
+        await store.close()
+
+
+async def test_periodic_flush_ships_every_flush_interval(ingest):
+    stub, store = ingest
+    relay = TelemetryRelay(stub, "job-4", "batch-1", cfg.TelemetryConfig(buffer_flush_interval_seconds=0.1))
+    flusher = asyncio.create_task(relay.run_periodic())
+    try:
+        relay.add_all(sample(t, x=float(t)) for t in range(5))
+        deadline = time.monotonic() + 3.0
+        while len(await stored_times(store, "job-4")) < 5 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(await stored_times(store, "job-4")) == 5
+    finally:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+
+
+async def test_a_flush_cancelled_during_an_outage_loses_nothing(tmp_path):
+    """The engine cancels the periodic flusher at the end of a job, then flushes once more."""
+    port = free_port()
+    channel = client_channel(f"127.0.0.1:{port}")
+    relay = TelemetryRelay(pb_grpc.TelemetryServiceStub(channel), "job-5", "b", cfg.TelemetryConfig())
+    relay.add_all(sample(t, x=float(t)) for t in range(CHUNK + 10))  # more than one Publish call
+    flushing = asyncio.create_task(relay.flush(deadline_s=30))
+    await asyncio.sleep(0.3)  # waiting for an ingest that is not there
+    flushing.cancel()
+    await asyncio.gather(flushing, return_exceptions=True)
+    assert relay.buffered == CHUNK + 10
+    server, store = await start_ingest(tmp_path / "telemetry.db", port)
+    try:
+        assert await relay.flush(deadline_s=5) is True
+        assert len(await stored_times(store, "job-5")) == CHUNK + 10
+    finally:
+        await channel.close()
+        await server.stop(0)
+        await store.close()
+
+
+async def test_downsampling_follows_sample_time_not_arrival(ingest):
+    stub, store = ingest
+    relay = TelemetryRelay(stub, "job-6", "b", cfg.TelemetryConfig(sampling_rate_hz=2))  # >= 0.5 s apart
+    for t in (0.0, 0.1, 0.49, 0.5, 0.7, 1.2, 1.25, 1.7, 3.0):
+        relay.add(sample(t, x=t))
+    await relay.flush()
+    assert [t / 1e9 for t in await stored_times(store, "job-6")] == [0.0, 0.5, 1.2, 1.7, 3.0]
+    assert (relay.received, relay.selected) == (9, 5)

@@ -8,7 +8,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_scheduler import core
-from lynx_scheduler.store import BatchRow, JobRow, RunnerRow
+from lynx_scheduler.store import AttemptRow, BatchRow, JobRow, RunnerRow, result_bytes
 
 _BATCH_STATUS = {
     core.PENDING: pb.BATCH_STATUS_PENDING,
@@ -34,9 +34,10 @@ def _ts(seconds: float | None) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
-def batch_to_proto(b: BatchRow, with_config: bool = False) -> pb.Batch:
-    """A Batch with derived status, progress, throughput and estimate."""
-    status = core.batch_status(b.counts, b.cancelled)
+def batch_to_proto(b: BatchRow, with_config: bool = False, routing_message: str = "") -> pb.Batch:
+    """A Batch with derived status, progress, throughput, estimate, failures by reason and a
+    status message (the abort reason, else `routing_message`)."""
+    status = core.batch_status(b.counts, b.cancelled, b.aborted)
     finished = sum(b.counts.get(s, 0) for s in core.TERMINAL)
     until = b.finished_at if b.finished_at is not None else time.time()
     throughput = core.throughput_per_minute(finished, b.started_at, until)
@@ -51,6 +52,10 @@ def batch_to_proto(b: BatchRow, with_config: bool = False) -> pb.Batch:
         created_at=_ts(b.created_at),
         started_at=_ts(b.started_at),
         finished_at=_ts(b.finished_at),
+        status_message=b.status_message or routing_message,
+        early_terminated_jobs=b.failures_by_reason.get("early_termination", 0),
+        failures_by_reason=b.failures_by_reason,
+        warnings=b.warnings,
     )
     if status in (core.PENDING, core.RUNNING):
         estimate = core.estimate_minutes(b.total_jobs - finished, throughput)
@@ -62,7 +67,7 @@ def batch_to_proto(b: BatchRow, with_config: bool = False) -> pb.Batch:
 
 
 def job_to_proto(j: JobRow) -> pb.Job:
-    """A Job with its parameters and last result."""
+    """A Job with its parameters, last result, backoff, runner losses and attempt history."""
     params = struct_pb2.Struct()
     params.update(j.parameters)
     out = pb.Job(
@@ -73,9 +78,30 @@ def job_to_proto(j: JobRow) -> pb.Job:
         parameters=params,
         attempts=j.attempts,
         runner_id=j.runner_id or "",
+        runner_losses=j.runner_losses,
+        attempt_history=[attempt_to_proto(a) for a in j.history],
     )
     if j.result:
         out.result.CopyFrom(pb.JobResult.FromString(j.result))
+    if j.status == core.PENDING and j.not_before:
+        out.not_before.CopyFrom(_ts(j.not_before))
+    return out
+
+
+def attempt_to_proto(a: AttemptRow) -> pb.Attempt:
+    """One attempt of a job: runner, times, outcome and the reports it ignored."""
+    out = pb.Attempt(
+        attempt=a.attempt,
+        runner_id=a.runner_id,
+        started_at=_ts(a.started_at),
+        ended_at=_ts(a.ended_at),
+        outcome=a.outcome,
+        exit_code=a.exit_code,
+        termination_reason=a.reason,
+        ignored_reports=a.ignored_reports,
+    )
+    if a.error_message is not None:
+        out.error_message = a.error_message
     return out
 
 
@@ -94,6 +120,4 @@ def runner_to_proto(r: RunnerRow) -> pb.Runner:
 
 def result_of(job_id: str, reason: str, message: str) -> bytes:
     """A serialized failed JobResult written by the scheduler itself."""
-    return pb.JobResult(
-        job_id=job_id, success=False, error_message=message, termination_reason=reason
-    ).SerializeToString()
+    return result_bytes(job_id, 0, reason, message)

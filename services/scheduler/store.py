@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosqlite
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.sqlite import open_database
-from lynx_scheduler.core import CANCELLED, JOB_STATUSES, PENDING, RUNNING, TERMINAL
+from lynx_scheduler import core
+from lynx_scheduler.core import CANCELLED, FAILED, JOB_STATUSES, PENDING, RUNNING, TERMINAL
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -26,7 +31,9 @@ CREATE TABLE IF NOT EXISTS batches (
     started_at   REAL,
     finished_at  REAL,
     ready        INTEGER NOT NULL DEFAULT 1,  -- 0 while SubmitBatch is still inserting its jobs
-    warnings     TEXT NOT NULL DEFAULT '[]'   -- JSON list: the sampler's caveats
+    warnings     TEXT NOT NULL DEFAULT '[]',  -- JSON list: the sampler's caveats
+    aborted      INTEGER NOT NULL DEFAULT 0,  -- 1 once the failure budget was exceeded
+    status_message TEXT NOT NULL DEFAULT ''   -- why the batch was aborted
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job_id       TEXT PRIMARY KEY,
@@ -39,7 +46,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     runner_id    TEXT,
     result       BLOB,                   -- serialized lynx.scheduler.v1.JobResult
     started_at   REAL,
-    finished_at  REAL
+    finished_at  REAL,
+    runner_losses INTEGER NOT NULL DEFAULT 0,  -- attempts lost with their runner
+    not_before   REAL NOT NULL DEFAULT 0,      -- a retry is not leased before this (backoff)
+    reason       TEXT NOT NULL DEFAULT ''      -- termination_reason of the last result
 );
 CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs(batch_id, status, run_id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, batch_id);
@@ -49,7 +59,22 @@ CREATE TABLE IF NOT EXISTS runners (
     engines        TEXT NOT NULL,        -- JSON list
     capabilities   BLOB NOT NULL,        -- serialized RunnerCapabilities
     online         INTEGER NOT NULL,
-    last_heartbeat REAL
+    last_heartbeat REAL,
+    heartbeat_interval REAL NOT NULL DEFAULT 2.0
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id        TEXT NOT NULL,
+    attempt       INTEGER NOT NULL,
+    runner_id     TEXT NOT NULL,
+    started_at    REAL NOT NULL,
+    ended_at      REAL,
+    outcome       TEXT NOT NULL DEFAULT 'running',
+    exit_code     INTEGER NOT NULL DEFAULT 0,
+    reason        TEXT NOT NULL DEFAULT '',
+    error_message TEXT,
+    reported      INTEGER NOT NULL DEFAULT 0,  -- 1 when the runner's own report ended it
+    ignored_reports INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, attempt)
 );
 """
 
@@ -69,7 +94,11 @@ class BatchRow:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    aborted: bool = False
+    status_message: str = ""
+    warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +114,25 @@ class JobRow:
     result: bytes | None
     started_at: float | None
     finished_at: float | None
+    runner_losses: int = 0
+    not_before: float = 0.0
+    reason: str = ""
+    history: list[AttemptRow] = field(default_factory=list)
+
+
+@dataclass
+class AttemptRow:
+    job_id: str
+    attempt: int
+    runner_id: str
+    started_at: float
+    ended_at: float | None
+    outcome: str
+    exit_code: int
+    reason: str
+    error_message: str | None
+    reported: bool
+    ignored_reports: int
 
 
 @dataclass
@@ -96,15 +144,20 @@ class RunnerRow:
     online: bool
     last_heartbeat: float | None
     running_jobs: int = 0
+    heartbeat_interval: float = 2.0
 
 
 _JOB_COLS = (
     "job_id, batch_id, run_id, parameters, status, attempts, failures, runner_id, result,"
-    " started_at, finished_at"
+    " started_at, finished_at, runner_losses, not_before, reason"
 )
 _BATCH_COLS = (
     "batch_id, name, config, seed, total_jobs, engine, sim_type, max_parallel, max_retries, cancelled,"
-    " created_at, started_at, finished_at"
+    " created_at, started_at, finished_at, aborted, status_message, warnings"
+)
+_ATTEMPT_COLS = (
+    "job_id, attempt, runner_id, started_at, ended_at, outcome, exit_code, reason, error_message,"
+    " reported, ignored_reports"
 )
 
 
@@ -113,13 +166,46 @@ def _job(row) -> JobRow:
 
 
 def _batch(row) -> BatchRow:
-    return BatchRow(*row[:9], bool(row[9]), *row[10:])
+    warnings = json.loads(row[15]) if row[15] else []
+    return BatchRow(*row[:9], bool(row[9]), *row[10:13], bool(row[13]), row[14] or "", warnings)
+
+
+def _attempt(row) -> AttemptRow:
+    return AttemptRow(*row[:9], bool(row[9]), row[10])
+
+
+@dataclass(frozen=True)
+class Report:
+    """One attempt's end as the scheduler records it."""
+
+    outcome: str  # completed, failed, cancelled, released, runner_lost
+    exit_code: int = 0
+    reason: str = ""
+    error_message: str | None = None
+    result: bytes | None = None  # the job's new result, if this attempt gives one
+    reported: bool = True  # ended by the runner's report (False: by the scheduler)
+
+
+@dataclass
+class Settled:
+    """What settle() did: 'accepted', 'duplicate' (already accepted), 'stale' or 'unknown'."""
+
+    verdict: str
+    job: JobRow | None = None
+    status: str = ""
+    aborted_now: bool = False
 
 
 # Columns added after the first release: (table, column, declaration). Older files get them on open.
 ADDED_COLUMNS = (
     ("batches", "ready", "INTEGER NOT NULL DEFAULT 1"),
     ("batches", "warnings", "TEXT NOT NULL DEFAULT '[]'"),
+    ("batches", "aborted", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "status_message", "TEXT NOT NULL DEFAULT ''"),
+    ("jobs", "runner_losses", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "not_before", "REAL NOT NULL DEFAULT 0"),
+    ("jobs", "reason", "TEXT NOT NULL DEFAULT ''"),
+    ("runners", "heartbeat_interval", "REAL NOT NULL DEFAULT 2.0"),
 )
 
 
@@ -133,10 +219,15 @@ async def _add_missing_columns(db: aiosqlite.Connection) -> None:
 
 
 class Store:
-    """All scheduler state in one SQLite file; every method is one transaction."""
+    """All scheduler state in one SQLite file; every method is one transaction.
+
+    An asyncio lock serialises the read-modify-write methods, since every coroutine shares one
+    aiosqlite connection (and so one transaction).
+    """
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
+        self.lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -148,21 +239,46 @@ class Store:
     async def close(self) -> None:
         await self.db.close()
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Hold the lock for one transaction: commit on success, roll back on error."""
+        async with self.lock:
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.rollback()
+                raise
+            await self.db.commit()
+
+    # ---- batches -------------------------------------------------------------------------
+
     async def insert_batch(self, batch: BatchRow, jobs: list[tuple[str, int, dict]]) -> None:
         """Insert a batch and its pending jobs (job_id, run_id, parameters) atomically."""
-        await self.db.execute(
-            f"INSERT INTO batches ({_BATCH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                batch.batch_id, batch.name, batch.config, batch.seed, batch.total_jobs,
-                batch.engine, batch.sim_type, batch.max_parallel, batch.max_retries, int(batch.cancelled),
-                batch.created_at, None, None,
-            ),
-        )
-        await self.db.executemany(
-            "INSERT INTO jobs (job_id, batch_id, run_id, parameters, status) VALUES (?,?,?,?,?)",
-            ((jid, batch.batch_id, rid, json.dumps(p), PENDING) for jid, rid, p in jobs),
-        )
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO batches (batch_id, name, config, seed, total_jobs, engine, sim_type, max_parallel,"
+                " max_retries, cancelled, created_at, warnings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    batch.batch_id, batch.name, batch.config, batch.seed, batch.total_jobs,
+                    batch.engine, batch.sim_type, batch.max_parallel, batch.max_retries, int(batch.cancelled),
+                    batch.created_at, json.dumps(batch.warnings),
+                ),
+            )
+            await db.executemany(
+                "INSERT INTO jobs (job_id, batch_id, run_id, parameters, status) VALUES (?,?,?,?,?)",
+                ((jid, batch.batch_id, rid, json.dumps(p), PENDING) for jid, rid, p in jobs),
+            )
+
+    async def delete_unready_batches(self) -> int:
+        """At start-up: batches whose submission died half-way (ready = 0) go, with their jobs."""
+        async with self.transaction() as db:
+            await db.execute(
+                "DELETE FROM attempts WHERE job_id IN (SELECT job_id FROM jobs WHERE batch_id IN"
+                " (SELECT batch_id FROM batches WHERE ready = 0))"
+            )
+            await db.execute("DELETE FROM jobs WHERE batch_id IN (SELECT batch_id FROM batches WHERE ready = 0)")
+            cur = await db.execute("DELETE FROM batches WHERE ready = 0")
+            return cur.rowcount
 
     async def get_batch(self, batch_id: str, with_counts: bool = True) -> BatchRow | None:
         """The batch (with its job counts by status unless with_counts is False), or None."""
@@ -174,17 +290,31 @@ class Store:
             return None
         batch = _batch(row)
         if with_counts:
-            batch.counts = await self._counts(batch_id)
+            await self._fill_counts([batch])
         return batch
 
-    async def _counts(self, batch_id: str) -> dict[str, int]:
-        counts = dict.fromkeys(JOB_STATUSES, 0)
+    async def _fill_counts(self, batches: list[BatchRow]) -> None:
+        """Job counts by status and failures by reason, in two grouped queries for all `batches`."""
+        if not batches:
+            return
+        by_id = {b.batch_id: b for b in batches}
+        for b in batches:
+            b.counts = dict.fromkeys(JOB_STATUSES, 0)
+            b.failures_by_reason = {}
+        marks = ",".join("?" * len(by_id))
         async with self.db.execute(
-            "SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status", (batch_id,)
+            f"SELECT batch_id, status, COUNT(*) FROM jobs WHERE batch_id IN ({marks}) GROUP BY batch_id, status",
+            tuple(by_id),
         ) as cur:
-            for status, n in await cur.fetchall():
-                counts[status] = n
-        return counts
+            for batch_id, status, n in await cur.fetchall():
+                by_id[batch_id].counts[status] = n
+        async with self.db.execute(
+            f"SELECT batch_id, reason, COUNT(*) FROM jobs WHERE batch_id IN ({marks}) AND status = ?"
+            " GROUP BY batch_id, reason",
+            (*by_id, FAILED),
+        ) as cur:
+            for batch_id, reason, n in await cur.fetchall():
+                by_id[batch_id].failures_by_reason[reason or "unknown"] = n
 
     async def list_batches(self, limit: int) -> list[BatchRow]:
         """Newest batches first, with counts."""
@@ -192,19 +322,20 @@ class Store:
             f"SELECT {_BATCH_COLS} FROM batches WHERE ready = 1 ORDER BY created_at DESC LIMIT ?", (limit,)
         ) as cur:
             batches = [_batch(r) for r in await cur.fetchall()]
-        for b in batches:
-            b.counts = await self._counts(b.batch_id)
+        await self._fill_counts(batches)
         return batches
 
-    async def active_batches(self) -> list[BatchRow]:
-        """Batches with pending jobs, oldest first (the dispatch order)."""
+    async def active_batches(self) -> list[tuple[BatchRow, int]]:
+        """(batch, running jobs) for ready batches that are neither cancelled nor aborted and have
+        pending jobs, oldest first."""
         async with self.db.execute(
-            f"SELECT {_BATCH_COLS} FROM batches b WHERE cancelled = 0 AND ready = 1 AND EXISTS"
+            f"SELECT {_BATCH_COLS}, (SELECT COUNT(*) FROM jobs r WHERE r.batch_id = b.batch_id AND r.status = ?)"
+            " FROM batches b WHERE cancelled = 0 AND aborted = 0 AND ready = 1 AND EXISTS"
             " (SELECT 1 FROM jobs j WHERE j.batch_id = b.batch_id AND j.status = ?)"
             " ORDER BY created_at",
-            (PENDING,),
+            (RUNNING, PENDING),
         ) as cur:
-            return [_batch(r) for r in await cur.fetchall()]
+            return [(_batch(r[:-1]), r[-1]) for r in await cur.fetchall()]
 
     async def running_count(self, batch_id: str) -> int:
         async with self.db.execute(
@@ -212,128 +343,285 @@ class Store:
         ) as cur:
             return (await cur.fetchone())[0]
 
-    async def pending_jobs(self, batch_id: str, limit: int) -> list[JobRow]:
+    async def pending_jobs(self, batch_id: str, limit: int, now: float | None = None) -> list[JobRow]:
+        """Pending jobs in run order whose backoff has passed at `now` (all of them when None)."""
+        due = float("inf") if now is None else now
         async with self.db.execute(
-            f"SELECT {_JOB_COLS} FROM jobs WHERE batch_id = ? AND status = ?"
+            f"SELECT {_JOB_COLS} FROM jobs WHERE batch_id = ? AND status = ? AND not_before <= ?"
             " ORDER BY run_id LIMIT ?",
-            (batch_id, PENDING, limit),
+            (batch_id, PENDING, due, limit),
         ) as cur:
             return [_job(r) for r in await cur.fetchall()]
 
-    async def lease(self, job_id: str, runner_id: str, now: float) -> int:
-        """Mark a pending job running on `runner_id`; returns the new attempt number."""
-        await self.db.execute(
-            "UPDATE jobs SET status = ?, attempts = attempts + 1, runner_id = ?, started_at = ?"
-            " WHERE job_id = ? AND status = ?",
-            (RUNNING, runner_id, now, job_id, PENDING),
-        )
-        await self.db.execute(
-            "UPDATE batches SET started_at = COALESCE(started_at, ?)"
-            " WHERE batch_id = (SELECT batch_id FROM jobs WHERE job_id = ?)",
-            (now, job_id),
-        )
-        await self.db.commit()
-        job = await self.get_job(job_id)
-        return job.attempts
+    async def next_not_before(self, batch_id: str, now: float) -> float | None:
+        """When the batch's next backed-off pending job becomes due, if any."""
+        async with self.db.execute(
+            "SELECT MIN(not_before) FROM jobs WHERE batch_id = ? AND status = ? AND not_before > ?",
+            (batch_id, PENDING, now),
+        ) as cur:
+            return (await cur.fetchone())[0]
 
-    async def get_job(self, job_id: str) -> JobRow | None:
+    # ---- leases and attempts ----------------------------------------------------------------
+
+    async def lease(self, job_id: str, runner_id: str, now: float) -> int:
+        """Mark a pending job running on `runner_id`; returns the new attempt number (0 if not pending)."""
+        return (await self.lease_many([(job_id, runner_id)], now))[0]
+
+    async def lease_many(self, assignments: Iterable[tuple[str, str]], now: float) -> list[int]:
+        """Lease pending jobs [(job_id, runner_id)] in one transaction; each gets a new attempt
+        row. Returns the attempt numbers (0 for a job that was no longer pending)."""
+        attempts: list[int] = []
+        async with self.transaction() as db:
+            for job_id, runner_id in assignments:
+                async with db.execute(
+                    "UPDATE jobs SET status = ?, attempts = attempts + 1, runner_id = ?, started_at = ?"
+                    " WHERE job_id = ? AND status = ? RETURNING attempts, batch_id",
+                    (RUNNING, runner_id, now, job_id, PENDING),
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is None:
+                    attempts.append(0)
+                    continue
+                attempts.append(row[0])
+                await db.execute(
+                    "INSERT OR REPLACE INTO attempts (job_id, attempt, runner_id, started_at) VALUES (?,?,?,?)",
+                    (job_id, row[0], runner_id, now),
+                )
+                await db.execute(
+                    "UPDATE batches SET started_at = ? WHERE batch_id = ? AND started_at IS NULL", (now, row[1])
+                )
+        return attempts
+
+    async def get_job(self, job_id: str, with_history: bool = False) -> JobRow | None:
         async with self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE job_id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
-        return _job(row) if row else None
+        if row is None:
+            return None
+        job = _job(row)
+        if with_history:
+            job.history = await self.attempts_of(job_id)
+        return job
+
+    async def attempts_of(self, job_id: str) -> list[AttemptRow]:
+        """Every attempt of a job, oldest first."""
+        async with self.db.execute(
+            f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,)
+        ) as cur:
+            return [_attempt(r) for r in await cur.fetchall()]
+
+    async def _attempt_row(self, job_id: str, attempt: int) -> AttemptRow | None:
+        async with self.db.execute(
+            f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE job_id = ? AND attempt = ?", (job_id, attempt)
+        ) as cur:
+            row = await cur.fetchone()
+        return _attempt(row) if row else None
 
     async def batch_jobs(self, batch_id: str, statuses: tuple[str, ...] = JOB_STATUSES) -> list[JobRow]:
+        """A ready batch's jobs with the given statuses, in run order (none while it is not ready)."""
         marks = ",".join("?" * len(statuses))
         async with self.db.execute(
-            f"SELECT {_JOB_COLS} FROM jobs WHERE batch_id = ? AND status IN ({marks}) ORDER BY run_id",
+            f"SELECT {_JOB_COLS} FROM jobs WHERE batch_id = ? AND status IN ({marks})"
+            " AND EXISTS (SELECT 1 FROM batches WHERE batch_id = jobs.batch_id AND ready = 1) ORDER BY run_id",
             (batch_id, *statuses),
         ) as cur:
             return [_job(r) for r in await cur.fetchall()]
 
-    async def finish_attempt(
-        self, job_id: str, status: str, result: bytes, failed: bool, now: float
-    ) -> None:
-        """Record an attempt's result and the job's next status; stamp the batch when it ends."""
+    async def running_leases(self) -> list[tuple[str, int, str, str]]:
+        """(job_id, attempt, runner_id, batch_id) of every running job: the leases a restart reconciles."""
+        async with self.db.execute(
+            "SELECT job_id, attempts, runner_id, batch_id FROM jobs WHERE status = ?", (RUNNING,)
+        ) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def settle(
+        self,
+        job_id: str,
+        attempt: int,
+        runner_id: str | None,
+        kind: str,
+        report: Report,
+        policy: core.RetryPolicy,
+        now: float,
+    ) -> Settled:
+        """End one attempt, exactly once, and move its job on.
+
+        `kind` is "finished" (the runner's JobFinished; report.reason/exit_code/result set),
+        "released" (JobReleased), "lost" (its runner went silent) or "cancelled" (the scheduler
+        cancelled a job nobody runs). `runner_id` is the reporting runner (None for the
+        scheduler itself). A report of an attempt that already ended is counted in
+        ignored_reports and changes nothing: the verdict is "duplicate" when that attempt was
+        ended by a report (the runner may forget it), else "stale".
+        """
+        async with self.transaction() as db:
+            job = await self.get_job(job_id)
+            att = await self._attempt_row(job_id, attempt)
+            if job is None or att is None or (runner_id is not None and att.runner_id != runner_id):
+                return Settled("unknown", job)
+            current = att.outcome == "running" and job.status == RUNNING and job.attempts == attempt
+            if not current:
+                if runner_id is not None:
+                    await db.execute(
+                        "UPDATE attempts SET ignored_reports = ignored_reports + 1 WHERE job_id = ? AND attempt = ?",
+                        (job_id, attempt),
+                    )
+                verdict = "duplicate" if att.reported and kind in ("finished", "released") else "stale"
+                return Settled(verdict, job, job.status)
+            batch = await self.get_batch(job.batch_id, with_counts=False)
+            stopping = batch.cancelled or batch.aborted
+            decision = _decide(kind, report, job, policy, stopping)
+            result = report.result if kind == "finished" else _scheduler_result(job, attempt, kind, decision)
+            reason = report.reason if kind == "finished" else ("runner_lost" if kind == "lost" else kind)
+            await db.execute(
+                "UPDATE attempts SET ended_at = ?, outcome = ?, exit_code = ?, reason = ?, error_message = ?,"
+                " reported = ? WHERE job_id = ? AND attempt = ?",
+                (now, report.outcome, report.exit_code, reason, report.error_message, int(report.reported),
+                 job_id, attempt),
+            )
+            terminal = decision.status in TERMINAL
+            await db.execute(
+                "UPDATE jobs SET status = ?, result = COALESCE(?, result), failures = failures + ?,"
+                " runner_losses = runner_losses + ?, not_before = ?, reason = CASE WHEN ? THEN ? ELSE reason END,"
+                " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE job_id = ?",
+                (decision.status, result, int(decision.charge), int(decision.lost), now + decision.delay,
+                 result is not None, reason, terminal, now, job_id),
+            )
+            aborted_now = False
+            if decision.status == FAILED and not stopping:
+                aborted_now = await self._apply_budget(batch, policy, now)
+            if terminal:
+                await self._stamp_finished(job.batch_id, now)
+            job.status, job.not_before = decision.status, now + decision.delay
+            return Settled("accepted", job, decision.status, aborted_now)
+
+    async def _apply_budget(self, batch: BatchRow, policy: core.RetryPolicy, now: float) -> bool:
+        """Abort the batch when its failed jobs exceed compute.max_failed_jobs (inside a transaction)."""
+        if policy.max_failed_jobs is None:
+            return False
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE batch_id = ? AND status = ?", (batch.batch_id, FAILED)
+        ) as cur:
+            failed = (await cur.fetchone())[0]
+        if not core.budget_exceeded(failed, policy.max_failed_jobs, batch.total_jobs):
+            return False
+        message = core.budget_message(failed, policy.max_failed_jobs, batch.total_jobs)
         await self.db.execute(
-            "UPDATE jobs SET status = ?, result = ?, failures = failures + ?,"
-            " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE job_id = ?",
-            (status, result, int(failed), status in TERMINAL, now, job_id),
+            "UPDATE batches SET aborted = 1, status_message = ? WHERE batch_id = ?", (message, batch.batch_id)
         )
-        await self._stamp_finished(job_id, now)
-        await self.db.commit()
+        await self._cancel_pending(batch.batch_id, now, "batch aborted: " + message)
+        return True
 
-    async def requeue(self, job_ids: list[str]) -> None:
-        """Put running jobs back to pending without charging their retry budget (runner lost)."""
-        await self.db.executemany(
-            "UPDATE jobs SET status = ? WHERE job_id = ? AND status = ?",
-            ((PENDING, j, RUNNING) for j in job_ids),
-        )
-        await self.db.commit()
-
-    async def requeue_all_running(self) -> int:
-        """At start-up: no runner holds a lease yet, so every running job is pending again."""
-        cur = await self.db.execute("UPDATE jobs SET status = ? WHERE status = ?", (PENDING, RUNNING))
-        await self.db.commit()
-        return cur.rowcount
-
-    async def cancel_batch(self, batch_id: str, now: float, result_for) -> list[JobRow]:
-        """Flag the batch cancelled, cancel its pending jobs (result_for(job_id) is their final
-        result); returns its running jobs."""
-        await self.db.execute("UPDATE batches SET cancelled = 1 WHERE batch_id = ?", (batch_id,))
+    async def _cancel_pending(self, batch_id: str, now: float, message: str) -> int:
         async with self.db.execute(
             "SELECT job_id FROM jobs WHERE batch_id = ? AND status = ?", (batch_id, PENDING)
         ) as cur:
             pending = [r[0] for r in await cur.fetchall()]
         await self.db.executemany(
-            "UPDATE jobs SET status = ?, result = ?, finished_at = ? WHERE job_id = ? AND status = ?",
-            ((CANCELLED, result_for(j), now, j, PENDING) for j in pending),
+            "UPDATE jobs SET status = ?, result = ?, reason = 'cancelled', finished_at = ?"
+            " WHERE job_id = ? AND status = ?",
+            ((CANCELLED, result_bytes(j, 0, "cancelled", message), now, j, PENDING) for j in pending),
         )
-        await self.db.execute(
-            "UPDATE batches SET finished_at = ? WHERE batch_id = ? AND NOT EXISTS"
-            " (SELECT 1 FROM jobs WHERE batch_id = ? AND status = ?)",
-            (now, batch_id, batch_id, RUNNING),
-        )
-        await self.db.commit()
-        return await self.batch_jobs(batch_id, (RUNNING,))
+        return len(pending)
 
-    async def _stamp_finished(self, job_id: str, now: float) -> None:
+    async def cancel_batch(self, batch_id: str, now: float) -> tuple[int, list[JobRow]]:
+        """Flag the batch cancelled and cancel its pending jobs (each gets a final cancelled
+        result); returns (pending jobs cancelled, running jobs to kill)."""
+        async with self.transaction() as db:
+            await db.execute("UPDATE batches SET cancelled = 1 WHERE batch_id = ?", (batch_id,))
+            cancelled = await self._cancel_pending(batch_id, now, "batch cancelled before the job started")
+            await self._stamp_finished(batch_id, now)
+        return cancelled, await self.batch_jobs(batch_id, (RUNNING,))
+
+    async def rerun_failed(self, batch_id: str, now: float) -> int:
+        """Queue a finished batch's failed jobs again (same parameters; attempt numbers continue,
+        retry and runner-loss budgets reset); the batch runs again. Returns the jobs requeued."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE jobs SET status = ?, failures = 0, runner_losses = 0, not_before = 0, finished_at = NULL"
+                " WHERE batch_id = ? AND status = ?",
+                (PENDING, batch_id, FAILED),
+            )
+            requeued = cur.rowcount
+            if requeued:
+                await db.execute(
+                    "UPDATE batches SET aborted = 0, status_message = '', finished_at = NULL WHERE batch_id = ?",
+                    (batch_id,),
+                )
+        return requeued
+
+    async def _stamp_finished(self, batch_id: str, now: float) -> None:
         marks = ",".join("?" * len(TERMINAL))
         await self.db.execute(
-            "UPDATE batches SET finished_at = ? WHERE batch_id = (SELECT batch_id FROM jobs WHERE job_id = ?)"
-            f" AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = batches.batch_id AND status NOT IN ({marks}))",
-            (now, job_id, *TERMINAL),
+            "UPDATE batches SET finished_at = ? WHERE batch_id = ?"
+            f" AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ? AND status NOT IN ({marks}))",
+            (now, batch_id, batch_id, *TERMINAL),
         )
+
+    # ---- runners --------------------------------------------------------------------------
 
     async def upsert_runner(self, runner: RunnerRow) -> None:
-        await self.db.execute(
-            "INSERT INTO runners (runner_id, name, engines, capabilities, online, last_heartbeat)"
-            " VALUES (?,?,?,?,?,?) ON CONFLICT(runner_id) DO UPDATE SET name = excluded.name,"
-            " engines = excluded.engines, capabilities = excluded.capabilities,"
-            " online = excluded.online, last_heartbeat = excluded.last_heartbeat",
-            (
-                runner.runner_id, runner.name, json.dumps(runner.engines), runner.capabilities,
-                int(runner.online), runner.last_heartbeat,
-            ),
-        )
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO runners (runner_id, name, engines, capabilities, online, last_heartbeat,"
+                " heartbeat_interval) VALUES (?,?,?,?,?,?,?) ON CONFLICT(runner_id) DO UPDATE SET"
+                " name = excluded.name, engines = excluded.engines, capabilities = excluded.capabilities,"
+                " online = excluded.online, last_heartbeat = excluded.last_heartbeat,"
+                " heartbeat_interval = excluded.heartbeat_interval",
+                (
+                    runner.runner_id, runner.name, json.dumps(runner.engines), runner.capabilities,
+                    int(runner.online), runner.last_heartbeat, runner.heartbeat_interval,
+                ),
+            )
 
     async def set_runner_online(self, runner_id: str, online: bool, heartbeat: float | None = None) -> None:
-        await self.db.execute(
-            "UPDATE runners SET online = ?, last_heartbeat = COALESCE(?, last_heartbeat) WHERE runner_id = ?",
-            (int(online), heartbeat, runner_id),
-        )
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE runners SET online = ?, last_heartbeat = COALESCE(?, last_heartbeat) WHERE runner_id = ?",
+                (int(online), heartbeat, runner_id),
+            )
 
     async def mark_all_runners_offline(self) -> None:
-        await self.db.execute("UPDATE runners SET online = 0")
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute("UPDATE runners SET online = 0")
 
     async def list_runners(self, runner_id: str | None = None) -> list[RunnerRow]:
         where, args = ("WHERE r.runner_id = ?", (runner_id,)) if runner_id else ("", ())
         async with self.db.execute(
             "SELECT r.runner_id, r.name, r.engines, r.capabilities, r.online, r.last_heartbeat,"
-            " (SELECT COUNT(*) FROM jobs j WHERE j.runner_id = r.runner_id AND j.status = ?)"
+            " (SELECT COUNT(*) FROM jobs j WHERE j.runner_id = r.runner_id AND j.status = ?), r.heartbeat_interval"
             f" FROM runners r {where} ORDER BY r.runner_id",
             (RUNNING, *args),
         ) as cur:
             rows = await cur.fetchall()
-        return [RunnerRow(r[0], r[1], json.loads(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
+        return [RunnerRow(r[0], r[1], json.loads(r[2]), r[3], bool(r[4]), r[5], r[6], r[7]) for r in rows]
+
+
+def _decide(kind: str, report: Report, job: JobRow, policy: core.RetryPolicy, stopping: bool) -> core.Decision:
+    """The job's next status after its current attempt ended this way."""
+    if kind == "finished":
+        if report.outcome == "completed":
+            return core.Decision(core.COMPLETED)
+        return core.decide_after_failure(report.reason, job.failures + 1, policy, stopping)
+    if kind == "lost":
+        return core.decide_after_loss(job.runner_losses + 1, policy, stopping)
+    if kind == "released":
+        return core.Decision(CANCELLED if stopping else PENDING)
+    return core.Decision(CANCELLED)
+
+
+def _scheduler_result(job: JobRow, attempt: int, kind: str, decision: core.Decision) -> bytes | None:
+    """The final result the scheduler writes when an attempt ends without a runner's result."""
+    if decision.status == CANCELLED:
+        return result_bytes(job.job_id, attempt, "cancelled", "batch cancelled")
+    if decision.status == FAILED and kind == "lost":
+        losses = job.runner_losses + 1
+        return result_bytes(job.job_id, attempt, core.RUNNER_LOST,
+                            f"lost its runner {losses} times (compute.max_runner_losses)")
+    return None
+
+
+def result_bytes(job_id: str, attempt: int, reason: str, message: str) -> bytes:
+    """A serialized failed JobResult written by the scheduler itself."""
+    return pb.JobResult(
+        job_id=job_id, attempt=attempt, success=False, error_message=message, termination_reason=reason,
+        exit_code=0,
+    ).SerializeToString()

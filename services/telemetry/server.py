@@ -1,41 +1,45 @@
-"""TelemetryService over gRPC: Publish into SQLite, Query back out."""
+"""TelemetryService over gRPC: Publish into SQLite and to live subscribers; Query, Subscribe, Export."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import logging
 import math
+import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
-from lynx_telemetry.store import TelemetryStore
+from lynx_telemetry.hub import Hub
+from lynx_telemetry.store import Point, TelemetryStore
 
 log = logging.getLogger(__name__)
 MAX_QUERY_POINTS = 1_000_000
+EXPORT_CHUNK_BYTES = 256 * 1024  # bytes per ExportResponse (before the last one)
+COMPRESSIONS = ("", "gzip")
 
 
 class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
     """Stores every published batch; NaN and infinities are skipped (SQLite has no place for them)."""
 
-    def __init__(self, store: TelemetryStore) -> None:
+    def __init__(self, store: TelemetryStore, hub: Hub | None = None) -> None:
         self.store = store
+        self.hub = hub or Hub()
 
     async def Publish(self, request_iterator, context) -> pb.PublishResponse:
         accepted = 0
         async for request in request_iterator:
             if not request.job_id:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id is required")
-            rows = [
-                (request.job_id, name, s.timestamp_ns, value, request.batch_id)
-                for s in request.samples
-                for name, value in s.values.items()
-                if math.isfinite(value)
-            ]
-            await self.store.append(rows)
+            points, clean = _points(request.samples)
+            await self.store.append(request.job_id, request.batch_id, points)
+            self.hub.publish(request.job_id, request.batch_id, clean)
             accepted += len(request.samples)
         return pb.PublishResponse(accepted_samples=accepted)
 
@@ -44,11 +48,12 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id is required")
         if request.limit < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "limit must not be negative")
+        start_ns, end_ns = await _time_window(request, context)
         series = await self.store.query(
             request.job_id,
             list(request.variables),
-            request.start_ns if request.HasField("start_ns") else None,
-            request.end_ns if request.HasField("end_ns") else None,
+            start_ns,
+            end_ns,
             min(request.limit or MAX_QUERY_POINTS, MAX_QUERY_POINTS),
         )
         return pb.QueryResponse(
@@ -57,6 +62,89 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
                 for name, (times, values) in sorted(series.items())
             ]
         )
+
+    async def Subscribe(self, request: pb.SubscribeRequest, context) -> AsyncIterator[pb.SubscribeResponse]:
+        """Samples published from now on; the response headers mean the subscription is live."""
+        if not request.batch_id and not request.job_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch_id or job_id is required")
+        sub = self.hub.subscribe(request.batch_id, request.job_id, list(request.variables))
+        try:
+            await context.send_initial_metadata(())
+            while True:
+                yield await sub.queue.get()
+        finally:
+            self.hub.unsubscribe(sub)
+
+    async def Export(self, request: pb.ExportRequest, context) -> AsyncIterator[pb.ExportResponse]:
+        """Stored samples as CSV (job_id,timestamp_ns,variable,value), in chunks, gzip when asked."""
+        if not request.job_id and not request.batch_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id or batch_id is required")
+        if request.compression not in COMPRESSIONS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f'compression must be "" or "gzip", not {request.compression!r}',
+            )
+        start_ns, end_ns = await _time_window(request, context)
+        pages = self.store.export_rows(request.job_id, request.batch_id, list(request.variables), start_ns, end_ns)
+        async for chunk in _csv_chunks(pages, request.compression == "gzip"):
+            yield pb.ExportResponse(data=chunk)
+
+
+def _points(samples) -> tuple[list[Point], list[pb.TelemetrySample]]:
+    """(variable, timestamp_ns, value) of every finite value, and the samples with only those values."""
+    points: list[Point] = []
+    dirty = False
+    isfinite = math.isfinite
+    for sample in samples:
+        ts = sample.timestamp_ns
+        for name, value in sample.values.items():
+            if isfinite(value):
+                points.append((name, ts, value))
+            else:
+                dirty = True
+    if not dirty:
+        return points, samples
+    clean = []
+    for sample in samples:
+        values = {k: v for k, v in sample.values.items() if isfinite(v)}
+        if values:
+            clean.append(pb.TelemetrySample(timestamp_ns=sample.timestamp_ns, values=values))
+    return points, clean
+
+
+async def _time_window(request, context) -> tuple[int | None, int | None]:
+    """The optional start_ns/end_ns of a request; INVALID_ARGUMENT when start is after end."""
+    start_ns = request.start_ns if request.HasField("start_ns") else None
+    end_ns = request.end_ns if request.HasField("end_ns") else None
+    if start_ns is not None and end_ns is not None and start_ns > end_ns:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "start_ns must not be after end_ns")
+    return start_ns, end_ns
+
+
+async def _csv_chunks(pages: AsyncIterator[list], gzip: bool) -> AsyncIterator[bytes]:
+    """CSV bytes (header first) of the rows in `pages`, about EXPORT_CHUNK_BYTES at a time."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None  # wbits 31: gzip container
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(("job_id", "timestamp_ns", "variable", "value"))
+    pending: list[bytes] = []
+    size = 0
+    async for page in pages:
+        writer.writerows(page)
+        data = text.getvalue().encode()
+        text.seek(0)
+        text.truncate()
+        if compressor is not None:
+            data = compressor.compress(data)
+        pending.append(data)
+        size += len(data)
+        if size >= EXPORT_CHUNK_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    pending.append(text.getvalue().encode())
+    if compressor is not None:
+        pending[-1] = compressor.compress(pending[-1]) + compressor.flush()
+    yield b"".join(pending)
 
 
 async def run(host: str, port: int, data_dir: Path) -> None:

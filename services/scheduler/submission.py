@@ -112,6 +112,9 @@ async def _start_sample(
             values = ps.parameters
             params = {}
             for name in names:
+                if name not in values:
+                    raise SamplingError(grpc.StatusCode.UNAVAILABLE,
+                                        f"sampler: run {ps.run_id} lacks parameter {name!r}")
                 value = values[name]
                 cast = casts.get(name)
                 params[name] = cast(value) if cast else value

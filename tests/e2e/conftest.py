@@ -35,6 +35,29 @@ class Http:
         except urllib.error.HTTPError as exc:
             return exc.code, json.load(exc)
 
+    def raw(self, path: str) -> tuple[int, dict, bytes]:
+        """GET a non-JSON body: (status, headers, bytes)."""
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=60) as reply:
+                return reply.status, dict(reply.headers), reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def raw_post(self, path: str, body: object) -> tuple[int, dict, bytes]:
+        """POST JSON, read a non-JSON body: (status, headers, bytes)."""
+        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as reply:
+                return reply.status, dict(reply.headers), reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def text(self, path: str) -> str:
+        status, _, body = self.raw(path)
+        assert status == 200, (path, status, body[:500])
+        return body.decode()
+
     def get(self, path: str) -> object:
         status, body = self.call("GET", path)
         assert status == 200, (path, status, body)

@@ -25,6 +25,15 @@ pytestmark = pytest.mark.e2e
             enabled=True, conditions=[{"variable": "orbit.radius_km", "condition": "__import__('os')"}]),
          "early_termination.conditions[0].condition", "operator"),
         (lambda c: c["compute"].update(max_retries=-3), "compute.max_retries", "between"),
+        (lambda c: c["dispersions"]["raan_deg"].update(distribution={"type": "triangular", "min": 0, "mode": 500,
+                                                                     "max": 360}),
+         "dispersions.raan_deg.distribution.mode", ""),
+        (lambda c: c["monte_carlo"].update(correlation={"parameters": ["raan_deg", "nope"],
+                                                        "matrix": [[1, 0.5], [0.5, 1]]}),
+         "monte_carlo.correlation.parameters", "nope"),
+        (lambda c: c["monte_carlo"].update(correlation={"parameters": ["raan_deg", "inclination_deg"],
+                                                        "matrix": [[1, 0.5], [0.4, 1]]}),
+         "monte_carlo.correlation.matrix", "symmetric"),
     ],
 )
 def test_invalid_config_is_a_400_naming_the_field(stack, tutorial_body, mutate, field, words):
@@ -32,8 +41,12 @@ def test_invalid_config_is_a_400_naming_the_field(stack, tutorial_body, mutate, 
     mutate(body["config"])
     status, reply = stack.http.call("POST", "/jobs", body)
     assert status == 400, reply
-    assert field in reply["error"]["message"]
+    assert reply["error"]["field"] == field
+    assert reply["error"]["message"].startswith(field + " ")
     assert words in reply["error"]["message"]
+    # Preview validates exactly as a submission does.
+    status, reply = stack.http.call("POST", "/preview", {"config": body["config"]})
+    assert status == 400 and reply["error"]["field"] == field
 
 
 def test_malformed_bodies_are_400(stack, tutorial_body):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import time
@@ -34,8 +35,8 @@ def test_runner_advertises_tutorial_capabilities(stack):
 
 def test_tutorial_batch_completes_with_artifacts_and_telemetry(stack, tutorial_body):
     reply = stack.http.post("/jobs", tutorial_body)
-    assert set(reply) == {"batch_id", "total_jobs", "estimated_completion_time_mins"}
-    assert reply["total_jobs"] == 5
+    assert set(reply) >= {"batch_id", "total_jobs", "estimated_completion_time_mins"}
+    assert reply["total_jobs"] == 5 and reply["seed"] == 42
     assert reply["estimated_completion_time_mins"] is None
 
     mid = stack.http.get(f"/batches/{reply['batch_id']}")
@@ -68,6 +69,12 @@ def test_tutorial_batch_completes_with_artifacts_and_telemetry(stack, tutorial_b
             assert path.is_absolute() and path.is_file()
             assert path.parent == stack.output_root / result["job_id"]
 
+        described = {f["relative_path"]: f for f in result["files"]}
+        assert set(described) == set(files)
+        for name, path in files.items():
+            assert described[name]["size_bytes"] == path.stat().st_size
+            assert described[name]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
         summary = json.loads(files["summary.json"].read_text())
         assert summary["success"] is True
         assert files["orbit_position.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -91,6 +98,14 @@ def test_tutorial_batch_completes_with_artifacts_and_telemetry(stack, tutorial_b
         radius = telemetry["series"]["orbit.radius_km"]
         assert len(radius["values"]) >= len(rows) - 1
         assert all(6300 < r < 7200 for r in radius["values"])
+        assert result["telemetry_samples_sent"] >= len(radius["values"])
+        assert result["telemetry_samples_dropped"] == 0
+
+        # The CSV export holds the same samples as the query.
+        exported = stack.http.text(f"/jobs/{result['job_id']}/telemetry/export?variable=orbit.radius_km")
+        lines = exported.splitlines()
+        assert lines[0] == "job_id,timestamp_ns,variable,value"
+        assert [float(line.split(",")[3]) for line in lines[1:]] == radius["values"]
     # Latin Hypercube: 5 runs fall in 5 distinct equal-width strata of every parameter.
     assert all(len(s) == 5 for s in strata.values()), strata
 
@@ -129,6 +144,7 @@ def test_early_termination_kills_every_scenario(stack, tutorial_body):
     final = stack.http.wait_batch(reply["batch_id"])
     assert final["batch"]["status"] == "Failed"
     assert final["jobs_by_status"]["Failed"] == 5
+    assert final["early_terminated_jobs"] == 5  # counted apart from crashes and timeouts
     results = stack.http.get(f"/batches/{reply['batch_id']}/results")
     assert len(results) == 5
     for result in results:
@@ -137,10 +153,14 @@ def test_early_termination_kills_every_scenario(stack, tutorial_body):
         assert "orbit.radius_km > 6000" in result["error_message"]
         assert "always true in LEO" in result["error_message"]
         assert result["exit_code"] == -9  # SIGKILL
+        assert result["termination"]["variable"] == "orbit.radius_km"
+        assert result["termination"]["condition"].replace(" ", "") == ">6000"
+        assert result["termination"]["value"] > 6000
         # Killed before it finished: the summary is the scenario's last write.
         assert not (stack.output_root / result["job_id"] / "summary.json").exists()
         # The condition is the study's answer, not a fault: no retry.
-        assert stack.http.get(f"/jobs/{result['job_id']}")["attempts"] == 1
+        job = stack.http.get(f"/jobs/{result['job_id']}")
+        assert job["attempt_count"] == 1 and [a["attempt"] for a in job["attempts"]] == [1]
 
 
 def test_failing_scenario_is_retried_then_reported_with_stderr(stack, tutorial_body):
@@ -156,7 +176,9 @@ def test_failing_scenario_is_retried_then_reported_with_stderr(stack, tutorial_b
     for result in stack.http.get(f"/batches/{reply['batch_id']}/results"):
         job = stack.http.get(f"/jobs/{result['job_id']}")
         assert job["status"] == "Failed"
-        assert job["attempts"] == 3  # first try + max_retries
+        assert job["attempt_count"] == 3  # first try + max_retries
+        assert [a["attempt"] for a in job["attempts"]] == [1, 2, 3]
+        assert all(a["exit_code"] == 1 and a["ended_at"] for a in job["attempts"])
         assert result["metadata"]["runner_id"] == "failing-runner"
         assert result["exit_code"] == 1
         assert "exited with code 1" in result["error_message"]

@@ -1,21 +1,38 @@
-"""The runner's link to the scheduler: register, heartbeat, take leases, report results."""
+"""The runner's link to the scheduler: register, heartbeat, take leases, report results, drain.
+
+Delivery: a job's final report (JobFinished or JobReleased) is kept until the scheduler acks it
+(ReportAck, sent after its store committed). After a reconnect the runner registers with the
+jobs it still runs and resends every unacknowledged report; the scheduler treats a resend
+idempotently.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
-from lynx_common.server import client_channel
+from lynx_common.server import CLIENT_OPTIONS, client_channel
 from lynx_runner.config import RunnerConfig
 from lynx_runner.engine import Engine, JobHandle, build_engines
 from lynx_runner.host import host_capabilities
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
+DEFAULT_DRAIN_GRACE_S = 30.0
+ACK_WAIT_S = 5.0  # how long a draining runner waits for its last reports to be acknowledged
+DRAIN_REASON = "runner draining"
+# Reconnect quickly after a scheduler restart (gRPC's own default backoff grows to 120 s).
+_SCHEDULER_OPTIONS = [
+    *CLIENT_OPTIONS,
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
 
 
 def _launch_error(lease: pb.JobLease, message: str) -> pb.JobResult:
@@ -27,50 +44,95 @@ def _launch_error(lease: pb.JobLease, message: str) -> pb.JobResult:
 class RunnerAgent:
     """Holds one Connect stream at a time, reconnecting with backoff until stopped."""
 
-    def __init__(self, config: RunnerConfig, runner_id: str, name: str, scheduler_addr: str, telemetry_addr: str):
+    def __init__(
+        self, config: RunnerConfig, runner_id: str, name: str, scheduler_addr: str, telemetry_addr: str,
+        drain_grace: float = DEFAULT_DRAIN_GRACE_S,
+    ):
         self.config = config
         self.runner_id = runner_id
         self.name = name
         self.scheduler_addr = scheduler_addr
+        self.drain_grace = drain_grace
         self.telemetry_channel = client_channel(telemetry_addr)
         self.engines: dict[str, Engine] = build_engines(
             config, runner_id, tel_grpc.TelemetryServiceStub(self.telemetry_channel)
         )
         self.jobs: dict[str, tuple[JobHandle, asyncio.Task]] = {}
-        self.outbox: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()
+        self.unacked: dict[tuple[str, int], pb.ConnectRequest] = {}  # final reports awaiting ReportAck
+        self.outbox: asyncio.Queue[pb.ConnectRequest] | None = None  # the live stream's, if any
+        self.draining = False
+        self._released: set[str] = set()  # jobs cancelled by the drain: reported as JobReleased
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Stay connected until `stop` is set, then kill running jobs and return."""
-        backoff = 0.5
+    # ---- lifetime ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, drain: asyncio.Event | None = None) -> None:
+        """Stay connected until `stop` is set (running jobs are killed), or until `drain` is set
+        and the drain ends (see drain()); a `stop` during the drain cuts it short."""
         for engine in self.engines.values():
             await engine.start()
+        connection = asyncio.create_task(self._stay_connected(), name="scheduler-connection")
         try:
-            while not stop.is_set():
-                session = asyncio.create_task(self._session())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({session, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
-                if not session.done():
-                    session.cancel()
-                results = await asyncio.gather(session, return_exceptions=True)
-                if stop.is_set():
-                    break
-                if isinstance(results[0], grpc.aio.AioRpcError):
-                    log.warning("scheduler %s: %s; retrying in %.1f s",
-                                self.scheduler_addr, results[0].code().name, backoff)
-                elif isinstance(results[0], Exception):
-                    log.error("session failed: %r", results[0])
-                else:
-                    backoff = 0.5
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            waiters = [asyncio.create_task(stop.wait())]
+            if drain is not None:
+                waiters.append(asyncio.create_task(drain.wait()))
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            if not stop.is_set():
+                await self.drain(stop)
         finally:
             for _handle, task in list(self.jobs.values()):
-                task.cancel()
+                task.cancel()  # the engine kills the scenario's process group
             await asyncio.gather(*(t for _, t in self.jobs.values()), return_exceptions=True)
+            connection.cancel()
+            await asyncio.gather(connection, return_exceptions=True)
             for engine in self.engines.values():
                 await engine.close()
             await self.telemetry_channel.close()
+
+    async def drain(self, stop: asyncio.Event) -> None:
+        """Take no more leases, let running jobs finish within drain_grace seconds, cancel the rest
+        and hand them back (JobReleased), then wait up to ACK_WAIT_S for the acks."""
+        self.draining = True
+        log.info("draining: %d jobs running, grace %.1f s", len(self.jobs), self.drain_grace)
+        self._send(pb.ConnectRequest(draining=pb.Draining(grace_seconds=self.drain_grace)))
+        await self._wait_until(lambda: not self.jobs, self.drain_grace, stop)
+        if self.jobs and not stop.is_set():
+            log.warning("drain grace over: handing back %d jobs", len(self.jobs))
+            for job_id, (handle, _task) in list(self.jobs.items()):
+                self._released.add(job_id)
+                handle.cancel(DRAIN_REASON)
+            await self._wait_until(lambda: not self.jobs, 10.0, stop)
+        await self._wait_until(lambda: not self.unacked, ACK_WAIT_S, stop)
+        if self.unacked:
+            log.warning("exiting with %d reports the scheduler has not acknowledged", len(self.unacked))
+
+    async def _wait_until(self, done, timeout: float, stop: asyncio.Event) -> None:
+        """Poll `done()` until it holds, `timeout` passes or `stop` is set."""
+        deadline = time.monotonic() + timeout
+        while not done() and not stop.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _stay_connected(self) -> None:
+        """One session after another, with exponential backoff between failures."""
+        backoff = 0.5
+        while True:
+            try:
+                await self._session()
+                backoff = 0.5
+            except grpc.aio.AioRpcError as exc:
+                log.warning("scheduler %s: %s; retrying in %.1f s", self.scheduler_addr, exc.code().name, backoff)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep trying whatever one session did
+                log.error("session failed: %r", exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    # ---- the stream -------------------------------------------------------------------------
+
+    def _running(self) -> list[pb.RunningJob]:
+        return [pb.RunningJob(job_id=j, attempt=h.lease.attempt) for j, (h, _t) in self.jobs.items()]
 
     def _register_message(self) -> pb.ConnectRequest:
         return pb.ConnectRequest(
@@ -80,43 +142,85 @@ class RunnerAgent:
                 engines=list(self.config.engines),
                 capabilities=host_capabilities(self.config),
                 heartbeat_interval_secs=self.config.heartbeat_interval_secs,
+                running_jobs=self._running(),
             )
         )
 
-    async def _requests(self):
+    async def _requests(self, outbox: asyncio.Queue):
+        """Register (built when gRPC sends it, so its job list is current), then Draining if
+        draining, then the unacknowledged reports, then whatever the agent queues."""
         yield self._register_message()
+        if self.draining:
+            yield pb.ConnectRequest(draining=pb.Draining(grace_seconds=self.drain_grace))
+        resend = list(self.unacked.values())
+        self.outbox = outbox  # from here on new reports go straight to this stream
+        if resend:
+            log.info("resending %d unacknowledged reports", len(resend))
+        for message in resend:
+            yield message
         while True:
-            yield await self.outbox.get()
+            yield await outbox.get()
 
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval_secs)
-            self.outbox.put_nowait(pb.ConnectRequest(heartbeat=pb.Heartbeat(running_job_ids=list(self.jobs))))
+            running = self._running()
+            self._send(pb.ConnectRequest(heartbeat=pb.Heartbeat(
+                running_job_ids=[r.job_id for r in running], running_jobs=running)))
 
     async def _session(self) -> None:
-        async with client_channel(self.scheduler_addr) as channel:
+        outbox: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()
+        async with grpc.aio.insecure_channel(self.scheduler_addr, options=_SCHEDULER_OPTIONS) as channel:
             stub = pb_grpc.SchedulerServiceStub(channel)
-            call = stub.Connect(self._requests(), wait_for_ready=True)
+            call = stub.Connect(self._requests(outbox), wait_for_ready=True)
             heartbeats = asyncio.create_task(self._heartbeats())
             try:
                 async for message in call:
-                    kind = message.WhichOneof("message")
-                    if kind == "registered":
-                        log.info("registered with %s as %s", self.scheduler_addr, self.runner_id)
-                    elif kind == "lease":
-                        self._start(message.lease)
-                    elif kind == "cancel":
-                        entry = self.jobs.get(message.cancel.job_id)
-                        if entry:
-                            entry[0].cancel(message.cancel.reason)
+                    self._handle(message)
             finally:
+                if self.outbox is outbox:
+                    self.outbox = None
                 heartbeats.cancel()
                 call.cancel()
 
+    def _handle(self, message: pb.ConnectResponse) -> None:
+        kind = message.WhichOneof("message")
+        if kind == "registered":
+            log.info("registered with %s as %s (%d jobs running)", self.scheduler_addr, self.runner_id, len(self.jobs))
+        elif kind == "lease":
+            self._start(message.lease)
+        elif kind == "cancel":
+            entry = self.jobs.get(message.cancel.job_id)
+            if entry:
+                log.info("job %s: cancel (%s)", message.cancel.job_id, message.cancel.reason)
+                entry[0].cancel(message.cancel.reason)
+        elif kind == "ack":
+            ack = message.ack
+            self.unacked.pop((ack.job_id, ack.attempt), None)
+            if not ack.accepted:
+                log.warning("scheduler refused the report of job %s attempt %d (no longer its lease)",
+                            ack.job_id, ack.attempt)
+
+    def _send(self, message: pb.ConnectRequest) -> bool:
+        """Queue a message on the live stream; False when disconnected."""
+        if self.outbox is None:
+            return False
+        self.outbox.put_nowait(message)
+        return True
+
+    # ---- jobs -------------------------------------------------------------------------------
+
     def _start(self, lease: pb.JobLease) -> None:
+        if lease.job_id in self.jobs:
+            log.warning("job %s is already running here; lease for attempt %d ignored", lease.job_id, lease.attempt)
+            return
+        if self.draining:
+            self._report(pb.ConnectRequest(job_released=pb.JobReleased(
+                job_id=lease.job_id, attempt=lease.attempt, reason=DRAIN_REASON)))
+            return
         if lease.engine not in self.engines:
             message = f"engine {lease.engine!r} is not served by runner {self.runner_id}"
-            self._report(lease, _launch_error(lease, message))
+            self._finished(lease, _launch_error(lease, message))
             return
         handle = JobHandle(lease)
         task = asyncio.create_task(self._run_job(handle), name=f"job-{lease.job_id}")
@@ -124,7 +228,7 @@ class RunnerAgent:
 
     async def _run_job(self, handle: JobHandle) -> None:
         lease = handle.lease
-        self.outbox.put_nowait(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id, attempt=lease.attempt)))
+        self._send(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id, attempt=lease.attempt)))
         try:
             result = await self.engines[lease.engine].run(handle)
         except Exception as exc:  # noqa: BLE001 - a runner bug must still end the job
@@ -132,12 +236,22 @@ class RunnerAgent:
             result = _launch_error(lease, f"runner error: {exc!r}")
         finally:
             self.jobs.pop(lease.job_id, None)
+        if lease.job_id in self._released:
+            self._released.discard(lease.job_id)
+            log.info("job %s attempt %d handed back (draining)", lease.job_id, lease.attempt)
+            self._report(pb.ConnectRequest(job_released=pb.JobReleased(
+                job_id=lease.job_id, attempt=lease.attempt, reason=DRAIN_REASON)))
+            return
         log.info("job %s attempt %d finished: success=%s %s", lease.job_id, lease.attempt,
                  result.success, result.error_message.splitlines()[0] if result.error_message else "")
-        self._report(lease, result)
+        self._finished(lease, result)
 
-    def _report(self, lease: pb.JobLease, result: pb.JobResult) -> None:
-        """Queue the attempt's final report for the scheduler."""
-        self.outbox.put_nowait(
-            pb.ConnectRequest(job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt, result=result))
-        )
+    def _finished(self, lease: pb.JobLease, result: pb.JobResult) -> None:
+        self._report(pb.ConnectRequest(
+            job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt, result=result)))
+
+    def _report(self, message: pb.ConnectRequest) -> None:
+        """Keep a final report until acked, and send it now if connected."""
+        report = message.job_finished if message.WhichOneof("message") == "job_finished" else message.job_released
+        self.unacked[(report.job_id, report.attempt)] = message
+        self._send(message)

@@ -1,15 +1,22 @@
-"""Contract of telemetry-ingest over real gRPC: Publish, Query, validation, persistence, health."""
+"""Contract of telemetry-ingest over real gRPC: Publish, Query, Subscribe, Export, validation, persistence."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import gzip
+import io
 import math
+import sqlite3
+import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
-from lynx_common.server import GrpcServer
+from lynx_common.server import GrpcServer, client_channel
+from lynx_telemetry.hub import Hub
 from lynx_telemetry.server import TelemetryServicer
 from lynx_telemetry.store import TelemetryStore
 
@@ -19,19 +26,20 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name
 class Ingest:
     """A telemetry-ingest server on 127.0.0.1:0 over a SQLite file, and a client channel."""
 
-    def __init__(self, db_path) -> None:
+    def __init__(self, db_path, hub: Hub | None = None) -> None:
         self.db_path = db_path
+        self.hub = hub or Hub()
 
     async def start(self) -> Ingest:
         self.store = await TelemetryStore.open(self.db_path)
         self.server = GrpcServer(
-            lambda s: pb_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(self.store), s),
+            lambda s: pb_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(self.store, self.hub), s),
             [SERVICE_NAME],
             "127.0.0.1",
             0,
         )
         await self.server.start()
-        self.channel = grpc.aio.insecure_channel(self.server.address)
+        self.channel = client_channel(self.server.address)
         self.stub = pb_grpc.TelemetryServiceStub(self.channel)
         return self
 
@@ -219,3 +227,208 @@ async def test_health_is_serving(ingest, service):
     stub = health_pb2_grpc.HealthStub(ingest.channel)
     reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("query", "word"),
+    [
+        (pb.QueryRequest(job_id="job-1", start_ns=10, end_ns=9), "start_ns"),
+    ],
+)
+async def test_a_query_window_that_ends_before_it_starts_is_invalid_argument(ingest, query, word):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await ingest.stub.Query(query, timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert word in err.value.details()
+
+
+@pytest.mark.parametrize(
+    ("export", "word"),
+    [
+        (pb.ExportRequest(), "job_id"),
+        (pb.ExportRequest(job_id="job-1", compression="zip"), "compression"),
+        (pb.ExportRequest(batch_id="b1", compression="GZIP"), "compression"),
+        (pb.ExportRequest(job_id="job-1", start_ns=5, end_ns=4), "start_ns"),
+    ],
+    ids=["no-job-or-batch", "zip", "upper-case-gzip", "start-after-end"],
+)
+async def test_bad_exports_are_invalid_argument_naming_the_field(ingest, export, word):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in ingest.stub.Export(export, timeout=10):
+            pass
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert word in err.value.details()
+
+
+async def test_subscribe_without_batch_or_job_is_invalid_argument(ingest):
+    call = ingest.stub.Subscribe(pb.SubscribeRequest(variables=["x"]), timeout=10)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call.read()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "batch_id" in err.value.details()
+
+
+# ---------------------------------------------------------------- storage
+
+
+async def test_a_repeated_timestamp_keeps_the_latest_value(ingest):
+    """A relay that re-sends a batch after a lost answer must not double the points."""
+    await ingest.publish(request("job-1", sample(1, x=1.0), sample(2, x=2.0)))
+    await ingest.publish(request("job-1", sample(1, x=1.0), sample(2, x=2.5)))
+    assert await ingest.query("job-1") == {"x": [(1, 1.0), (2, 2.5)]}
+
+
+async def test_a_database_in_the_old_flat_layout_is_migrated_on_open(tmp_path):
+    db_path = tmp_path / "telemetry.db"
+    with sqlite3.connect(db_path) as db:
+        db.executescript(
+            "CREATE TABLE samples (job_id TEXT NOT NULL, variable TEXT NOT NULL, timestamp_ns INTEGER NOT NULL,"
+            " value REAL NOT NULL, batch_id TEXT NOT NULL DEFAULT '');"
+            "INSERT INTO samples VALUES ('job-1','x',2,2.0,'b1'),('job-1','x',1,1.0,'b1'),('job-2','y',5,5.0,'b1');"
+        )
+    service = await Ingest(db_path).start()
+    try:
+        assert await service.query("job-1") == {"x": [(1, 1.0), (2, 2.0)]}
+        assert await service.query("job-2") == {"y": [(5, 5.0)]}
+        assert (await export_csv(service, pb.ExportRequest(batch_id="b1")))[1:] == [
+            ["job-1", "1", "x", "1.0"], ["job-1", "2", "x", "2.0"], ["job-2", "5", "y", "5.0"],
+        ]
+    finally:
+        await service.stop()
+
+
+# ---------------------------------------------------------------- export
+
+
+async def export_bytes(service: Ingest, export: pb.ExportRequest) -> tuple[bytes, int]:
+    """The exported file and the number of messages it came in."""
+    chunks = [reply.data async for reply in service.stub.Export(export, timeout=30)]
+    return b"".join(chunks), len(chunks)
+
+
+async def export_csv(service: Ingest, export: pb.ExportRequest) -> list[list[str]]:
+    data, _ = await export_bytes(service, export)
+    if export.compression == "gzip":
+        data = gzip.decompress(data)
+    return list(csv.reader(io.StringIO(data.decode())))
+
+
+async def test_export_of_a_job_is_csv_with_the_header_and_exact_values(ingest):
+    await ingest.publish(
+        request("job-1", sample(10, a=0.1, b=-2.5e-300), sample(20, a=1 / 3)),
+        request("job-2", sample(10, a=99.0)),
+    )
+    rows = await export_csv(ingest, pb.ExportRequest(job_id="job-1"))
+    assert rows[0] == ["job_id", "timestamp_ns", "variable", "value"]
+    assert [(r[0], int(r[1]), r[2], float(r[3])) for r in rows[1:]] == [
+        ("job-1", 10, "a", 0.1), ("job-1", 20, "a", 1 / 3), ("job-1", 10, "b", -2.5e-300),
+    ]
+
+
+async def test_gzip_export_decompresses_to_the_same_csv(ingest):
+    await ingest.publish(request("job-1", *[sample(t, x=t / 7, y=-t / 3) for t in range(500)]))
+    plain, _ = await export_bytes(ingest, pb.ExportRequest(job_id="job-1"))
+    packed, _ = await export_bytes(ingest, pb.ExportRequest(job_id="job-1", compression="gzip"))
+    assert packed[:2] == b"\x1f\x8b"  # a gzip file, as `gunzip` expects
+    assert gzip.decompress(packed) == plain
+    assert len(packed) < len(plain) / 2
+    assert len(plain.splitlines()) == 1 + 1_000
+
+
+async def test_export_of_a_batch_covers_its_jobs_filtered_by_variable_and_time(ingest):
+    await ingest.publish(
+        request("job-a", *[sample(t, x=float(t), y=0.0) for t in range(10)], batch_id="b1"),
+        request("job-b", *[sample(t, x=-float(t)) for t in range(10)], batch_id="b1"),
+        request("job-c", sample(5, x=5.0), batch_id="other"),
+    )
+    rows = await export_csv(ingest, pb.ExportRequest(batch_id="b1", variables=["x"], start_ns=3, end_ns=4,
+                                                     compression="gzip"))
+    assert rows[1:] == [
+        ["job-a", "3", "x", "3.0"], ["job-a", "4", "x", "4.0"],
+        ["job-b", "3", "x", "-3.0"], ["job-b", "4", "x", "-4.0"],
+    ]
+
+
+async def test_export_of_nothing_is_just_the_header(ingest):
+    for compression in ("", "gzip"):
+        rows = await export_csv(ingest, pb.ExportRequest(batch_id="nope", compression=compression))
+        assert rows == [["job_id", "timestamp_ns", "variable", "value"]]
+
+
+async def test_a_large_export_is_streamed_in_many_messages(ingest):
+    for block in range(10):
+        await ingest.publish(
+            request("job-1", *[sample(t, alpha=t * 1.5, beta=t * 2.5, gamma=t * 3.5)
+                               for t in range(block * 2_000, (block + 1) * 2_000)])
+        )
+    data, messages = await export_bytes(ingest, pb.ExportRequest(job_id="job-1"))
+    assert len(data.splitlines()) == 1 + 60_000
+    assert messages > 3  # not one message built whole in memory
+
+
+# ---------------------------------------------------------------- subscribe
+
+
+async def subscribe(service: Ingest, **kwargs) -> grpc.aio.UnaryStreamCall:
+    """A live Subscribe call, returned once the server has registered it (headers received)."""
+    call = service.stub.Subscribe(pb.SubscribeRequest(**kwargs), timeout=30)
+    await call.initial_metadata()
+    return call
+
+
+async def received(call, n: int) -> list[tuple[str, int, dict[str, float]]]:
+    """The next samples of a Subscribe call, until `n` have arrived, as (job, timestamp, values)."""
+    got: list[tuple[str, int, dict[str, float]]] = []
+    while len(got) < n:
+        reply = await asyncio.wait_for(call.read(), 5)
+        got += [(reply.job_id, s.timestamp_ns, dict(s.values)) for s in reply.samples]
+    return got
+
+
+async def test_subscribers_receive_samples_published_after_they_subscribed(ingest):
+    await ingest.publish(request("job-1", sample(1, x=1.0)))  # before: not replayed
+    call = await subscribe(ingest, batch_id="b1")
+    await ingest.publish(request("job-1", sample(2, x=2.0, y=3.0)), request("job-2", sample(3, x=4.0)))
+    assert await received(call, 2) == [("job-1", 2, {"x": 2.0, "y": 3.0}), ("job-2", 3, {"x": 4.0})]
+    call.cancel()
+
+
+async def test_subscribe_filters_by_batch_job_and_variables(ingest):
+    by_job = await subscribe(ingest, batch_id="b1", job_id="job-2", variables=["x"])
+    by_batch = await subscribe(ingest, batch_id="b2")
+    await ingest.publish(
+        request("job-1", sample(1, x=1.0), batch_id="b1"),  # another job
+        request("job-2", sample(2, y=9.0), batch_id="b1"),  # no selected variable
+        request("job-2", sample(3, x=3.0, y=9.0), sample(4, x=math.nan), batch_id="b1"),
+        request("job-3", sample(5, z=5.0), batch_id="b2"),
+    )
+    assert await received(by_job, 1) == [("job-2", 3, {"x": 3.0})]  # NaN is not stored, not streamed
+    assert await received(by_batch, 1) == [("job-3", 5, {"z": 5.0})]
+    await ingest.publish(request("job-2", sample(6, x=6.0), batch_id="b1"))
+    assert await received(by_job, 1) == [("job-2", 6, {"x": 6.0})]  # nothing else was queued before it
+    by_job.cancel()
+    by_batch.cancel()
+
+
+async def test_a_subscriber_that_never_reads_does_not_stall_ingest(tmp_path, caplog):
+    service = await Ingest(tmp_path / "telemetry.db", Hub(queue_messages=8)).start()
+    try:
+        stalled = await subscribe(service, batch_id="b1")  # never read
+        start = time.monotonic()
+        names = [letter * 300 for letter in "xyz"]  # long names: big messages, few rows
+        for block in range(40):  # ~40 MB of messages: far more than gRPC buffers for the stalled stream
+            values = dict.fromkeys(names, 1.0)
+            await service.publish(request("job-1", *[sample(block * 1_000 + t, **values) for t in range(1_000)]))
+        assert time.monotonic() - start < 30.0
+        assert len((await service.query("job-1", variables=names[:1]))[names[0]]) == 40_000
+        assert "too slow; dropping samples" in caplog.text  # it lost samples; ingest did not wait for it
+        live = await subscribe(service, batch_id="b1")  # others still get live data
+        await service.publish(request("job-1", sample(10**9, x=7.0)))
+        assert await received(live, 1) == [("job-1", 10**9, {"x": 7.0})]
+        stalled.cancel()
+        live.cancel()
+    finally:
+        await service.stop()

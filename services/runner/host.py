@@ -21,8 +21,9 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _cgroup_dirs(controller: str, root: Path = CGROUP_ROOT) -> list[Path]:
+def _cgroup_dirs(controller: str, root: Path | None = None) -> list[Path]:
     """The cgroup directories of this process for `controller` (v2 unified and v1), most specific first."""
+    root = root or CGROUP_ROOT
     text = _read(Path("/proc/self/cgroup")) or ""
     dirs: list[Path] = []
     for line in text.splitlines():
@@ -37,7 +38,7 @@ def _cgroup_dirs(controller: str, root: Path = CGROUP_ROOT) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def cgroup_memory_limit(root: Path = CGROUP_ROOT) -> int | None:
+def cgroup_memory_limit(root: Path | None = None) -> int | None:
     """Bytes allowed by memory.max (v2) or memory.limit_in_bytes (v1); None when unlimited or unknown."""
     for folder in _cgroup_dirs("memory", root):
         for name in ("memory.max", "memory.limit_in_bytes"):
@@ -54,7 +55,7 @@ def cgroup_memory_limit(root: Path = CGROUP_ROOT) -> int | None:
     return None
 
 
-def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
+def cgroup_cpu_limit(root: Path | None = None) -> float | None:
     """Cores allowed by cpu.max (v2) or cfs_quota/cfs_period (v1); None when unlimited or unknown."""
     for folder in _cgroup_dirs("cpu", root):
         text = _read(folder / "cpu.max")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from lynx_common.errors import ValidationError
-from lynx_runner.config import RunnerConfig, load_config, resolve_python
+from lynx_runner.config import CommandSpec, RunnerConfig, load_config, parse_cpu, parse_memory, resolve_python
 
 REPO = Path(__file__).resolve().parents[2]
 TUTORIAL_CONFIG = REPO / "configs" / "lynx-runner-basilisk.yaml"
@@ -181,3 +181,121 @@ def test_resolve_python_reports_a_missing_interpreter(monkeypatch, tmp_path):
     with pytest.raises(ValidationError) as err:
         resolve_python("python-lynx-does-not-exist")
     assert err.value.field == "python_executable"
+
+
+# ---------------------------------------------------------------- engine options
+
+
+def test_tutorial_config_keeps_its_defaults_for_the_new_options(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = load_config(TUTORIAL_CONFIG, env={})
+    assert config.warm_start is True
+    assert config.preload == ()
+    assert config.command is None
+    assert config.log_cap_bytes == 10 * 2**20
+    assert config.job_memory_limit == 0
+
+
+def test_example_configs_load(monkeypatch):
+    monkeypatch.chdir(REPO)
+    warm = load_config(REPO / "configs" / "lynx-runner-basilisk-warm.yaml", env={})
+    assert warm.warm_start and "Basilisk.simulation.spacecraft" in warm.preload
+    command = load_config(REPO / "configs" / "lynx-runner-command.yaml", env={})
+    assert command.engines == ("command",)
+    assert command.command.args[:2] == ("--config", "{run_config}")
+
+
+def test_engine_options_from_yaml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(write(tmp_path, """
+engines: [basilisk, command]
+warm_start: false
+preload: [Basilisk.simulation.spacecraft, matplotlib.pyplot]
+command:
+  executable: ./sims/orbit
+  args: ["--config", "{run_config}", "--out={output_dir}", "--seed", 7]
+log_cap_bytes: 1Mi
+job_memory_limit: 512Mi
+"""), env={})
+    assert config.engines == ("basilisk", "command")
+    assert config.warm_start is False
+    assert config.preload == ("Basilisk.simulation.spacecraft", "matplotlib.pyplot")
+    assert config.command == CommandSpec("./sims/orbit", ("--config", "{run_config}", "--out={output_dir}", "--seed",
+                                                          "7"))
+    assert config.command_executable() == str(tmp_path.resolve() / "sims" / "orbit")
+    assert config.log_cap_bytes == 2**20
+    assert config.job_memory_limit == 512 * 2**20
+
+
+def test_engine_options_from_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, env={
+        "LYNX_RUNNER_ENGINES": "command",
+        "LYNX_RUNNER_WARM_START": "no",
+        "LYNX_RUNNER_PRELOAD": "numpy, matplotlib.pyplot",
+        "LYNX_RUNNER_COMMAND": '{"executable": "julia", "args": ["sim.jl", "{run_config}"]}',
+        "LYNX_RUNNER_LOG_CAP_BYTES": "64Ki",
+        "LYNX_RUNNER_JOB_MEMORY_LIMIT": "1Gi",
+    })
+    assert config.warm_start is False
+    assert config.preload == ("numpy", "matplotlib.pyplot")
+    assert config.command == CommandSpec("julia", ("sim.jl", "{run_config}"))
+    assert config.log_cap_bytes == 64 * 1024
+    assert config.job_memory_limit == 2**30
+
+
+def test_command_args_substitute_only_whitelisted_placeholders():
+    spec = CommandSpec("/bin/sim", ("--config", "{run_config}", "x{job_id}y", "$HOME", "`id`"))
+    argv = spec.argv({"run_config": "/r/c.json", "job_id": "j1"})
+    assert argv == ["/bin/sim", "--config", "/r/c.json", "xj1y", "$HOME", "`id`"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "field"),
+    [
+        ("warm_start: maybe\n", {}, "warm_start"),
+        ("", {"LYNX_RUNNER_WARM_START": "2"}, "warm_start"),
+        ("preload: ['os; rm -rf /']\n", {}, "preload"),
+        ("preload: [../evil]\n", {}, "preload"),
+        ("engines: [command]\n", {}, "command"),
+        ("command: /bin/sim\n", {}, "command"),
+        ("", {"LYNX_RUNNER_COMMAND": "not json"}, "command"),
+        ("command: {executable: sim, shell: true}\n", {}, "command.shell"),
+        ("command: {args: [x]}\n", {}, "command.executable"),
+        ("command: {executable: sim, args: '--config {run_config}'}\n", {}, "command.args"),
+        ("command: {executable: sim, args: [x, '{home}']}\n", {}, "command.args[1]"),
+        ("command: {executable: sim, args: ['{run_config']}\n", {}, "command.args[0]"),
+        ("command: {executable: sim, args: ['{__class__}']}\n", {}, "command.args[0]"),
+        ("job_memory_limit: lots\n", {}, "job_memory_limit"),
+        ("job_memory_limit: -1Gi\n", {}, "job_memory_limit"),
+        ("", {"LYNX_RUNNER_JOB_MEMORY_LIMIT": "1 GB"}, "job_memory_limit"),
+        ("log_cap_bytes: 10\n", {}, "log_cap_bytes"),
+        ("engines: [basilisk, julia]\n", {}, "engines"),
+    ],
+)
+def test_bad_engine_options_name_the_field(tmp_path, monkeypatch, yaml_text, env, field):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError) as err:
+        load_config(write(tmp_path, yaml_text), env=env)
+    assert err.value.field == field
+    assert str(err.value).startswith(field + " ")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("512Mi", 512 * 2**20), ("1Gi", 2**30), ("1G", 10**9), ("1e9", 10**9), ("1.5Gi", 3 * 2**29),
+     ("128974848", 128974848), (268435456, 2**28), ("", 0), ("100k", 10**5), ("64Ki", 65536)],
+)
+def test_memory_quantities_use_kubernetes_notation(text, expected):
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [("500m", 0.5), ("2", 2.0), ("1.5", 1.5), (4, 4.0), ("", 0.0)])
+def test_cpu_quantities_use_kubernetes_notation(text, expected):
+    assert parse_cpu(text) == expected
+
+
+@pytest.mark.parametrize("text", ["half", "-1", "2 cores", "1e3m"])
+def test_bad_cpu_quantities_are_rejected(text):
+    with pytest.raises(ValidationError):
+        parse_cpu(text, "cpu_request")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import wait_for
+from fault_harness import wait_for
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_common.server import client_channel

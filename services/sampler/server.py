@@ -14,16 +14,76 @@ from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_sampler import core
+from lynx_sampler.encoding import ChunkEncoder
 
 log = logging.getLogger(__name__)
 CHUNK = 1000
 
 
+def from_value(value: struct_pb2.Value) -> object:
+    """A google.protobuf.Value as plain Python (None, bool, float, str, list or dict)."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "list_value":
+        return [from_value(v) for v in value.list_value.values]
+    if kind == "struct_value":
+        return {k: from_value(v) for k, v in value.struct_value.fields.items()}
+    return None
+
+
+def distribution_spec(distribution: batch_config_pb2.Distribution) -> dict:
+    """{field: value} of the fields the user set, as plain Python (`values` as str/float)."""
+    spec: dict = {}
+    for f, v in distribution.ListFields():
+        if f.name == "values":
+            spec[f.name] = [from_value(x) for x in v]
+        elif f.name == "weights":
+            spec[f.name] = list(v)
+        else:
+            spec[f.name] = v
+    return spec
+
+
 def dispersion_specs(dispersions: list[batch_config_pb2.Dispersion]) -> list[tuple[str, dict]]:
     """(name, {field: value}) of each dispersion, with only the fields the user set."""
-    return [
-        (d.name, {f.name: v for f, v in d.distribution.ListFields()}) for d in dispersions
-    ]
+    return [(d.name, distribution_spec(d.distribution)) for d in dispersions]
+
+
+def correlation_spec(request: pb.SampleRequest) -> dict | None:
+    """The request's correlation as {parameters, matrix}, or None when it is not set."""
+    if not request.HasField("correlation"):
+        return None
+    correlation = request.correlation
+    spec: dict = {"parameters": list(correlation.parameters)}
+    if correlation.HasField("matrix"):
+        spec["matrix"] = [from_value(row) for row in correlation.matrix.values]
+    return spec
+
+
+def plan_request(request: pb.SampleRequest) -> core.Plan:
+    """Validate a SampleRequest (raises ValidationError naming the field)."""
+    return core.plan(
+        dispersion_specs(list(request.dispersions)),
+        method=request.sampling_method,
+        runs=request.runs,
+        seed=request.seed,
+        optimization=request.optimization,
+        correlation=correlation_spec(request),
+        existing_runs=request.existing_runs,
+    )
+
+
+def encoded_chunks(sample: core.Sample, batch_seed: int, chunk: int = CHUNK):
+    """Serialized SampleResponse chunks of `chunk` points; the first carries total and warnings."""
+    encoder = ChunkEncoder(sample, batch_seed)
+    header = (len(sample), list(sample.warnings))
+    for start in range(0, max(len(sample), 1), chunk):
+        yield encoder.chunk(start, min(start + chunk, len(sample)), header if start == 0 else None)
 
 
 class SamplerServicer(pb_grpc.SamplerServiceServicer):
@@ -31,19 +91,15 @@ class SamplerServicer(pb_grpc.SamplerServiceServicer):
 
     async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext):
         try:
-            params = core.build_parameters(dispersion_specs(list(request.dispersions)))
-            points = core.sample(params, request.sampling_method, request.runs, request.seed)
+            plan = plan_request(request)
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        names = [p.name for p in params]
-        log.info("sampled %d x %d with %s", len(points), len(names), request.sampling_method)
-        for start in range(0, len(points), CHUNK):
-            chunk = []
-            for offset, row in enumerate(points[start : start + CHUNK]):
-                parameters = struct_pb2.Struct()
-                parameters.update(dict(zip(names, map(float, row), strict=True)))
-                chunk.append(pb.ParameterSet(run_id=start + offset, parameters=parameters))
-            yield pb.SampleResponse(parameter_sets=chunk)
+        sample = await asyncio.to_thread(core.generate, plan)
+        log.info(
+            "sampled %d x %d with %s from run %d", len(sample), len(plan.params), plan.method, sample.first_run_id
+        )
+        for data in encoded_chunks(sample, request.seed):
+            yield pb.SampleResponse.FromString(data)
 
 
 def build_server(host: str = "127.0.0.1", port: int = 0) -> GrpcServer:

@@ -2,9 +2,9 @@
 
 The relay sits behind the per-job endpoint. `add()`/`add_all()` are synchronous and
 O(1) per sample, so the endpoint never waits on ingest. `run_periodic()` ships the
-buffer every `buffer_flush_interval_seconds`; while ingest is unreachable the
-samples stay buffered, up to `MAX_BUFFERED` per job, beyond which the OLDEST
-buffered samples are dropped (and counted in `dropped`). An outage never raises
+buffer every `buffer_flush_interval_seconds`, and sooner when it is half full;
+while ingest is unreachable the samples stay buffered, up to `MAX_BUFFERED` per
+job, beyond which the OLDEST buffered samples are dropped (and counted in `dropped`). An outage never raises
 into the job: a failed flush keeps its samples for the next one.
 """
 
@@ -25,6 +25,7 @@ CHUNK = 2_000  # samples per Publish call (a failed call is retried whole, at th
 PUBLISH_DEADLINE_S = 30.0  # a periodic flush waits at most this long for ingest
 FINAL_FLUSH_DEADLINE_S = 5.0  # the last flush of a job delays its result by at most this
 DEFAULT_FLUSH_INTERVAL_S = 30.0  # when the batch's telemetry config leaves it at 0
+EARLY_FLUSH_FRACTION = 0.5  # a buffer this full (of max_buffered) is shipped without waiting for the interval
 
 
 class TelemetryRelay:
@@ -54,6 +55,8 @@ class TelemetryRelay:
         self._buffer: deque[pb.TelemetrySample] = deque()
         self._lock = asyncio.Lock()
         self._outage = False
+        self._high_water = max(1, int(max_buffered * EARLY_FLUSH_FRACTION))
+        self._filling = asyncio.Event()  # set when the buffer reaches the high-water mark
 
     @property
     def buffered(self) -> int:
@@ -94,6 +97,8 @@ class TelemetryRelay:
             self._buffer.popleft()
             self.dropped += 1
         self._buffer.append(sample)
+        if len(self._buffer) >= self._high_water and not self._outage:
+            self._filling.set()
 
     async def flush(self, deadline_s: float = PUBLISH_DEADLINE_S) -> bool:
         """Ship everything buffered, waiting up to `deadline_s` in all for ingest to be reachable.
@@ -147,9 +152,14 @@ class TelemetryRelay:
             self._outage = True
 
     async def run_periodic(self) -> None:
-        """Flush every buffer_flush_interval_seconds until cancelled."""
+        """Flush every buffer_flush_interval_seconds, or as soon as the buffer is half full
+        (while ingest is reachable), until cancelled."""
         while True:
-            await asyncio.sleep(self.flush_interval)
+            try:
+                await asyncio.wait_for(self._filling.wait(), self.flush_interval)
+            except TimeoutError:
+                pass
+            self._filling.clear()
             try:
                 await self.flush(PUBLISH_DEADLINE_S)
             except Exception:  # noqa: BLE001 - telemetry never fails a job

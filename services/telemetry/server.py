@@ -9,7 +9,7 @@ import io
 import logging
 import math
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -17,7 +17,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_telemetry.hub import Hub
-from lynx_telemetry.store import Point, TelemetryStore
+from lynx_telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
 MAX_QUERY_POINTS = 1_000_000
@@ -37,9 +37,9 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
         async for request in request_iterator:
             if not request.job_id:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id is required")
-            points, clean = _points(request.samples)
-            await self.store.append(request.job_id, request.batch_id, points)
-            self.hub.publish(request.job_id, request.batch_id, clean)
+            await self.store.append(request.job_id, request.batch_id, request.samples)
+            if self.hub.subscriptions:
+                self.hub.publish(request.job_id, request.batch_id, _finite(request.samples))
             accepted += len(request.samples)
         return pb.PublishResponse(accepted_samples=accepted)
 
@@ -90,26 +90,17 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
             yield pb.ExportResponse(data=chunk)
 
 
-def _points(samples) -> tuple[list[Point], list[pb.TelemetrySample]]:
-    """(variable, timestamp_ns, value) of every finite value, and the samples with only those values."""
-    points: list[Point] = []
-    dirty = False
+def _finite(samples: Sequence[pb.TelemetrySample]) -> Sequence[pb.TelemetrySample]:
+    """The samples as stored: without NaN or infinite values (and without samples left empty)."""
     isfinite = math.isfinite
-    for sample in samples:
-        ts = sample.timestamp_ns
-        for name, value in sample.values.items():
-            if isfinite(value):
-                points.append((name, ts, value))
-            else:
-                dirty = True
-    if not dirty:
-        return points, samples
+    if all(isfinite(v) for s in samples for v in s.values.values()):
+        return samples
     clean = []
     for sample in samples:
         values = {k: v for k, v in sample.values.items() if isfinite(v)}
         if values:
             clean.append(pb.TelemetrySample(timestamp_ns=sample.timestamp_ns, values=values))
-    return points, clean
+    return clean
 
 
 async def _time_window(request, context) -> tuple[int | None, int | None]:

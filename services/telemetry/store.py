@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
+from math import isfinite
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 from lynx_common.sqlite import open_database
@@ -54,10 +56,9 @@ CREATE VIEW IF NOT EXISTS samples AS
     FROM series s JOIN points p ON p.series_id = s.series_id;
 """
 
-SERIES_CACHE_MAX = 200_000  # (job, variable) -> series_id entries kept in memory
+SERIES_CACHE_JOBS = 10_000  # jobs whose variable -> series_id maps are kept in memory
 EXPORT_PAGE_ROWS = 5_000
 
-Point = tuple[str, int, float]  # (variable, timestamp_ns, value)
 Series = dict[str, tuple[list[int], list[float]]]
 
 
@@ -68,7 +69,7 @@ class TelemetryStore:
         self.path = path
         self.db = db
         self.reader = reader
-        self._series: dict[tuple[str, str], int] = {}
+        self._series: dict[str, dict[str, int]] = {}
 
     @classmethod
     async def open(cls, path: str | Path) -> TelemetryStore:
@@ -83,15 +84,25 @@ class TelemetryStore:
         await self.reader.close()
         await self.db.close()
 
-    async def append(self, job_id: str, batch_id: str, points: Iterable[Point]) -> int:
-        """Store (variable, timestamp_ns, value) points of one job in one transaction; return the count."""
-        rows = []
-        series = self._series
-        for variable, ts, value in points:
-            sid = series.get((job_id, variable))
-            if sid is None:
-                sid = await self._series_id(job_id, batch_id, variable)
-            rows.append((sid, ts, value))
+    async def append(self, job_id: str, batch_id: str, samples: Iterable[Any]) -> int:
+        """Store the finite values of one job's samples (TelemetrySample-like: `timestamp_ns`,
+        `values`) in one transaction; return the number of points written."""
+        ids = self._series.get(job_id)
+        if ids is None:
+            if len(self._series) >= SERIES_CACHE_JOBS:
+                self._series.clear()
+            ids = self._series[job_id] = {}
+        while True:
+            try:
+                rows = [
+                    (ids[name], s.timestamp_ns, value)
+                    for s in samples
+                    for name, value in s.values.items()
+                    if isfinite(value)
+                ]
+                break
+            except KeyError as missing:  # first value of a variable in this job
+                ids[missing.args[0]] = await self._series_id(job_id, batch_id, missing.args[0])
         if rows:
             await self.db.executemany(
                 "INSERT OR REPLACE INTO points (series_id, timestamp_ns, value) VALUES (?,?,?)", rows
@@ -108,9 +119,6 @@ class TelemetryStore:
             "SELECT series_id FROM series WHERE job_id = ? AND variable = ?", (job_id, variable)
         ) as cur:
             (sid,) = await cur.fetchone()
-        if len(self._series) >= SERIES_CACHE_MAX:
-            self._series.clear()
-        self._series[(job_id, variable)] = sid
         return sid
 
     async def query(

@@ -161,3 +161,23 @@ async def test_downsampling_follows_sample_time_not_arrival(ingest):
     await relay.flush()
     assert [t / 1e9 for t in await stored_times(store, "job-6")] == [0.0, 0.5, 1.2, 1.7, 3.0]
     assert (relay.received, relay.selected) == (9, 5)
+
+
+async def test_a_half_full_buffer_is_shipped_before_the_flush_interval(ingest):
+    stub, store = ingest
+    relay = TelemetryRelay(stub, "job-7", "b", cfg.TelemetryConfig(buffer_flush_interval_seconds=600),
+                           max_buffered=100)
+    flusher = asyncio.create_task(relay.run_periodic())
+    try:
+        relay.add_all(sample(t, x=float(t)) for t in range(10))
+        await asyncio.sleep(0.3)
+        assert await stored_times(store, "job-7") == []  # a few samples wait for the interval
+        relay.add_all(sample(t, x=float(t)) for t in range(10, 60))  # past half of the cap
+        deadline = time.monotonic() + 3.0
+        while len(await stored_times(store, "job-7")) < 60 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(await stored_times(store, "job-7")) == 60
+        assert relay.dropped == 0
+    finally:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)

@@ -562,3 +562,13 @@ async def test_a_process_may_import_the_client_and_fork_before_creating_it(endpo
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "child exit 0", result.stderr
     assert endpoint.samples() == [(i, {"child": float(i)}) for i in range(100)]
+
+
+async def test_numpy_scalars_arrive_as_plain_numbers(endpoint):
+    np = pytest.importorskip("numpy")
+    client = TelemetryClient(endpoint.address)
+    client.send({"r": np.float64(7000.5), "e": np.float32(0.25), "n": np.int64(3)}, timestamp_ns=np.int64(10))
+    client.send({"x": 1.0}, timestamp_ns=20.0)  # a whole-number float timestamp is accepted
+    await close(client)
+    assert endpoint.samples() == [(10, {"r": 7000.5, "e": 0.25, "n": 3.0}), (20, {"x": 1.0})]
+    assert client.dropped == 0

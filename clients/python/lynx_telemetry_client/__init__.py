@@ -219,19 +219,14 @@ class TelemetryClient:
 
     def _encode(self, pb: Any, items: list[tuple[Any, Any]]) -> tuple[list[Any], int]:
         """PublishRequests of up to batch_size samples; malformed samples are dropped and counted."""
-        requests, request, encoded, bad = [], pb.PublishRequest(), 0, 0
-        for ts, values in items:
-            if len(request.samples) >= self._batch_size:
-                requests.append(request)
-                request = pb.PublishRequest()
-            try:
-                request.samples.add(timestamp_ns=_timestamp(ts), values=_values(values))
-                encoded += 1
-            except Exception:  # noqa: BLE001 - bad name, value or timestamp
-                bad += 1
+        requests, bad = [], 0
+        for start in range(0, max(len(items), 1), self._batch_size):
+            request = pb.PublishRequest()
+            bad += _add_samples(request.samples, items[start : start + self._batch_size])
+            requests.append(request)
+        encoded = len(items) - bad
         if bad:
             self._count_dropped(bad)
-        requests.append(request)
         for r in requests:
             r.dropped_samples = self.dropped
         return requests, encoded
@@ -254,6 +249,28 @@ class TelemetryClient:
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _add_samples(samples: Any, items: list[tuple[Any, Any]]) -> int:
+    """Append `items` to a repeated TelemetrySample field; return how many were unusable (left out).
+
+    The fast path assigns the caller's values as they are; a sample protobuf refuses
+    goes through explicit conversion (numpy scalars, whole-number floats as timestamps)
+    and is left out when that fails too.
+    """
+    add, bad = samples.add, 0
+    for ts, values in items:
+        sample = add()
+        try:
+            sample.timestamp_ns = ts
+            sample.values.update(values)
+        except Exception:  # noqa: BLE001 - retried below with conversion
+            del samples[-1]
+            try:
+                add(timestamp_ns=_timestamp(ts), values=_values(values))
+            except Exception:  # noqa: BLE001 - bad name, value or timestamp: dropped and counted
+                bad += 1
+    return bad
 
 
 def _timestamp(ts: Any) -> int:

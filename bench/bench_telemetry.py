@@ -1,0 +1,228 @@
+"""Telemetry pipeline benchmark: scenario client -> per-job endpoint + relay -> telemetry-ingest -> SQLite.
+
+Part 1 runs two scenario processes that send as fast as they can through
+`lynx_telemetry_client`, each to its own runner-style per-job endpoint
+(JobTelemetryServicer + TelemetryRelay, in this process), which relays to a
+real telemetry-ingest server (a separate process) over a SQLite file; it
+reports samples sent, dropped and stored, and samples/s from the first send to
+the last row committed. It runs twice: with the client's default buffer (what a
+scenario gets) and with a buffer large enough that nothing is dropped.
+
+Part 2 measures one send() call in microseconds beside an empty Python loop of
+the same length.
+
+Usage: .venv/bin/python bench/bench_telemetry.py [--samples 200000] [--scenarios 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import grpc
+from lynx.common.v1 import batch_config_pb2 as cfg
+from lynx.telemetry.v1 import telemetry_service_pb2 as pb
+from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
+from lynx_common.server import GrpcServer, client_channel
+from lynx_runner.endpoint import JobTelemetryServicer
+from lynx_runner.relay import TelemetryRelay
+from lynx_runner.watchdog import Watchdog
+
+VARIABLES = 6
+SCENARIO = """
+    import json, os, sys, time
+    from lynx_telemetry_client import TelemetryClient
+
+    n, buffer = int(sys.argv[1]), int(sys.argv[2])
+    client = TelemetryClient(os.environ["TETRYX_TELEMETRY_URL"], max_buffered=buffer)
+    names = ["orbit.radius_km", "orbit.speed_m_s", "orbit.semi_major_axis_km",
+             "orbit.eccentricity", "orbit.inclination_deg", "orbit.true_anomaly_deg"]
+    start = time.perf_counter()
+    for i in range(n):
+        client.send({names[0]: 7000.0 + i, names[1]: 7500.0, names[2]: 7000.0, names[3]: 0.001,
+                     names[4]: 33.3, names[5]: i * 0.01}, timestamp_ns=i * 10_000_000)
+    sending = time.perf_counter() - start
+    client.close(timeout=120)
+    print(json.dumps({"sent": client.sent, "dropped": client.dropped, "send_loop_s": sending,
+                      "closed_after_s": time.perf_counter() - start}))
+"""
+
+SEND_COST = """
+    import os, sys, time
+    from lynx_telemetry_client import TelemetryClient
+
+    n = int(sys.argv[1])
+    client = TelemetryClient(os.environ["TETRYX_TELEMETRY_URL"], max_buffered=n + 1)
+    values = {"orbit.radius_km": 7000.0, "orbit.speed_m_s": 7500.0, "orbit.semi_major_axis_km": 7000.0,
+              "orbit.eccentricity": 0.001, "orbit.inclination_deg": 33.3, "orbit.true_anomaly_deg": 1.0}
+    send = client.send
+    best_empty = best_send = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for i in range(n):
+            pass
+        best_empty = min(best_empty, time.perf_counter() - start)
+        start = time.perf_counter()
+        for i in range(n):
+            send(values, timestamp_ns=i)
+        best_send = min(best_send, time.perf_counter() - start)
+        client.flush(60)
+    client.close(60)
+    print(best_empty / n * 1e6, best_send / n * 1e6, client.sent, client.dropped)
+"""
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start_ingest(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
+    """telemetry-ingest as its own process; returns it and its address once it answers."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lynx_telemetry.server", "--port", str(port), "--data-dir", str(data_dir),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    address = f"127.0.0.1:{port}"
+    async with grpc.aio.insecure_channel(address) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+    return proc, address
+
+
+class PerJobEndpoint:
+    """What the runner's engine builds for one job: watchdog, relay, endpoint and periodic flusher."""
+
+    def __init__(self, stub: pb_grpc.TelemetryServiceStub, job_id: str) -> None:
+        spec = cfg.TelemetryConfig(buffer_flush_interval_seconds=1.0)
+        self.relay = TelemetryRelay(stub, job_id, "bench-batch", spec)
+        self.servicer = JobTelemetryServicer(Watchdog(cfg.EarlyTermination()), self.relay)
+        self.server = GrpcServer(
+            lambda s: pb_grpc.add_TelemetryServiceServicer_to_server(self.servicer, s),
+            [pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name],
+        )
+        self.flusher: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.server.start()
+        self.flusher = asyncio.create_task(self.relay.run_periodic())
+
+    async def finish(self) -> bool:
+        """Stop the flusher and the endpoint, then ship what is left (as the engine does)."""
+        self.flusher.cancel()
+        await asyncio.gather(self.flusher, return_exceptions=True)
+        await self.server.stop(grace=0.5)
+        return await self.relay.flush(120.0)
+
+
+async def run_scenario(address: str, samples: int, buffer: int) -> dict:
+    """One scenario process sending `samples` samples as fast as it can."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", textwrap.dedent(SCENARIO), str(samples), str(buffer),
+        env={**os.environ, "TETRYX_TELEMETRY_URL": address}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(err.decode())
+    return json.loads(out)
+
+
+def stored_rows(db_path: Path, job_ids: list[str]) -> int:
+    """Rows (one per variable value) committed in SQLite for these jobs."""
+    with sqlite3.connect(db_path) as db:
+        marks = ",".join("?" * len(job_ids))
+        return db.execute(
+            f"SELECT COUNT(*) FROM points p JOIN series s USING (series_id) WHERE s.job_id IN ({marks})", job_ids
+        ).fetchone()[0]
+
+
+async def throughput(address: str, db_path: Path, samples: int, scenarios: int, buffer: int, tag: str) -> None:
+    """Part 1: N scenario processes -> endpoints + relays -> ingest; print the counts and samples/s."""
+    async with client_channel(address) as channel:
+        stub = pb_grpc.TelemetryServiceStub(channel)
+        jobs = [PerJobEndpoint(stub, f"{tag}-job-{i}") for i in range(scenarios)]
+        for job in jobs:
+            await job.start()
+        start = time.perf_counter()
+        results = await asyncio.gather(*(run_scenario(j.server.address, samples, buffer) for j in jobs))
+        scenarios_done = time.perf_counter() - start
+        flushed = await asyncio.gather(*(job.finish() for job in jobs))
+        elapsed = time.perf_counter() - start
+    sent = sum(r["sent"] for r in results)
+    dropped = sum(r["dropped"] for r in results)
+    rows = stored_rows(db_path, [job.relay.job_id for job in jobs])
+    stored = rows // VARIABLES
+    print(f"  client buffer {buffer:,} samples; {scenarios} scenario processes x {samples:,} samples x "
+          f"{VARIABLES} variables")
+    for i, (job, r) in enumerate(zip(jobs, results, strict=True)):
+        print(f"    scenario {i}: sent {r['sent']:,}  dropped {r['dropped']:,}  send loop {r['send_loop_s']:.3f} s"
+              f"  ({samples / r['send_loop_s']:,.0f} send()/s)  close() done at {r['closed_after_s']:.2f} s;"
+              f"  endpoint received {job.servicer.received:,} dropped-reported {job.servicer.dropped:,};"
+              f"  relay stored {job.relay.stored:,} dropped {job.relay.dropped:,}")
+    print(f"    total: sent {sent:,}  dropped {dropped:,}  stored {stored:,} samples ({rows:,} rows)"
+          f"  all flushed: {all(flushed)}")
+    print(f"    scenarios finished in {scenarios_done:.2f} s; last row committed at {elapsed:.2f} s")
+    print(f"    end-to-end throughput: {stored / elapsed:,.0f} samples/s ({rows / elapsed:,.0f} rows/s)")
+
+
+async def send_cost(address_holder: PerJobEndpoint, n: int) -> None:
+    """Part 2: one send() beside an empty loop, in a scenario process against a live endpoint."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", textwrap.dedent(SEND_COST), str(n),
+        env={**os.environ, "TETRYX_TELEMETRY_URL": address_holder.server.address},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(err.decode())
+    empty_us, send_us, sent, dropped = out.split()
+    empty_us, send_us = float(empty_us), float(send_us)
+    print(f"  {n:,} iterations, best of 3 ({VARIABLES}-variable dict, explicit timestamp; sent {int(sent):,}, "
+          f"dropped {int(dropped):,})")
+    print(f"    empty loop: {empty_us:.3f} us per iteration")
+    print(f"    send():     {send_us:.3f} us per call")
+    print(f"    ratio:      {send_us / empty_us:.1f}x an empty loop iteration")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200_000, help="samples per scenario process")
+    parser.add_argument("--scenarios", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lynx-bench-telemetry-") as tmp:
+        data_dir = Path(tmp)
+        ingest, address = await start_ingest(data_dir)
+        try:
+            print(f"telemetry-ingest pid {ingest.pid} on {address}, SQLite {data_dir / 'telemetry.db'}")
+            print("(1) end-to-end throughput")
+            await throughput(address, data_dir / "telemetry.db", args.samples, args.scenarios,
+                             100_000, "default")
+            await throughput(address, data_dir / "telemetry.db", args.samples, args.scenarios,
+                             args.samples + 1, "nodrop")
+            print("(2) cost of one send()")
+            async with client_channel(address) as channel:
+                job = PerJobEndpoint(pb_grpc.TelemetryServiceStub(channel), "send-cost")
+                await job.start()
+                try:
+                    await send_cost(job, args.samples)
+                finally:
+                    await job.finish()
+        finally:
+            ingest.terminate()
+            await ingest.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -146,7 +147,9 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             if session.outbox is outbox:  # not superseded by a reconnect: the runner is away
                 session.detach()
                 if not self.dispatcher.stopping:
-                    await self.store.set_runner_online(session.runner_id, False)
+                    # The store may already be closing when the server stops; the flag is cosmetic.
+                    with contextlib.suppress(Exception):
+                        await self.store.set_runner_online(session.runner_id, False)
             log.info("runner %s disconnected (its leases live until %.1f s after its last message)",
                      session.runner_id, session.ttl)
 

@@ -4,124 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import grpc
 import pytest
-from lynx.common.v1 import batch_config_pb2 as cfg
-from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_common.seeds import run_seed
-from lynx_common.server import GrpcServer, client_channel
-from lynx_gateway.convert import config_from_json
-from lynx_sampler.server import build_server as build_sampler
-from lynx_scheduler.dispatch import Dispatcher
-from lynx_scheduler.server import SchedulerServicer
-from lynx_scheduler.store import Store
-
-TUTORIAL = json.loads((Path(__file__).parents[1] / "e2e" / "tutorial_body.json").read_text())
-
-
-def tutorial_config(**compute) -> cfg.BatchConfig:
-    config = config_from_json(TUTORIAL["config"])
-    for key, value in compute.items():
-        setattr(config.compute, key, value)
-    return config
-
-
-class FakeRunnerHost:
-    """A test runner: speaks the real Connect protocol and lets the test decide each job's outcome."""
-
-    def __init__(self, stub, runner_id: str, slots: int, types=("basilisk",)):
-        self.outbox: asyncio.Queue = asyncio.Queue()
-        self.leases: asyncio.Queue = asyncio.Queue()
-        self.register = pb.RegisterRunner(
-            runner_id=runner_id, name=runner_id, engines=["basilisk"], heartbeat_interval_secs=0.5,
-            capabilities=pb.RunnerCapabilities(max_concurrent_jobs=slots, supported_simulation_types=list(types)),
-        )
-        self.call = stub.Connect(self._requests())
-        self.reader = asyncio.create_task(self._read())
-        self.beats = asyncio.create_task(self._beat())
-
-    async def _beat(self):
-        while True:
-            await asyncio.sleep(0.25)
-            self.outbox.put_nowait(pb.ConnectRequest(heartbeat=pb.Heartbeat()))
-
-    async def _requests(self):
-        yield pb.ConnectRequest(register=self.register)
-        while True:
-            yield await self.outbox.get()
-
-    async def _read(self):
-        async for message in self.call:
-            if message.WhichOneof("message") == "lease":
-                await self.leases.put(message.lease)
-
-    async def next_lease(self, timeout: float = 5.0) -> pb.JobLease:
-        return await asyncio.wait_for(self.leases.get(), timeout)
-
-    async def no_lease(self, wait: float = 0.7) -> bool:
-        await asyncio.sleep(wait)
-        return self.leases.empty()
-
-    def finish(self, lease: pb.JobLease, success: bool, reason: str = "exited", attempt: int | None = None):
-        result = pb.JobResult(success=success, termination_reason=reason, exit_code=0 if success else 1)
-        if not success:
-            result.error_message = "boom"
-        self.outbox.put_nowait(pb.ConnectRequest(job_finished=pb.JobFinished(
-            job_id=lease.job_id, attempt=attempt or lease.attempt, result=result)))
-
-    async def close(self):
-        self.call.cancel()
-        self.reader.cancel()
-        self.beats.cancel()
-        await asyncio.gather(self.reader, self.beats, return_exceptions=True)
-
-
-@pytest.fixture
-async def scheduler(tmp_path):
-    sampler = build_sampler()
-    await sampler.start()
-    store = await Store.open(tmp_path / "scheduler.db")
-    dispatcher = Dispatcher(store)
-    dispatcher.start()
-    sampler_channel = client_channel(sampler.address)
-    servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(sampler_channel))
-    server = GrpcServer(lambda s: pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s),
-                        ["lynx.scheduler.v1.SchedulerService"])
-    await server.start()
-    channel = client_channel(server.address)
-    stub = pb_grpc.SchedulerServiceStub(channel)
-    runners: list[FakeRunnerHost] = []
-
-    def runner(runner_id: str, slots: int = 1, types=("basilisk",)) -> FakeRunnerHost:
-        host = FakeRunnerHost(stub, runner_id, slots, types)
-        runners.append(host)
-        return host
-
-    stub.runner = runner
-    stub.sampler_server = sampler
-    yield stub
-    for host in runners:
-        await host.close()
-    await channel.close()
-    await server.stop(0)
-    await dispatcher.stop()
-    await sampler_channel.close()
-    await sampler.stop(0)
-    await store.close()
-
-
-async def submit(stub, config: cfg.BatchConfig, runs: int = 5) -> str:
-    reply = await stub.SubmitBatch(pb.SubmitBatchRequest(name="t", runs_override=runs, config=config), timeout=10)
-    assert reply.total_jobs == runs
-    return reply.batch_id
-
-
-async def batch(stub, batch_id: str) -> pb.Batch:
-    return (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=5)).batch
+from scheduler_harness import TUTORIAL, batch, submit, tutorial_config
 
 
 async def test_runner_never_gets_more_than_its_slots(scheduler):

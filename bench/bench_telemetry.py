@@ -61,8 +61,8 @@ SEND_COST = """
     import os, sys, time
     from lynx_telemetry_client import TelemetryClient
 
-    n = int(sys.argv[1])
-    client = TelemetryClient(os.environ["TETRYX_TELEMETRY_URL"], max_buffered=n + 1)
+    n, linger = int(sys.argv[1]), float(sys.argv[2])
+    client = TelemetryClient(os.environ["TETRYX_TELEMETRY_URL"], max_buffered=n + 1, linger_s=linger)
     values = {"orbit.radius_km": 7000.0, "orbit.speed_m_s": 7500.0, "orbit.semi_major_axis_km": 7000.0,
               "orbit.eccentricity": 0.001, "orbit.inclination_deg": 33.3, "orbit.true_anomaly_deg": 1.0}
     send = client.send
@@ -76,8 +76,8 @@ SEND_COST = """
         for i in range(n):
             send(values, timestamp_ns=i)
         best_send = min(best_send, time.perf_counter() - start)
-        client.flush(60)
-    client.close(60)
+        client.flush(120)
+    client.close(120)
     print(best_empty / n * 1e6, best_send / n * 1e6, client.sent, client.dropped)
 """
 
@@ -177,11 +177,11 @@ async def throughput(address: str, db_path: Path, samples: int, scenarios: int, 
     print(f"    end-to-end throughput: {stored / elapsed:,.0f} samples/s ({rows / elapsed:,.0f} rows/s)")
 
 
-async def send_cost(address_holder: PerJobEndpoint, n: int) -> None:
+async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) -> None:
     """Part 2: one send() beside an empty loop, in a scenario process against a live endpoint."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", textwrap.dedent(SEND_COST), str(n),
-        env={**os.environ, "TETRYX_TELEMETRY_URL": address_holder.server.address},
+        sys.executable, "-c", textwrap.dedent(SEND_COST), str(n), str(linger_s),
+        env={**os.environ, "TETRYX_TELEMETRY_URL": job.server.address},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     out, err = await proc.communicate()
@@ -189,8 +189,8 @@ async def send_cost(address_holder: PerJobEndpoint, n: int) -> None:
         raise RuntimeError(err.decode())
     empty_us, send_us, sent, dropped = out.split()
     empty_us, send_us = float(empty_us), float(send_us)
-    print(f"  {n:,} iterations, best of 3 ({VARIABLES}-variable dict, explicit timestamp; sent {int(sent):,}, "
-          f"dropped {int(dropped):,})")
+    print(f"  {label}: {n:,} iterations, best of 3 ({VARIABLES}-variable dict, explicit timestamp;"
+          f" sent {int(sent):,}, dropped {int(dropped):,})")
     print(f"    empty loop: {empty_us:.3f} us per iteration")
     print(f"    send():     {send_us:.3f} us per call")
     print(f"    ratio:      {send_us / empty_us:.1f}x an empty loop iteration")
@@ -216,7 +216,8 @@ async def main() -> None:
                 job = PerJobEndpoint(pb_grpc.TelemetryServiceStub(channel), "send-cost")
                 await job.start()
                 try:
-                    await send_cost(job, args.samples)
+                    await send_cost(job, args.samples, 3600.0, "shipping thread idle during the loop (ships at flush)")
+                    await send_cost(job, args.samples, 0.02, "shipping thread shipping concurrently (default)")
                 finally:
                     await job.finish()
         finally:

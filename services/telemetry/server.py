@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import io
 import logging
@@ -86,8 +87,9 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
             )
         start_ns, end_ns = await _time_window(request, context)
         pages = self.store.export_rows(request.job_id, request.batch_id, list(request.variables), start_ns, end_ns)
-        async for chunk in _csv_chunks(pages, request.compression == "gzip"):
-            yield pb.ExportResponse(data=chunk)
+        async with contextlib.aclosing(pages):  # closes the export's connection even when the client leaves
+            async for chunk in _csv_chunks(pages, request.compression == "gzip"):
+                yield pb.ExportResponse(data=chunk)
 
 
 def _finite(samples: Sequence[pb.TelemetrySample]) -> Sequence[pb.TelemetrySample]:

@@ -233,7 +233,8 @@ def is_number(value: object) -> bool:
 
 def _checked(name: str, kind: str, levels: int | None, dist: object, fields: _Fields, blame: str) -> Continuous:
     """A Continuous parameter whose inverse CDF is finite over the whole clipped unit interval."""
-    ends = np.asarray(dist.ppf([U_MIN, U_MAX]), dtype=float)
+    with np.errstate(all="ignore"):
+        ends = np.asarray(dist.ppf([U_MIN, U_MAX]), dtype=float)
     if not np.all(np.isfinite(ends)):
         raise fields.error(blame, "gives non-finite values (overflow); use smaller parameters")
     return Continuous(name, kind, levels, dist)

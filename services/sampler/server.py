@@ -14,10 +14,9 @@ from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_sampler import core
-from lynx_sampler.encoding import ChunkEncoder
+from lynx_sampler.encoding import encoded_chunks
 
 log = logging.getLogger(__name__)
-CHUNK = 1000
 
 
 def from_value(value: struct_pb2.Value) -> object:
@@ -76,14 +75,6 @@ def plan_request(request: pb.SampleRequest) -> core.Plan:
         correlation=correlation_spec(request),
         existing_runs=request.existing_runs,
     )
-
-
-def encoded_chunks(sample: core.Sample, batch_seed: int, chunk: int = CHUNK):
-    """Serialized SampleResponse chunks of `chunk` points; the first carries total and warnings."""
-    encoder = ChunkEncoder(sample, batch_seed)
-    header = (len(sample), list(sample.warnings))
-    for start in range(0, max(len(sample), 1), chunk):
-        yield encoder.chunk(start, min(start + chunk, len(sample)), header if start == 0 else None)
 
 
 class SamplerServicer(pb_grpc.SamplerServiceServicer):

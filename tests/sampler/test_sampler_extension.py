@@ -82,7 +82,7 @@ def test_extension_is_not_a_fresh_sample_of_the_same_size():
 
 SCRIPT = """
 import hashlib, json, sys
-from lynx_sampler import core, server
+from lynx_sampler import core, encoding
 sys.path.insert(0, {tests!r})
 from sampler_cases import ALL
 out = {{}}
@@ -90,7 +90,7 @@ corr = {{"parameters": ["uniform", "normal", "lognormal"], "matrix": [[1, 0.4, -
 for method in ("random", "latin_hypercube", "sobol", "halton"):
     s = core.sample(ALL, method, 64, seed=2024, correlation=corr)
     e = core.sample(ALL, method, 64, seed=2024, existing_runs=64)
-    chunks = b"".join(server.encoded_chunks(s, 2024, 25))
+    chunks = b"".join(encoding.encoded_chunks(s, 2024, 25))
     out[method] = [s.rows(), e.rows(), hashlib.sha256(chunks).hexdigest()]
 print(json.dumps(out))
 """

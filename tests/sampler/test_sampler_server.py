@@ -1,4 +1,4 @@
-"""Contract tests of the SamplerService against a real grpc.aio server on port 0."""
+"""Contract tests of the SamplerService against a real grpc.aio server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
+from lynx_common.seeds import run_seed
 from lynx_sampler import core
 from lynx_sampler.server import build_server
+from sampler_cases import ALL, ERRORS, to_request
+from scipy import stats
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
@@ -32,9 +35,13 @@ def uniform(name: str, lo: float, hi: float) -> cfg.Dispersion:
     return cfg.Dispersion(name=name, distribution=distribution, units="m")
 
 
-async def sample_all(channel, request: pb.SampleRequest) -> list[list[pb.ParameterSet]]:
+async def responses(channel, request: pb.SampleRequest) -> list[pb.SampleResponse]:
     stub = pb_grpc.SamplerServiceStub(channel)
-    return [list(r.parameter_sets) async for r in stub.Sample(request, timeout=20)]
+    return [r async for r in stub.Sample(request, timeout=30)]
+
+
+async def sample_all(channel, request: pb.SampleRequest) -> list[pb.ParameterSet]:
+    return [s for r in await responses(channel, request) for s in r.parameter_sets]
 
 
 async def test_streams_every_run_in_order_with_declared_parameters(channel):
@@ -48,77 +55,136 @@ async def test_streams_every_run_in_order_with_declared_parameters(channel):
         runs=5,
         seed=42,
     )
-    chunks = await sample_all(channel, request)
-    sets = [s for chunk in chunks for s in chunk]
+    (only,) = await responses(channel, request)
+    assert only.total_runs == 5 and list(only.warnings) == []
+    sets = list(only.parameter_sets)
     assert [s.run_id for s in sets] == [0, 1, 2, 3, 4]
+    assert [s.seed for s in sets] == [run_seed(42, i) for i in range(5)]
     expected = core.sample(
-        core.build_parameters(
-            [
-                ("semi_major_axis_m", {"type": "uniform", "min": 6.95e6, "max": 7.05e6}),
-                ("mass_kg", {"type": "normal", "mean": 100.0, "std": 2.0}),
-                ("zero", {"type": "constant", "value": 0.0}),
-            ]
-        ),
+        [
+            ("semi_major_axis_m", {"type": "uniform", "min": 6.95e6, "max": 7.05e6}),
+            ("mass_kg", {"type": "normal", "mean": 100.0, "std": 2.0}),
+            ("zero", {"type": "constant", "value": 0.0}),
+        ],
         "latin_hypercube",
         5,
         42,
     )
-    for s, row in zip(sets, expected, strict=True):
+    for s, row in zip(sets, expected.codes, strict=True):
         assert set(s.parameters.keys()) == {"semi_major_axis_m", "mass_kg", "zero"}
         assert s.parameters["semi_major_axis_m"] == row[0]
         assert s.parameters["mass_kg"] == row[1]
         assert s.parameters["zero"] == 0.0
     # the same request gives the same points
-    again = [s for chunk in await sample_all(channel, request) for s in chunk]
+    again = await sample_all(channel, request)
     assert [dict(s.parameters) for s in again] == [dict(s.parameters) for s in sets]
 
 
-async def test_large_sample_arrives_in_chunks_of_1000(channel):
+async def test_large_sample_arrives_in_chunks_of_1000_with_the_total_first(channel):
     request = pb.SampleRequest(dispersions=[uniform("x", 0.0, 1.0)], runs=2500, seed=7)
-    chunks = await sample_all(channel, request)
-    assert [len(c) for c in chunks] == [1000, 1000, 500]
-    sets = [s for chunk in chunks for s in chunk]
+    chunks = await responses(channel, request)
+    assert [len(c.parameter_sets) for c in chunks] == [1000, 1000, 500]
+    assert [c.total_runs for c in chunks] == [2500, 0, 0]
+    sets = [s for c in chunks for s in c.parameter_sets]
     assert [s.run_id for s in sets] == list(range(2500))
     values = np.array([s.parameters["x"] for s in sets])
     # empty sampling_method means latin_hypercube: one point per stratum
     assert sorted(np.floor(values * 2500).astype(int)) == list(range(2500))
 
 
-def dist(name: str, **distribution) -> cfg.Dispersion:
-    return cfg.Dispersion(name=name, distribution=cfg.Distribution(**distribution))
+async def test_every_distribution_streams_with_its_value_types(channel):
+    request = to_request(ALL, {"method": "random", "runs": 300, "seed": 5})
+    sets = await sample_all(channel, request)
+    expected = core.sample(ALL, "random", 300, seed=5).rows()
+    assert [dict(s.parameters) for s in sets] == expected
+    assert {s.parameters["choice"] for s in sets} == {"a", 2.5, "c"}
+    assert {s.parameters["integer"] for s in sets} == set(range(-2, 4))
 
 
-X = uniform("x", 0.0, 1.0)
+async def test_sobol_warning_arrives_on_the_first_chunk(channel):
+    request = pb.SampleRequest(dispersions=[uniform("x", 0.0, 1.0)], sampling_method="sobol", runs=1500, seed=1)
+    chunks = await responses(channel, request)
+    assert list(chunks[0].warnings) == [
+        "sobol: 1500 runs is not a power of two; balance properties hold only at powers of two (1024 or 2048)"
+    ]
+    assert list(chunks[1].warnings) == []
 
 
-@pytest.mark.parametrize(
-    ("request_kwargs", "field"),
-    [
-        (
-            {"dispersions": [uniform("eccentricity", 0.002, 5e-5)], "runs": 5},
-            "dispersions.eccentricity.distribution.max",
-        ),
-        ({"dispersions": [dist("e", type="uniform", max=1.0)], "runs": 5}, "dispersions.e.distribution.min"),
-        ({"dispersions": [dist("e", type="beta", min=0.0, max=1.0)], "runs": 5}, "dispersions.e.distribution.type"),
-        ({"dispersions": [dist("e", type="normal", mean=1.0, std=0.0)], "runs": 5}, "dispersions.e.distribution.std"),
-        ({"dispersions": [], "runs": 5}, "dispersions"),
-        ({"dispersions": [X, X], "runs": 5}, "dispersions.x"),
-        ({"dispersions": [X], "runs": 0}, "monte_carlo.runs"),
-        ({"dispersions": [X], "runs": 5, "sampling_method": "sobol"}, "monte_carlo.sampling_method"),
-        ({"dispersions": [X], "runs": 5, "seed": -1}, "monte_carlo.seed"),
-    ],
-)
-async def test_bad_input_is_invalid_argument_naming_the_field(channel, request_kwargs, field):
+async def test_grid_streams_every_combination_and_warns_about_runs(channel):
+    request = to_request(
+        [
+            ("u", {"type": "uniform", "min": 0.0, "max": 1.0, "levels": 2}),
+            ("c", {"type": "choice", "values": ["a", "b", "c"]}),
+        ],
+        {"method": "grid", "runs": 5},
+    )
+    (only,) = await responses(channel, request)
+    assert only.total_runs == 6
+    assert list(only.warnings) == ["grid: runs (5) is ignored; the grid has 6 points (2 x 3 levels)"]
+    combos = [(s.parameters["u"], s.parameters["c"]) for s in only.parameter_sets]
+    assert combos == [(u, c) for u in (0.25, 0.75) for c in "abc"]
+
+
+async def test_extension_continues_run_ids_and_points(channel):
+    specs = [("x", {"type": "uniform", "min": 0.0, "max": 1.0}), ("n", {"type": "integer_uniform", "min": 0, "max": 9})]
+    whole = await sample_all(channel, to_request(specs, {"method": "halton", "runs": 1500, "seed": 3}))
+    rest = await sample_all(
+        channel, to_request(specs, {"method": "halton", "runs": 700, "seed": 3, "existing_runs": 800})
+    )
+    assert [s.run_id for s in rest] == list(range(800, 1500))
+    assert [s.seed for s in rest] == [run_seed(3, i) for i in range(800, 1500)]
+    assert [dict(s.parameters) for s in rest] == [dict(s.parameters) for s in whole[800:]]
+
+
+async def test_correlation_over_grpc(channel):
+    specs = [("a", {"type": "normal", "mean": 0.0, "std": 1.0}), ("b", {"type": "lognormal", "mu": 0.0, "sigma": 1.0})]
+    correlation = {"parameters": ["b", "a"], "matrix": [[1, -0.6], [-0.6, 1]]}
+    sets = await sample_all(channel, to_request(specs, {"runs": 1000, "seed": 6, "correlation": correlation}))
+    a = [s.parameters["a"] for s in sets]
+    b = [s.parameters["b"] for s in sets]
+    assert stats.spearmanr(a, b).statistic == pytest.approx(-0.6, abs=0.05)
+
+
+async def test_twenty_thousand_runs_of_twenty_parameters_stream(channel):
+    specs = [(f"p{i}", spec) for i, (_, spec) in enumerate(ALL * 3)][:20]
+    chunks = await responses(channel, to_request(specs, {"method": "latin_hypercube", "runs": 20_000, "seed": 1}))
+    assert len(chunks) == 20 and chunks[0].total_runs == 20_000
+    assert chunks[-1].parameter_sets[-1].run_id == 19_999
+    assert len(chunks[7].parameter_sets[3].parameters) == 20
+
+
+def proto_cases() -> list:
+    """The core error table, minus the cases a proto cannot express (e.g. min given as a string)."""
+    cases = []
+    for case_id, dispersions, options, field in ERRORS:
+        try:
+            request = to_request(dispersions, options)
+        except TypeError:
+            continue
+        cases.append(pytest.param(request, field, id=case_id))
+    return cases
+
+
+@pytest.mark.parametrize(("request_message", "field"), proto_cases())
+async def test_bad_input_is_invalid_argument_naming_the_field(channel, request_message, field):
+    received = []
+    stub = pb_grpc.SamplerServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await sample_all(channel, pb.SampleRequest(**request_kwargs))
+        async for response in stub.Sample(request_message, timeout=20):
+            received.append(response)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith(field + " ")
+    assert received == []  # validation happens before any chunk is sent
+
+
+def test_most_error_cases_are_checked_over_grpc():
+    assert len(proto_cases()) >= len(ERRORS) - 5
 
 
 async def test_zero_bound_is_a_set_value_not_a_missing_one(channel):
     # min=0.0 is explicitly set (optional field): it must not be reported as missing
     request = pb.SampleRequest(dispersions=[uniform("x", 0.0, 1.0)], runs=3, seed=1)
-    sets = [s for chunk in await sample_all(channel, request) for s in chunk]
+    sets = await sample_all(channel, request)
     assert len(sets) == 3
     assert all(0.0 <= s.parameters["x"] <= 1.0 for s in sets)
 
@@ -136,9 +202,9 @@ async def test_reflection_lists_the_sampler_service(channel):
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     request = reflection_pb2.ServerReflectionRequest(list_services="")
     call = stub.ServerReflectionInfo(iter([request]), timeout=5)
-    responses = [r async for r in call]
-    assert len(responses) == 1
-    names = {s.name for s in responses[0].list_services_response.service}
+    responses_ = [r async for r in call]
+    assert len(responses_) == 1
+    names = {s.name for s in responses_[0].list_services_response.service}
     assert "lynx.sampler.v1.SamplerService" in names
     assert "grpc.health.v1.Health" in names
 
@@ -149,10 +215,10 @@ async def test_reflection_describes_the_sample_method(channel):
         iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol="lynx.sampler.v1.SamplerService")]),
         timeout=5,
     )
-    responses = [r async for r in call]
+    responses_ = [r async for r in call]
     files = [
         descriptor_pb2.FileDescriptorProto.FromString(raw)
-        for raw in responses[0].file_descriptor_response.file_descriptor_proto
+        for raw in responses_[0].file_descriptor_response.file_descriptor_proto
     ]
     services = {(f.package, s.name): [m.name for m in s.method] for f in files for s in f.service}
     assert services[("lynx.sampler.v1", "SamplerService")] == ["Sample"]

@@ -130,6 +130,9 @@ async def run_modes(engine, job_prefix: str) -> tuple[dict[str, sched_pb.JobResu
     for mode, _ in MODES:
         results[mode] = await engine.run(JobHandle(lease(f"{job_prefix}-{mode}", {"mode": mode})))
         seen[mode] = probe_of(results[mode])
+        seen[mode]["written"] = {f.relative_path: Path(f.path).read_text() for f in results[mode].files
+                                 if f.relative_path != "probe.json"}
+        seen[mode]["stdout"] = (engine.config.output_root / ".lynx" / results[mode].job_id / "stdout.log").read_text()
     return results, seen
 
 
@@ -159,15 +162,13 @@ async def test_a_scenario_cannot_tell_a_warm_start_from_a_cold_one(engines, base
         assert seen_cold["run_config"]["parameters"] == {"mode": mode}
 
     assert "ValueError: boom from the probe" in cold_results["raise"].error_message
-    assert "ValueError: boom from the probe" in warm_results["raise"].error_message
+    assert warm_results["raise"].error_message == cold_results["raise"].error_message  # same traceback
     assert "not an exit code" in warm_results["exit_text"].error_message
-    for results in (cold_results, warm_results):
-        ok = results["ok"]
-        atexit_file = [f for f in ok.files if f.relative_path == "atexit.txt"]
-        thread_file = [f for f in ok.files if f.relative_path == "thread.txt"]
-        assert atexit_file and thread_file, "atexit handlers and non-daemon threads finish before exit"
-        stdout_log = tmp_path / "runs" / ".lynx" / ok.job_id / "stdout.log"
-        assert "probe says hello" in stdout_log.read_text()
+    for seen in (cold_seen, warm_seen):
+        assert seen["ok"]["written"] == {"atexit.txt": "atexit ran", "thread.txt": "non-daemon thread finished",
+                                         "unclosed.txt": "buffered until exit",
+                                         "collected.txt": "__del__ ran at exit"}
+        assert seen["ok"]["stdout"] == "probe says hello\n"
 
 
 async def test_warm_jobs_get_fresh_random_state(engines, base_config):
@@ -383,7 +384,8 @@ async def test_every_output_file_is_collected_with_size_and_digest_and_links_are
     assert result.success, result.error_message
     out = (base_config.output_root / job.job_id).resolve()
     by_rel = {f.relative_path: f for f in result.files}
-    assert set(by_rel) == {"probe.json", "atexit.txt", "thread.txt", "a.txt", "sub/dir/b.bin"}
+    assert set(by_rel) == {"probe.json", "atexit.txt", "thread.txt", "unclosed.txt", "collected.txt", "a.txt",
+                           "sub/dir/b.bin"}
     assert list(result.output_files) == sorted(f.path for f in result.files)
     b = by_rel["sub/dir/b.bin"]
     assert b.path == str(out / "sub" / "dir" / "b.bin")

@@ -4,18 +4,20 @@ behaves as its run config's parameters.mode says (exit codes, signals, floods, m
 The same file runs cold (python probe.py) and warm (forked by the fork server); tests compare what it saw.
 """
 
-import atexit
-import json
-import mmap
-import os
-import random
-import signal
-import stat
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
+STARTING_GLOBALS = sorted(globals())
+
+import atexit  # noqa: E402
+import json  # noqa: E402
+import mmap  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import signal  # noqa: E402
+import stat  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 OUT = Path(os.environ["TETRYX_OUTPUT_DIR"])
 RUN_CONFIG = json.loads(Path(os.environ["TETRYX_RUN_CONFIG"]).read_text())
@@ -35,6 +37,11 @@ def observed() -> dict:
         numbers.append(float(sys.modules["numpy"].random.random()))
     return {
         "name": __name__,
+        "starting_globals": STARTING_GLOBALS,
+        "doc": __doc__.split(":")[0],
+        "loader": type(__loader__).__name__,
+        "spec": repr(__spec__),
+        "main_module_is_this": sys.modules["__main__"].__dict__ is globals(),
         "file": __file__,
         "argv": sys.argv,
         "cwd": os.getcwd(),
@@ -70,7 +77,17 @@ def late_writer() -> None:
     (OUT / "thread.txt").write_text("non-daemon thread finished")
 
 
+class WritesOnCollection:
+    """Writes a file when the interpreter releases it at exit."""
+
+    def __del__(self) -> None:
+        (OUT / "collected.txt").write_text("__del__ ran at exit")
+
+
 if MODE in ("ok", "outputs"):
+    UNCLOSED = open(OUT / "unclosed.txt", "w")  # noqa: SIM115 - flushed only when released at exit
+    UNCLOSED.write("buffered until exit")
+    COLLECTED = WritesOnCollection()
     atexit.register(on_exit)
     threading.Thread(target=late_writer).start()
     print("probe says hello")

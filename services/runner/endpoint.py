@@ -40,7 +40,7 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
             observe = self.watchdog.observe
             for sample in samples:
                 observe(sample.timestamp_ns, dict(sample.values))
-        self.relay.add_all(samples)
         self.received += len(samples)
         if request.dropped_samples > self.dropped:
             self.dropped = request.dropped_samples
+        self.relay.add_request(request)  # last: the relay may keep and modify the request

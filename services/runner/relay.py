@@ -1,11 +1,17 @@
 """Per-job telemetry relay: select, downsample, buffer and ship samples to telemetry-ingest.
 
-The relay sits behind the per-job endpoint. `add()`/`add_all()` are synchronous and
-O(1) per sample, so the endpoint never waits on ingest. `run_periodic()` ships the
-buffer every `buffer_flush_interval_seconds`, and sooner when it is half full;
-while ingest is unreachable the samples stay buffered, up to `MAX_BUFFERED` per
-job, beyond which the OLDEST buffered samples are dropped (and counted in `dropped`). An outage never raises
-into the job: a failed flush keeps its samples for the next one.
+The relay sits behind the per-job endpoint. `add_request()`, `add_all()` and
+`add()` are synchronous and never wait, so the endpoint never waits on ingest.
+`run_periodic()` ships the buffer every `buffer_flush_interval_seconds`, and
+sooner when it is half full; while ingest is unreachable the samples stay
+buffered, up to `MAX_BUFFERED` per job, beyond which the OLDEST buffered samples
+are dropped (and counted in `dropped`). An outage never raises into the job: a
+failed flush keeps its samples for the next one.
+
+The buffer is a queue of PublishRequest messages. Without a variables filter or
+downsampling, a request from the scenario is kept whole (only job_id and
+batch_id are set), so relaying costs no per-sample Python work; otherwise the
+selected samples are gathered into requests of up to `CHUNK` samples.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 MAX_BUFFERED = 100_000  # selected samples kept per job through an ingest outage; the oldest go first
-CHUNK = 2_000  # samples per Publish call (a failed call is retried whole, at the next flush)
+CHUNK = 2_000  # samples per Publish call, about (a failed call is retried whole, at the next flush)
 PUBLISH_DEADLINE_S = 30.0  # a periodic flush waits at most this long for ingest
 FINAL_FLUSH_DEADLINE_S = 5.0  # the last flush of a job delays its result by at most this
 DEFAULT_FLUSH_INTERVAL_S = 30.0  # when the batch's telemetry config leaves it at 0
@@ -51,29 +57,50 @@ class TelemetryRelay:
         self.selected = 0  # of those, samples kept by the variables filter and downsampling
         self.stored = 0  # samples telemetry-ingest acknowledged
         self.dropped = 0  # selected samples lost because the outage buffer was full
+        self.buffered = 0  # samples waiting to be shipped
         self._last_kept_ns: int | None = None
-        self._buffer: deque[pb.TelemetrySample] = deque()
+        self._queue: deque[pb.PublishRequest] = deque()  # sealed requests, oldest first
+        self._tail = self._new_request()  # selected samples still being gathered
         self._lock = asyncio.Lock()
         self._outage = False
         self._high_water = max(1, int(max_buffered * EARLY_FLUSH_FRACTION))
         self._filling = asyncio.Event()  # set when the buffer reaches the high-water mark
 
     @property
-    def buffered(self) -> int:
-        """Samples waiting to be shipped."""
-        return len(self._buffer)
+    def selects_everything(self) -> bool:
+        """True when every sample is stored as it is (no variables filter, no downsampling)."""
+        return not self.variables and not self.min_gap_ns
+
+    # ------------------------------------------------------------ taking samples in
+
+    def add_request(self, request: pb.PublishRequest) -> None:
+        """Take a scenario's PublishRequest (the relay may keep and modify it)."""
+        if not self.selects_everything:
+            self.add_all(request.samples)
+            return
+        n = len(request.samples)
+        self.received += n
+        if not n:
+            return
+        self._seal_tail()
+        request.job_id, request.batch_id, request.dropped_samples = self.job_id, self.batch_id, 0
+        self._queue.append(request)
+        self._grew(n)
 
     def add(self, sample: pb.TelemetrySample) -> None:
         """Select and buffer one sample (the watchdog sees it separately, unfiltered)."""
         self.add_all((sample,))
 
     def add_all(self, samples: Iterable[pb.TelemetrySample]) -> None:
-        """Select and buffer samples, in order; never waits."""
+        """Select and buffer samples, in order."""
         for sample in samples:
             self.received += 1
             kept = self._select(sample)
             if kept is not None:
-                self._keep(kept)
+                self._tail.samples.append(kept)
+                self._grew(1)
+                if len(self._tail.samples) >= CHUNK:
+                    self._seal_tail()
 
     def _select(self, sample: pb.TelemetrySample) -> pb.TelemetrySample | None:
         """The part of `sample` to store, or None: at most one sample per 1/rate s of sample time."""
@@ -90,15 +117,40 @@ class TelemetryRelay:
         self._last_kept_ns = ts
         return sample
 
-    def _keep(self, sample: pb.TelemetrySample) -> None:
-        """Buffer a selected sample, dropping the oldest one when the buffer is full."""
-        self.selected += 1
-        if len(self._buffer) >= self.max_buffered:
-            self._buffer.popleft()
-            self.dropped += 1
-        self._buffer.append(sample)
-        if len(self._buffer) >= self._high_water and not self._outage:
+    def _new_request(self) -> pb.PublishRequest:
+        return pb.PublishRequest(job_id=self.job_id, batch_id=self.batch_id)
+
+    def _seal_tail(self) -> None:
+        """Move the gathered samples to the queue (keeping order)."""
+        if self._tail.samples:
+            self._queue.append(self._tail)
+            self._tail = self._new_request()
+
+    def _grew(self, n: int) -> None:
+        """Account for n more buffered samples: enforce the cap, wake the flusher when half full."""
+        self.selected += n
+        self.buffered += n
+        self._enforce_cap()
+        if self.buffered >= self._high_water and not self._outage:
             self._filling.set()
+
+    def _enforce_cap(self) -> None:
+        """Drop the oldest buffered samples beyond max_buffered, counting them."""
+        overflow = self.buffered - self.max_buffered
+        while overflow > 0:
+            oldest = self._queue[0] if self._queue else self._tail
+            n = min(overflow, len(oldest.samples))
+            if n == 0:  # nothing left to drop (cannot happen while buffered counts the queue and tail)
+                break
+            if n == len(oldest.samples) and oldest is not self._tail:
+                self._queue.popleft()
+            else:
+                del oldest.samples[:n]
+            self.buffered -= n
+            self.dropped += n
+            overflow -= n
+
+    # ------------------------------------------------------------ shipping out
 
     async def flush(self, deadline_s: float = PUBLISH_DEADLINE_S) -> bool:
         """Ship everything buffered, waiting up to `deadline_s` in all for ingest to be reachable.
@@ -110,38 +162,45 @@ class TelemetryRelay:
         async with self._lock:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + deadline_s
-            while self._buffer:
+            self._seal_tail()
+            while self._queue:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return False
-                chunk = [self._buffer.popleft() for _ in range(min(CHUNK, len(self._buffer)))]
-                if not await self._ship(chunk, remaining):
+                call = self._take_call()
+                self.buffered -= sum(len(r.samples) for r in call)  # in flight, outside the cap
+                if not await self._ship(call, remaining):
                     return False
+                self._seal_tail()
             return True
 
-    async def _ship(self, chunk: list[pb.TelemetrySample], timeout: float) -> bool:
-        """One Publish call; on any failure put the chunk back at the front of the buffer."""
-        request = pb.PublishRequest(job_id=self.job_id, batch_id=self.batch_id, samples=chunk)
+    def _take_call(self) -> list[pb.PublishRequest]:
+        """The oldest requests, up to about CHUNK samples (at least one request)."""
+        call = [self._queue.popleft()]
+        size = len(call[0].samples)
+        while self._queue and size + len(self._queue[0].samples) <= CHUNK:
+            call.append(self._queue.popleft())
+            size += len(call[-1].samples)
+        return call
+
+    async def _ship(self, call: list[pb.PublishRequest], timeout: float) -> bool:
+        """One Publish stream; on any failure put its requests back at the front of the queue."""
+        n = sum(len(r.samples) for r in call)
         try:
-            await self.stub.Publish(iter((request,)), timeout=timeout, wait_for_ready=True)
+            await self.stub.Publish(iter(call), timeout=timeout, wait_for_ready=True)
         except BaseException as exc:
-            self._requeue(chunk)
+            self._queue.extendleft(reversed(call))
+            self.buffered += n
+            self._enforce_cap()  # samples may have arrived meanwhile
             if not isinstance(exc, Exception):
                 raise  # cancelled: the samples are back in the buffer for the final flush
             self._note_outage(exc)
             return False
-        self.stored += len(chunk)
+        self.stored += n
         if self._outage:
             log.info("telemetry ingest reachable again for job %s", self.job_id)
             self._outage = False
         return True
-
-    def _requeue(self, chunk: list[pb.TelemetrySample]) -> None:
-        """Put unshipped samples back in front, keeping the cap (the oldest are dropped)."""
-        self._buffer.extendleft(reversed(chunk))
-        while len(self._buffer) > self.max_buffered:
-            self._buffer.popleft()
-            self.dropped += 1
 
     def _note_outage(self, exc: Exception) -> None:
         """Log the start of an outage once, not at every flush."""

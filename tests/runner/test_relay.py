@@ -88,18 +88,28 @@ async def stored_times(store: TelemetryStore, job_id: str, variable: str = "x") 
     return series[variable][0] if variable in series else []
 
 
-async def test_an_outage_is_buffered_up_to_the_cap_and_delivered_after_a_restart_on_the_same_port(tmp_path):
+def feed(relay: TelemetryRelay, times: range, how: str) -> None:
+    """Give the relay samples one by one, or as the endpoint does: whole requests of 300."""
+    if how == "samples":
+        for t in times:
+            relay.add(sample(t, x=float(t)))
+        return
+    for i in range(0, len(times), 300):
+        relay.add_request(pb.PublishRequest(samples=[sample(t, x=float(t)) for t in times[i : i + 300]]))
+
+
+@pytest.mark.parametrize("how", ["samples", "requests"])
+async def test_an_outage_is_buffered_up_to_the_cap_and_delivered_after_a_restart_on_the_same_port(tmp_path, how):
     port = free_port()
     server, store = await start_ingest(tmp_path / "telemetry.db", port)
     channel = client_channel(f"127.0.0.1:{port}")
     relay = TelemetryRelay(pb_grpc.TelemetryServiceStub(channel), "job-3", "batch-1", cfg.TelemetryConfig(),
                            max_buffered=1_000)
     try:
-        relay.add_all(sample(t, x=float(t)) for t in range(300))
+        feed(relay, range(300), how)
         assert await relay.flush() is True
         await server.stop(0)  # ingest goes away mid-job
-        for t in range(300, 1_800):  # the scenario keeps publishing: 1,500 more, the buffer holds 1,000
-            relay.add(sample(t, x=float(t)))
+        feed(relay, range(300, 1_800), how)  # the scenario keeps publishing: 1,500 more, the buffer holds 1,000
         start = time.monotonic()
         assert await relay.flush(deadline_s=0.3) is False  # no exception, bounded wait
         assert time.monotonic() - start < 2.0

@@ -62,7 +62,9 @@ SEND_COST = """
     from lynx_telemetry_client import TelemetryClient
 
     n, linger = int(sys.argv[1]), float(sys.argv[2])
-    client = TelemetryClient(os.environ["TETRYX_TELEMETRY_URL"], max_buffered=n + 1, linger_s=linger)
+    idle = linger > 60  # the shipping thread waits for flush(): send() alone is measured
+    client = TelemetryClient(os.environ["TETRYX_TELEMETRY_URL"], max_buffered=n + 1, linger_s=linger,
+                             round_size=n + 1 if idle else 10_000)
     values = {"orbit.radius_km": 7000.0, "orbit.speed_m_s": 7500.0, "orbit.semi_major_axis_km": 7000.0,
               "orbit.eccentricity": 0.001, "orbit.inclination_deg": 33.3, "orbit.true_anomaly_deg": 1.0}
     send = client.send

@@ -14,7 +14,7 @@ from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.seeds import run_seed
 from lynx_scheduler import core
-from lynx_scheduler.store import BatchRow, JobRow, Report, Settled, Store
+from lynx_scheduler.store import BatchRow, Ending, JobRow, Report, Settled, Store
 
 log = logging.getLogger(__name__)
 # A runner silent for this many heartbeat intervals loses its leases (the lease TTL).
@@ -22,6 +22,8 @@ LEASE_TTL_HEARTBEATS = 3.0
 MIN_HEARTBEAT_S = 0.1
 # After a scheduler restart, runners get at least this long to re-register with their jobs.
 RESTART_GRACE_MIN_S = 5.0
+COALESCE_S = 0.005  # a dispatch pass waits this long after a wake-up, to lease in bulk
+SETTLE_GROUP = 500  # attempt endings committed in one transaction at most
 
 
 @dataclass
@@ -124,6 +126,8 @@ class Dispatcher:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._next_due: float | None = None  # wall-clock time of the next backed-off retry
+        self._endings: list[tuple[Ending, asyncio.Future]] = []
+        self._settler: asyncio.Task | None = None
 
     @property
     def stopping(self) -> bool:
@@ -188,6 +192,7 @@ class Dispatcher:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+            await asyncio.sleep(COALESCE_S)  # let slots freed together be filled in one pass
             self._wake.clear()
             try:
                 await self._expire_silent_runners()
@@ -232,7 +237,9 @@ class Dispatcher:
         attempt: int | None = None,
     ) -> Settled:
         """Settle one attempt in the store and act on the outcome (abort the batch when its
-        failure budget is exceeded). `runner_id` None means the scheduler ends it itself."""
+        failure budget is exceeded). `runner_id` None means the scheduler ends it itself.
+
+        Concurrent calls are grouped into one store transaction (group commit)."""
         batch_id = lease.batch_id if lease else None
         if batch_id is None:
             job = await self.store.get_job(job_id)
@@ -240,17 +247,35 @@ class Dispatcher:
                 return Settled("unknown")
             batch_id = job.batch_id
         number = attempt if attempt is not None else lease.attempt
-        settled = await self.store.settle(
-            job_id, number, runner_id, kind, report, await self.policy(batch_id), time.time()
-        )
+        ending = Ending(job_id, number, runner_id, kind, report, await self.policy(batch_id))
+        future = asyncio.get_running_loop().create_future()
+        self._endings.append((ending, future))
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.create_task(self._settle_endings(), name="settler")
+        settled = await future
         if settled.verdict == "accepted":
-            log.info("job %s attempt %d %s -> %s", job_id, number, kind, settled.status)
+            log.debug("job %s attempt %d %s -> %s", job_id, number, kind, settled.status)
             if settled.status == core.PENDING:
                 self._note_due(settled.job)
             if settled.aborted_now:
                 log.warning("batch %s exceeded its failure budget; aborting", batch_id)
                 await self.kill_running(batch_id, "batch aborted: failure budget exceeded")
         return settled
+
+    async def _settle_endings(self) -> None:
+        """Drain the queued endings, up to SETTLE_GROUP at a time, one transaction per group."""
+        while self._endings:
+            group, self._endings = self._endings[:SETTLE_GROUP], self._endings[SETTLE_GROUP:]
+            try:
+                results = await self.store.settle_many([e for e, _ in group], time.time())
+            except Exception as exc:  # noqa: BLE001 - every waiter hears about it
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), settled in zip(group, results, strict=True):
+                if not future.done():
+                    future.set_result(settled)
 
     def _note_due(self, job: JobRow | None) -> None:
         """Remember when a backed-off retry becomes due, so the loop wakes for it."""

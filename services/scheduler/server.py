@@ -186,20 +186,25 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         return session
 
     async def _read_reports(self, session: RunnerSession, outbox: asyncio.Queue, request_iterator) -> None:
-        """Handle one stream's messages in order; acks go out only after the store committed."""
+        """Handle one stream's messages. Reports are settled concurrently (so reports of all
+        runners share store transactions) and acked once committed; a heartbeat is reconciled
+        only after every earlier report of the stream has been settled."""
+        reports: set[asyncio.Task] = set()
         try:
             async for message in request_iterator:
                 if session.outbox is not outbox:
                     break  # superseded by a newer stream of the same runner
                 session.touch()
                 kind = message.WhichOneof("message")
-                if kind == "heartbeat":
+                if kind in ("job_finished", "job_released"):
+                    task = asyncio.create_task(self._report(session, outbox, getattr(message, kind)))
+                    reports.add(task)
+                    task.add_done_callback(reports.discard)
+                elif kind == "heartbeat":
+                    if reports:
+                        await asyncio.gather(*reports, return_exceptions=True)
                     await self.dispatcher.reconcile_heartbeat(session, _running(session, message.heartbeat))
                     await self.store.set_runner_online(session.runner_id, True, time.time())
-                elif kind == "job_finished":
-                    outbox.put_nowait(await self._finished(session, message.job_finished))
-                elif kind == "job_released":
-                    outbox.put_nowait(await self._released(session, message.job_released))
                 elif kind == "job_started":
                     lease = session.leases.get(message.job_started.job_id)
                     if lease is not None and lease.attempt == message.job_started.attempt:
@@ -212,6 +217,18 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             pass
         finally:
             outbox.put_nowait(None)
+
+    async def _report(self, session: RunnerSession, outbox: asyncio.Queue, report) -> None:
+        """Settle a JobFinished or JobReleased and queue its ack."""
+        try:
+            if isinstance(report, pb.JobFinished):
+                ack = await self._finished(session, report)
+            else:
+                ack = await self._released(session, report)
+        except Exception:  # noqa: BLE001 - no ack: the runner resends after reconnecting
+            log.exception("report of job %s attempt %d failed", report.job_id, report.attempt)
+            return
+        outbox.put_nowait(ack)
 
     async def _finished(self, session: RunnerSession, report: pb.JobFinished) -> pb.ConnectResponse:
         """Record a JobFinished exactly once; the ack says whether it was (or had been) accepted."""

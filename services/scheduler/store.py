@@ -186,6 +186,18 @@ class Report:
     reported: bool = True  # ended by the runner's report (False: by the scheduler)
 
 
+@dataclass(frozen=True)
+class Ending:
+    """One attempt to end: which, who says so, how, and the batch's retry policy."""
+
+    job_id: str
+    attempt: int
+    runner_id: str | None
+    kind: str  # finished, released, lost, cancelled
+    report: Report
+    policy: core.RetryPolicy
+
+
 @dataclass
 class Settled:
     """What settle() did: 'accepted', 'duplicate' (already accepted), 'stale' or 'unknown'."""
@@ -370,27 +382,31 @@ class Store:
     async def lease_many(self, assignments: Iterable[tuple[str, str]], now: float) -> list[int]:
         """Lease pending jobs [(job_id, runner_id)] in one transaction; each gets a new attempt
         row. Returns the attempt numbers (0 for a job that was no longer pending)."""
-        attempts: list[int] = []
+        assignments = list(assignments)
+        if not assignments:
+            return []
+        job_ids = [job_id for job_id, _ in assignments]
         async with self.transaction() as db:
-            for job_id, runner_id in assignments:
-                async with db.execute(
-                    "UPDATE jobs SET status = ?, attempts = attempts + 1, runner_id = ?, started_at = ?"
-                    " WHERE job_id = ? AND status = ? RETURNING attempts, batch_id",
-                    (RUNNING, runner_id, now, job_id, PENDING),
-                ) as cur:
-                    row = await cur.fetchone()
-                if row is None:
-                    attempts.append(0)
-                    continue
-                attempts.append(row[0])
-                await db.execute(
-                    "INSERT OR REPLACE INTO attempts (job_id, attempt, runner_id, started_at) VALUES (?,?,?,?)",
-                    (job_id, row[0], runner_id, now),
-                )
-                await db.execute(
-                    "UPDATE batches SET started_at = ? WHERE batch_id = ? AND started_at IS NULL", (now, row[1])
-                )
-        return attempts
+            marks = ",".join("?" * len(job_ids))
+            async with db.execute(
+                f"SELECT job_id, attempts, batch_id FROM jobs WHERE job_id IN ({marks}) AND status = ?",
+                (*job_ids, PENDING),
+            ) as cur:
+                pending = {r[0]: (r[1] + 1, r[2]) for r in await cur.fetchall()}
+            leased = [(job_id, runner_id) for job_id, runner_id in assignments if job_id in pending]
+            await db.executemany(
+                "UPDATE jobs SET status = ?, attempts = ?, runner_id = ?, started_at = ? WHERE job_id = ?",
+                ((RUNNING, pending[j][0], r, now, j) for j, r in leased),
+            )
+            await db.executemany(
+                "INSERT OR REPLACE INTO attempts (job_id, attempt, runner_id, started_at) VALUES (?,?,?,?)",
+                ((j, pending[j][0], r, now) for j, r in leased),
+            )
+            await db.executemany(
+                "UPDATE batches SET started_at = ? WHERE batch_id = ? AND started_at IS NULL",
+                ((now, batch_id) for batch_id in {b for _, b in pending.values()}),
+            )
+        return [pending[j][0] if j in pending else 0 for j in job_ids]
 
     async def get_job(self, job_id: str, with_history: bool = False) -> JobRow | None:
         async with self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE job_id = ?", (job_id,)) as cur:
@@ -443,55 +459,93 @@ class Store:
         policy: core.RetryPolicy,
         now: float,
     ) -> Settled:
-        """End one attempt, exactly once, and move its job on.
+        """End one attempt exactly once (see settle_many)."""
+        return (await self.settle_many([Ending(job_id, attempt, runner_id, kind, report, policy)], now))[0]
 
-        `kind` is "finished" (the runner's JobFinished; report.reason/exit_code/result set),
-        "released" (JobReleased), "lost" (its runner went silent) or "cancelled" (the scheduler
-        cancelled a job nobody runs). `runner_id` is the reporting runner (None for the
+    async def settle_many(self, endings: list[Ending], now: float) -> list[Settled]:
+        """End attempts, each exactly once, and move their jobs on, in one transaction.
+
+        An Ending's `kind` is "finished" (the runner's JobFinished; report.reason/exit_code/result
+        set), "released" (JobReleased), "lost" (its runner went silent) or "cancelled" (the
+        scheduler cancelled a job nobody runs); `runner_id` is the reporting runner (None for the
         scheduler itself). A report of an attempt that already ended is counted in
         ignored_reports and changes nothing: the verdict is "duplicate" when that attempt was
-        ended by a report (the runner may forget it), else "stale".
+        ended by a report (the runner may forget it), else "stale"; "unknown" when there is no
+        such attempt of that runner.
         """
         async with self.transaction() as db:
-            job = await self.get_job(job_id)
-            att = await self._attempt_row(job_id, attempt)
-            if job is None or att is None or (runner_id is not None and att.runner_id != runner_id):
-                return Settled("unknown", job)
-            current = att.outcome == "running" and job.status == RUNNING and job.attempts == attempt
-            if not current:
-                if runner_id is not None:
-                    await db.execute(
-                        "UPDATE attempts SET ignored_reports = ignored_reports + 1 WHERE job_id = ? AND attempt = ?",
-                        (job_id, attempt),
-                    )
-                verdict = "duplicate" if att.reported and kind in ("finished", "released") else "stale"
-                return Settled(verdict, job, job.status)
-            batch = await self.get_batch(job.batch_id, with_counts=False)
-            stopping = batch.cancelled or batch.aborted
-            decision = _decide(kind, report, job, policy, stopping)
-            result = report.result if kind == "finished" else _scheduler_result(job, attempt, kind, decision)
-            reason = report.reason if kind == "finished" else ("runner_lost" if kind == "lost" else kind)
-            await db.execute(
+            job_ids = sorted({e.job_id for e in endings})
+            jobs = await self._jobs_by_id(job_ids)
+            attempts = await self._attempts_by_key(job_ids)
+            batches: dict[str, BatchRow] = {}
+            for job in jobs.values():
+                if job.batch_id not in batches:
+                    batches[job.batch_id] = await self.get_batch(job.batch_id, with_counts=False)
+            out, ended, moved, ignored = [], [], [], []
+            failed: dict[str, core.RetryPolicy] = {}
+            finished_batches: set[str] = set()
+            for e in endings:
+                job, att = jobs.get(e.job_id), attempts.get((e.job_id, e.attempt))
+                if job is None or att is None or (e.runner_id is not None and att.runner_id != e.runner_id):
+                    out.append(Settled("unknown", job))
+                    continue
+                if not (att.outcome == "running" and job.status == RUNNING and job.attempts == e.attempt):
+                    if e.runner_id is not None:
+                        ignored.append((e.job_id, e.attempt))
+                        att.ignored_reports += 1
+                    verdict = "duplicate" if att.reported and e.kind in ("finished", "released") else "stale"
+                    out.append(Settled(verdict, job, job.status))
+                    continue
+                batch = batches[job.batch_id]
+                decision, row = _ending_rows(e, job, batch, now)
+                ended.append(row[0])
+                moved.append(row[1])
+                att.outcome, att.reported = e.report.outcome, e.report.reported
+                job.status, job.not_before = decision.status, now + decision.delay
+                job.failures += int(decision.charge)
+                job.runner_losses += int(decision.lost)
+                if decision.status == FAILED and not (batch.cancelled or batch.aborted):
+                    failed[batch.batch_id] = e.policy
+                if decision.status in TERMINAL:
+                    finished_batches.add(batch.batch_id)
+                out.append(Settled("accepted", job, decision.status))
+            await db.executemany(
+                "UPDATE attempts SET ignored_reports = ignored_reports + 1 WHERE job_id = ? AND attempt = ?", ignored
+            )
+            await db.executemany(
                 "UPDATE attempts SET ended_at = ?, outcome = ?, exit_code = ?, reason = ?, error_message = ?,"
                 " reported = ? WHERE job_id = ? AND attempt = ?",
-                (now, report.outcome, report.exit_code, reason, report.error_message, int(report.reported),
-                 job_id, attempt),
+                ended,
             )
-            terminal = decision.status in TERMINAL
-            await db.execute(
+            await db.executemany(
                 "UPDATE jobs SET status = ?, result = COALESCE(?, result), failures = failures + ?,"
                 " runner_losses = runner_losses + ?, not_before = ?, reason = CASE WHEN ? THEN ? ELSE reason END,"
                 " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE job_id = ?",
-                (decision.status, result, int(decision.charge), int(decision.lost), now + decision.delay,
-                 result is not None, reason, terminal, now, job_id),
+                moved,
             )
-            aborted_now = False
-            if decision.status == FAILED and not stopping:
-                aborted_now = await self._apply_budget(batch, policy, now)
-            if terminal:
-                await self._stamp_finished(job.batch_id, now)
-            job.status, job.not_before = decision.status, now + decision.delay
-            return Settled("accepted", job, decision.status, aborted_now)
+            aborted = set()
+            for batch_id, policy in failed.items():
+                if await self._apply_budget(batches[batch_id], policy, now):
+                    aborted.add(batch_id)
+            for batch_id in finished_batches:
+                await self._stamp_finished(batch_id, now)
+        for settled in out:
+            if settled.verdict == "accepted" and settled.job.batch_id in aborted:
+                settled.aborted_now = True
+                aborted.discard(settled.job.batch_id)  # one caller acts on the abort
+        return out
+
+    async def _jobs_by_id(self, job_ids: list[str]) -> dict[str, JobRow]:
+        marks = ",".join("?" * len(job_ids))
+        async with self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE job_id IN ({marks})", job_ids) as cur:
+            return {r[0]: _job(r) for r in await cur.fetchall()}
+
+    async def _attempts_by_key(self, job_ids: list[str]) -> dict[tuple[str, int], AttemptRow]:
+        marks = ",".join("?" * len(job_ids))
+        async with self.db.execute(
+            f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE job_id IN ({marks})", job_ids
+        ) as cur:
+            return {(r[0], r[1]): _attempt(r) for r in await cur.fetchall()}
 
     async def _apply_budget(self, batch: BatchRow, policy: core.RetryPolicy, now: float) -> bool:
         """Abort the batch when its failed jobs exceed compute.max_failed_jobs (inside a transaction)."""
@@ -593,6 +647,19 @@ class Store:
         ) as cur:
             rows = await cur.fetchall()
         return [RunnerRow(r[0], r[1], json.loads(r[2]), r[3], bool(r[4]), r[5], r[6], r[7]) for r in rows]
+
+
+def _ending_rows(e: Ending, job: JobRow, batch: BatchRow, now: float) -> tuple[core.Decision, tuple]:
+    """The decision for one current attempt's end, and its (attempts row, jobs row) update parameters."""
+    decision = _decide(e.kind, e.report, job, e.policy, batch.cancelled or batch.aborted)
+    result = e.report.result if e.kind == "finished" else _scheduler_result(job, e.attempt, e.kind, decision)
+    reason = e.report.reason if e.kind == "finished" else ("runner_lost" if e.kind == "lost" else e.kind)
+    r = e.report
+    attempt_row = (now, r.outcome, r.exit_code, reason, r.error_message, int(r.reported), e.job_id, e.attempt)
+    terminal = decision.status in TERMINAL
+    job_row = (decision.status, result, int(decision.charge), int(decision.lost), now + decision.delay,
+               result is not None, reason, terminal, now, e.job_id)
+    return decision, (attempt_row, job_row)
 
 
 def _decide(kind: str, report: Report, job: JobRow, policy: core.RetryPolicy, stopping: bool) -> core.Decision:

@@ -1,0 +1,186 @@
+"""Scheduler throughput: jobs leased and completed per second, and the time to submit a big batch.
+
+    .venv/bin/python bench/bench_scheduler.py [--jobs 5000] [--runners 4] [--slots 8] [--submit 10000]
+
+A real sampler and a real scheduler run as subprocesses on 127.0.0.1 with SQLite in a temporary
+directory. This process plays N runners: each holds a Connect stream and completes every lease
+the moment it arrives (a no-op engine), so the figure is the scheduler's own cost per job:
+lease, attempt row, result, ack. Reference: Ray's published single-client synchronous task
+rate, 981 tasks/s (ray-project/ray release/microbenchmark, "single client tasks sync").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from lynx.common.v1 import batch_config_pb2 as cfg
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+
+BIN = Path(sys.executable).parent
+RAY_SYNC_TASKS_PER_S = 981.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config(runs: int) -> cfg.BatchConfig:
+    return cfg.BatchConfig(
+        simulation=cfg.Simulation(name="bench", engine="basilisk", type="bench"),
+        monte_carlo=cfg.MonteCarlo(runs=runs, seed=1, sampling_method="latin_hypercube"),
+        dispersions=[
+            cfg.Dispersion(name=f"p{i}", distribution=cfg.Distribution(type="uniform", min=0.0, max=1.0))
+            for i in range(4)
+        ],
+        compute=cfg.Compute(max_retries=0),
+    )
+
+
+class NoopRunner:
+    """A runner whose engine finishes every lease at once; counts acks."""
+
+    def __init__(self, stub, runner_id: str, slots: int):
+        self.outbox: asyncio.Queue = asyncio.Queue()
+        self.acked = 0
+        self.register = pb.RegisterRunner(
+            runner_id=runner_id, engines=["basilisk"], heartbeat_interval_secs=2.0,
+            capabilities=pb.RunnerCapabilities(max_concurrent_jobs=slots, supported_simulation_types=["bench"]),
+        )
+        self.call = stub.Connect(self._requests())
+        self.reader = asyncio.create_task(self._read())
+        self.beats = asyncio.create_task(self._beat())
+
+    async def _requests(self):
+        yield pb.ConnectRequest(register=self.register)
+        while True:
+            yield await self.outbox.get()
+
+    async def _beat(self):
+        while True:
+            await asyncio.sleep(2.0)
+            self.outbox.put_nowait(pb.ConnectRequest(heartbeat=pb.Heartbeat()))
+
+    async def _read(self):
+        async for message in self.call:
+            kind = message.WhichOneof("message")
+            if kind == "lease":
+                lease = message.lease
+                result = pb.JobResult(success=True, termination_reason="exited", execution_time_secs=0.0)
+                self.outbox.put_nowait(pb.ConnectRequest(job_finished=pb.JobFinished(
+                    job_id=lease.job_id, attempt=lease.attempt, result=result)))
+            elif kind == "ack":
+                self.acked += 1
+
+    async def close(self):
+        self.call.cancel()
+        for task in (self.reader, self.beats):
+            task.cancel()
+        await asyncio.gather(self.reader, self.beats, return_exceptions=True)
+
+
+def start(argv: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "LYNX_LOG_LEVEL": "WARNING"})
+
+
+async def wait_up(stub) -> None:
+    for _ in range(300):
+        try:
+            await stub.ListRunners(pb.ListRunnersRequest(), timeout=1)
+            return
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError("scheduler did not start")
+
+
+async def throughput(stub, jobs: int, runners: int, slots: int) -> tuple[float, float]:
+    """(jobs/s from submit to the last ack, jobs/s from the first to the last ack)."""
+    hosts = [NoopRunner(stub, f"bench-{i}", slots) for i in range(runners)]
+    await asyncio.sleep(0.5)
+    started = time.perf_counter()
+    reply = await stub.SubmitBatch(pb.SubmitBatchRequest(name="throughput", runs_override=jobs,
+                                                         config=config(jobs)), timeout=600)
+    submitted = time.perf_counter()
+    while sum(h.acked for h in hosts) < jobs:
+        await asyncio.sleep(0.01)
+    ended = time.perf_counter()
+    batch = (await stub.GetBatch(pb.GetBatchRequest(batch_id=reply.batch_id), timeout=10)).batch
+    assert batch.jobs_by_status["Completed"] == jobs, dict(batch.jobs_by_status)
+    for host in hosts:
+        await host.close()
+    return jobs / (ended - started), jobs / (ended - submitted)
+
+
+async def submit_time(stub, runs: int) -> float:
+    started = time.perf_counter()
+    reply = await stub.SubmitBatch(pb.SubmitBatchRequest(name="submit", runs_override=runs, config=config(runs)),
+                                   timeout=600)
+    elapsed = time.perf_counter() - started
+    assert reply.total_jobs == runs
+    return elapsed
+
+
+async def main_async(args) -> None:
+    with tempfile.TemporaryDirectory(prefix="lynx-bench-") as tmp:
+        root = Path(tmp)
+        sampler_port, scheduler_port = free_port(), free_port()
+        scheduler = [sys.executable, "-m", "lynx_scheduler.server"]
+        if args.profile:  # cProfile of the scheduler's main thread, written when it stops
+            scheduler = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "lynx_scheduler.server"]
+        procs = [
+            start([str(BIN / "lynx-sampler"), "--port", str(sampler_port)], root / "sampler.log"),
+            start([*scheduler, "--port", str(scheduler_port), "--data-dir", str(root / "data"),
+                   "--sampler-addr", f"127.0.0.1:{sampler_port}"], root / "scheduler.log"),
+        ]
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{sampler_port}") as sampler:
+                await asyncio.wait_for(sampler.channel_ready(), 60)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{scheduler_port}") as channel:
+                stub = pb_grpc.SchedulerServiceStub(channel)
+                await wait_up(stub)
+                await throughput(stub, 200, args.runners, args.slots)  # warm-up
+                overall, dispatch = await throughput(stub, args.jobs, args.runners, args.slots)
+                submit_s = await submit_time(stub, args.submit)
+        finally:
+            for proc in reversed(procs):
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    print(f"scheduler: {args.jobs} no-op jobs, {args.runners} runners x {args.slots} slots, loopback gRPC, SQLite WAL")
+    print(f"  leased+completed, submit to last ack : {overall:8.1f} jobs/s  "
+          f"({overall / RAY_SYNC_TASKS_PER_S:.2f}x Ray single-client sync tasks, {RAY_SYNC_TASKS_PER_S:g}/s)")
+    print(f"  leased+completed, after submit       : {dispatch:8.1f} jobs/s  "
+          f"({dispatch / RAY_SYNC_TASKS_PER_S:.2f}x Ray)")
+    print(f"  SubmitBatch of {args.submit} jobs (sampler + insert): {submit_s:6.2f} s "
+          f"({args.submit / submit_s:.0f} jobs/s)")
+    print(f"  reference: Ray single client tasks sync = {RAY_SYNC_TASKS_PER_S:g} tasks/s (published microbenchmark)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--runners", type=int, default=4)
+    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--submit", type=int, default=10_000)
+    parser.add_argument("--profile", help="write a cProfile of the scheduler process to this file")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

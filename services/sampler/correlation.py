@@ -88,10 +88,10 @@ def _matrix(rows: object, size: int) -> np.ndarray:
 
 def validate(spec: dict | None, params: list[Parameter]) -> Correlation | None:
     """The validated correlation, or None when the section is absent or empty."""
+    if spec is not None and not isinstance(spec, dict):
+        raise ValidationError("monte_carlo.correlation", "must be a mapping with parameters and matrix")
     if is_empty(spec):
         return None
-    if not isinstance(spec, dict):
-        raise ValidationError("monte_carlo.correlation", "must be a mapping with parameters and matrix")
     for key in spec:
         if key not in ("parameters", "matrix"):
             raise ValidationError(f"monte_carlo.correlation.{key}", "is not a correlation field (parameters, matrix)")

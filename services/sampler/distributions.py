@@ -327,7 +327,7 @@ def build_parameter(name: str, spec: dict, path: str) -> Parameter:
     kind = spec.get("type")
     if not kind:
         raise f.error("type", f"is required (one of {', '.join(TYPES)})")
-    if kind not in FIELDS:
+    if not isinstance(kind, str) or kind not in FIELDS:
         raise f.error("type", f"unknown distribution {kind!r} (expected one of {', '.join(TYPES)})")
     allowed = {"type", "levels", *FIELDS[kind]}
     for field in spec:

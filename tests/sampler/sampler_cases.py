@@ -93,6 +93,8 @@ ERRORS: list[tuple[str, list, dict, str]] = [
     ("choice-levels", e(type="choice", values=["a"], levels=2), {"method": "grid"}, D + "levels"),
     ("no-type", e(min=0.0, max=1.0), {}, D + "type"),
     ("unknown-type", e(type="gamma", alpha=1.0), {}, D + "type"),
+    ("list-type", e(type=["uniform"]), {}, D + "type"),
+    ("corr-not-a-mapping", XY, {"correlation": [["x", "y"]]}, "monte_carlo.correlation"),
     ("levels-zero", e(type="uniform", min=0.0, max=1.0, levels=0), {"method": "grid"}, D + "levels"),
     ("levels-fraction", e(type="uniform", min=0.0, max=1.0, levels=1.5), {"method": "grid"}, D + "levels"),
     ("levels-without-grid", e(type="uniform", min=0.0, max=1.0, levels=3), {}, D + "levels"),
@@ -263,6 +265,8 @@ def to_request(dispersions: list, options: dict) -> pb.SampleRequest:
         existing_runs=options.get("existing_runs", 0),
     )
     correlation = options.get("correlation")
+    if correlation is not None and not isinstance(correlation, dict):
+        raise TypeError("a proto correlation is a message")
     if correlation is not None:
         request.correlation.parameters.extend(correlation.get("parameters", []))
         if "matrix" in correlation:

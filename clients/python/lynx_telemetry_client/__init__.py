@@ -206,7 +206,11 @@ class TelemetryClient:
         requests, encoded = self._encode(pb, items)
         reported = requests[-1].dropped_samples
         try:
+            if self._abort:
+                raise TimeoutError("close() timed out")
             self._call = publish.future(iter(requests), timeout=self._call_timeout_s)
+            if self._abort:  # close() gave up while the stream was being started
+                self._call.cancel()
             self._call.result()
             self.sent += encoded
         except Exception as exc:  # noqa: BLE001 - never crash the scenario

@@ -572,3 +572,13 @@ async def test_numpy_scalars_arrive_as_plain_numbers(endpoint):
     await close(client)
     assert endpoint.samples() == [(10, {"r": 7000.5, "e": 0.25, "n": 3.0}), (20, {"x": 1.0})]
     assert client.dropped == 0
+
+
+async def test_scenario_against_a_stalled_endpoint_exits_within_the_close_timeout(stalling):
+    env = {**os.environ, ENV_VAR: stalling.address}
+    result, elapsed = await run_python(SCENARIO, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done TelemetryClient"
+    assert "Traceback" not in result.stderr
+    assert stalling.streams >= 1
+    assert elapsed < 12.0  # the exit hook waits 5 s, then gives up on the stream

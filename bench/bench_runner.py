@@ -36,6 +36,8 @@ SCENARIO = REPO / "scenarios/aerospace/python/scenario_basic_orbit_lynx.py"
 STUDY = REPO / "scenarios/aerospace/configs/basic_orbit_tutorial.yaml"
 PARALLEL = 2
 PRELOAD = [
+    "grpc",
+    "lynx_telemetry_client",
     "numpy",
     "matplotlib.pyplot",
     "Basilisk.simulation.spacecraft",
@@ -165,6 +167,7 @@ def runner_config(path: Path, output_root: Path, warm: bool) -> Path:
         "heartbeat_interval_secs": 2,
         "warm_start": warm,
         "preload": PRELOAD if warm else [],
+        "warm_up": "configs/warm_up/basilisk_orbit.py" if warm else "",
     }
     path.write_text(yaml.safe_dump(config))
     return path

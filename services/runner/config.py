@@ -87,6 +87,7 @@ class RunnerConfig:
     heartbeat_interval_secs: float = 2.0
     warm_start: bool = True
     preload: tuple[str, ...] = ()
+    warm_up: Path | None = None
     command: CommandSpec | None = None
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
     job_memory_limit: int = 0
@@ -183,6 +184,12 @@ def _coerce(name: str, value: object) -> object:
         return _as_bool(value, name)
     if name == "preload":
         return _as_preload(value)
+    if name == "warm_up":
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ValidationError(name, f"must be a path to a Python file, got {value!r}")
+        return Path(os.path.expanduser(value))
     if name == "command":
         return _as_command(value)
     if name == "job_memory_limit":
@@ -250,6 +257,8 @@ def load_config(path: str | Path | None, env: Mapping[str, str] = os.environ) ->
     working = config.working_directory.resolve()
     if not working.is_dir():
         raise ValidationError("working_directory", f"{working} is not a directory")
+    if config.warm_up is not None and not (working / config.warm_up).is_file():
+        raise ValidationError("warm_up", f"{working / config.warm_up} is not a file")
     return replace(config, working_directory=working, output_root=config.output_root.absolute())
 
 

@@ -392,7 +392,9 @@ class BasiliskEngine(ScenarioEngine):
             log.error("warm start disabled: %s", exc)
             self._retry_after = time.monotonic() + FORKSERVER_RETRY_S
             return
-        server = ForkServer(python, self.config.preload, self.config.output_root / ".lynx" / "forkserver.log")
+        warm_up = self.config.working_directory / self.config.warm_up if self.config.warm_up else None
+        server = ForkServer(python, self.config.preload, self.config.output_root / ".lynx" / "forkserver.log",
+                            warm_up=warm_up, cwd=self.config.working_directory)
         try:
             await server.start()
         except ForkServerError as exc:

@@ -56,6 +56,16 @@ def preload(modules: list[str]) -> tuple[list[str], dict[str, str]]:
     return loaded, failed
 
 
+def warm_up(path: str, failed: dict[str, str]) -> None:
+    """Run a warm-up script once in the server (first-use caches: fonts, plots, a tiny simulation)."""
+    import runpy
+
+    try:
+        runpy.run_path(path, run_name="__lynx_warm_up__")
+    except BaseException as exc:  # noqa: BLE001 - reported, never fatal
+        failed[f"warm_up {path}"] = f"{type(exc).__name__}: {exc}"
+
+
 class Server:
     """Receives job requests, forks one child per job, reaps children and reports their exit."""
 
@@ -186,10 +196,13 @@ def main() -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--preload", nargs="*", default=[])
+    parser.add_argument("--warm-up", default="")
     args = parser.parse_args()
     sys.path.pop(0)  # the runner's own source directory must not shadow scenario modules
     sock = socket.socket(fileno=args.fd)
     loaded, failed = preload(args.preload)
+    if args.warm_up:
+        warm_up(args.warm_up, failed)
     gc.collect()
     gc.freeze()  # preloaded objects move to the permanent generation: jobs neither scan nor copy them
     _send(sock, {"ready": True, "preloaded": loaded, "failed": failed, "threads": threading.active_count(),

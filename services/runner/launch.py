@@ -142,9 +142,12 @@ def _alive(pid: int) -> bool:
 class ForkServer:
     """The runner's handle on one fork-server child: start, spawn jobs, notice its death, close."""
 
-    def __init__(self, python: str, preload: tuple[str, ...], log_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, python: str, preload: tuple[str, ...], log_path: Path, env: dict[str, str] | None = None,
+                 warm_up: Path | None = None, cwd: Path | None = None):
         self.python = python
         self.preload = preload
+        self.warm_up = warm_up
+        self.cwd = cwd
         self.log_path = log_path
         self.env = env
         self.preloaded: list[str] = []
@@ -169,8 +172,8 @@ class ForkServer:
             with self.log_path.open("ab") as log_file:
                 self._proc = await asyncio.create_subprocess_exec(
                     self.python, str(FORKSERVER_SCRIPT), "--fd", str(theirs.fileno()),
-                    "--preload", *self.preload,
-                    stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                    "--warm-up", str(self.warm_up or ""), "--preload", *self.preload,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, cwd=self.cwd,
                     pass_fds=(theirs.fileno(),), start_new_session=True, env=self.env,
                 )
         except OSError as exc:

@@ -200,6 +200,7 @@ def test_example_configs_load(monkeypatch):
     monkeypatch.chdir(REPO)
     warm = load_config(REPO / "configs" / "lynx-runner-basilisk-warm.yaml", env={})
     assert warm.warm_start and "Basilisk.simulation.spacecraft" in warm.preload
+    assert (warm.working_directory / warm.warm_up).is_file()
     command = load_config(REPO / "configs" / "lynx-runner-command.yaml", env={})
     assert command.engines == ("command",)
     assert command.command.args[:2] == ("--config", "{run_config}")
@@ -271,6 +272,8 @@ def test_command_args_substitute_only_whitelisted_placeholders():
         ("", {"LYNX_RUNNER_JOB_MEMORY_LIMIT": "1 GB"}, "job_memory_limit"),
         ("log_cap_bytes: 10\n", {}, "log_cap_bytes"),
         ("engines: [basilisk, julia]\n", {}, "engines"),
+        ("warm_up: no/such/warmup.py\n", {}, "warm_up"),
+        ("warm_up: [a, b]\n", {}, "warm_up"),
     ],
 )
 def test_bad_engine_options_name_the_field(tmp_path, monkeypatch, yaml_text, env, field):

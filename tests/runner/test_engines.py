@@ -426,3 +426,16 @@ async def test_grpc_telemetry_counts_and_early_termination_fields(engines, base_
 
 def test_bash_scenario_is_executable():
     assert os.access(SCENARIOS / "orbit.sh", os.X_OK)
+
+
+async def test_a_warm_up_script_runs_once_in_the_fork_server(engines, base_config, tmp_path):
+    marker = tmp_path / "warmed.txt"
+    script = tmp_path / "warm_up.py"
+    script.write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text(str(__import__('os').getpid()))\n"
+                      "WARMED = True\n")
+    warm = await engines(replace(base_config, warm_up=script))
+    server_pid = int(marker.read_text())
+    first = probe_of(await warm.run(JobHandle(lease(parameters={"mode": "ok"}))))
+    await warm.run(JobHandle(lease(parameters={"mode": "ok"})))
+    assert int(marker.read_text()) == server_pid, "the warm-up ran again"
+    assert "WARMED" not in first["starting_globals"]

@@ -18,6 +18,7 @@ import pytest
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
+from lynx_cli.stack import free_port
 from lynx_common.server import GrpcServer, client_channel
 from lynx_runner.endpoint import JobTelemetryServicer
 from lynx_runner.relay import FINAL_FLUSH_DEADLINE_S, TelemetryRelay
@@ -133,3 +134,18 @@ async def test_the_clients_counts_reach_the_endpoint(ingest):
     assert (job.servicer.received, job.servicer.dropped) == (sent, dropped)
     assert job.relay.stored == sent
     assert len((await query(ingest))["x"]) == sent
+
+
+async def test_an_ingest_outage_neither_slows_the_scenario_nor_fails_the_flush():
+    channel = client_channel(f"127.0.0.1:{free_port()}")  # telemetry-ingest is down for the whole job
+    try:
+        job = Job(pb_grpc.TelemetryServiceStub(channel), cfg.TelemetryConfig(buffer_flush_interval_seconds=0.1))
+        start = asyncio.get_running_loop().time()
+        out = await job.run_scenario(ORBIT)  # includes the final flush, bounded by FINAL_FLUSH_DEADLINE_S
+        elapsed = asyncio.get_running_loop().time() - start
+        assert out.split() == ["600", "0"]  # the scenario delivered everything to its endpoint
+        assert job.servicer.received == 600
+        assert (job.relay.stored, job.relay.buffered, job.relay.dropped) == (0, 600, 0)  # kept for later
+        assert elapsed < 20.0
+    finally:
+        await channel.close()

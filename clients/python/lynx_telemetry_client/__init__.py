@@ -81,6 +81,7 @@ class TelemetryClient:
         self.sent = 0  # samples the endpoint acknowledged (written by the shipping thread only)
         self.dropped = 0  # samples refused, malformed, over the buffer, or undeliverable
         self._max_buffered = max_buffered
+        self._limit = max_buffered  # send()'s fast-path bound; 0 once closed
         self._batch_size = max(1, batch_size)
         self._round_size = max(self._batch_size, round_size)
         self._linger_s = linger_s
@@ -106,6 +107,17 @@ class TelemetryClient:
         `timestamp_ns` is the simulation time in nanoseconds (the wall clock when
         omitted). The values are copied, so the caller may reuse its dict.
         """
+        buffer = self._buffer
+        if len(buffer) < self._limit:  # the fast path: a dict, room in the buffer, not closed
+            try:
+                buffer.append((time.time_ns() if timestamp_ns is None else timestamp_ns, values.copy()))
+                return
+            except Exception:  # noqa: BLE001 - no .copy(): the slow path decides
+                pass
+        self._send_slowly(values, timestamp_ns)
+
+    def _send_slowly(self, values: Any, timestamp_ns: Any) -> None:
+        """send() when closed (ignored), full (dropped) or given a mapping without .copy()."""
         if self._closed:
             return
         if len(self._buffer) >= self._max_buffered:
@@ -132,6 +144,7 @@ class TelemetryClient:
 
     def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
         """Ship what is buffered and stop, within `timeout` seconds; what is left then is dropped."""
+        self._limit = 0
         self._closed = True
         self._wake.set()
         self._thread.join(timeout)
@@ -167,6 +180,7 @@ class TelemetryClient:
             from . import telemetry_service_pb2 as pb
         except Exception as exc:  # noqa: BLE001 - no usable gRPC: behave like the no-op client
             log.debug("telemetry disabled: %s", exc)
+            self._limit = 0
             self._closed = True
             self._drop_rest()
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -120,6 +121,7 @@ async def grpc_bench(runs: int, dims: int, repeat: int) -> None:
 
 def main() -> None:
     """Parse arguments and run both benchmarks."""
+    warnings.filterwarnings("ignore", message="The balance properties of Sobol")  # scipy's, for n = 100,000
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--dims", type=int, default=20)

@@ -3,8 +3,9 @@
 Building a google.protobuf.Struct per run through the Python API costs about 75 us for 20
 parameters; here each numeric parameter's map entry is a constant prefix plus 8 bytes of
 double, so a whole chunk's Struct bytes are assembled with numpy, and only the varint
-framing is done per run (none at all when every parameter is numeric). Tests parse the bytes
-back and compare them with messages built through the protobuf API.
+framing is done per run (none at all when every parameter is numeric). The output is the
+canonical encoding (minimal varints, zero fields omitted); tests parse it back and compare it
+with messages built through the protobuf API.
 
 Wire layout (field number << 3 | wire type):
   SampleResponse: parameter_sets = 1 (len), total_runs = 2 (varint), warnings = 3 (len)
@@ -38,6 +39,11 @@ def _len_field(tag: int, payload: bytes) -> bytes:
     return bytes([tag]) + varint(len(payload)) + payload
 
 
+def _varint_field(tag: int, value: int) -> bytes:
+    """A varint field, omitted when zero (as proto3 serializes it)."""
+    return bytes([tag]) + varint(value) if value else b""
+
+
 def _entry(name: str, value_bytes: bytes) -> bytes:
     """One Struct map entry (field 1 of Struct) for `name` with an encoded Value."""
     body = _len_field(0x0A, name.encode("utf-8")) + _len_field(0x12, value_bytes)
@@ -55,103 +61,114 @@ def string_value(s: str) -> bytes:
 
 
 CHUNK = 1000
-# Fixed varint widths: run ids are below 2**35 and per-run seeds below 2**53 < 2**56.
-RUN_ID_WIDTH = 5
-SEED_WIDTH = 8
+
+
+class _Slot:
+    """Encoded bytes for each run, in a (rows, width) table, and the mask of the bytes in use."""
+
+    def __init__(self, table: np.ndarray, mask: np.ndarray) -> None:
+        self.table = table
+        self.mask = np.broadcast_to(mask, table.shape)
+
+    @classmethod
+    def constant(cls, data: bytes, rows: int, present: np.ndarray | bool = True) -> _Slot:
+        """The same bytes on every row (or on the rows where `present`)."""
+        mask = np.asarray(present, dtype=bool).reshape(-1, 1) if not isinstance(present, bool) else present
+        return cls(_constant(data, rows), mask)
+
+    @classmethod
+    def varint(cls, values: np.ndarray, present: np.ndarray | bool = True) -> _Slot:
+        """Canonical varints of `values` (or nothing on the rows not `present`)."""
+        table, mask = varint_table(values)
+        if not isinstance(present, bool):
+            mask = mask & present.reshape(-1, 1)
+        return cls(table, mask)
+
+    def lengths(self) -> np.ndarray:
+        """Bytes in use on each row."""
+        return self.mask.sum(axis=1)
+
+
+def _join(slots: list[_Slot]) -> bytes:
+    """The slots side by side, row after row, keeping only the bytes in use."""
+    table = np.hstack([slot.table for slot in slots])
+    mask = np.hstack([slot.mask for slot in slots])
+    return table[mask].tobytes()
+
+
+class _Strings:
+    """The Struct entry of a choice with strings: each value's encoded entry, zero-padded to
+    the longest, and its length."""
+
+    def __init__(self, param: Choice) -> None:
+        encoded = [_entry(param.name, string_value(v) if isinstance(v, str) else number_value(v)) for v in param.values]
+        self.entries = np.zeros((len(encoded), max(len(e) for e in encoded)), dtype=np.uint8)
+        for i, e in enumerate(encoded):
+            self.entries[i, : len(e)] = np.frombuffer(e, dtype=np.uint8)
+        self.lengths = np.array([len(e) for e in encoded])
+
+    def slot(self, codes: np.ndarray) -> _Slot:
+        """The entry of each run."""
+        index = codes.astype(np.int64)
+        return _Slot(self.entries[index], np.arange(self.entries.shape[1]) < self.lengths[index][:, None])
 
 
 class ChunkEncoder:
-    """Encodes slices of a Sample as serialized SampleResponse messages."""
+    """Encodes slices of a Sample as serialized SampleResponse messages, a whole chunk at a time
+    with numpy: every field of every run is a slot in a byte table, and a mask keeps the bytes
+    each run uses (varints vary in length, string values too, zero fields are omitted).
+
+    Struct entries of numbers all have a fixed size (a constant prefix and 8 bytes of double),
+    so they form one table; entries of choices with strings follow (map order is free)."""
 
     def __init__(self, sample: Sample, batch_seed: int) -> None:
         self.sample = sample
         self.batch_seed = batch_seed
-        self.numeric = [j for j, p in enumerate(sample.params) if not isinstance(p, Choice)]
-        self.choices = [j for j, p in enumerate(sample.params) if isinstance(p, Choice)]
-        # Numeric entries: constant prefix (everything up to the 8 double bytes), then the double.
-        self.prefixes = [_entry(sample.params[j].name, number_value(0.0))[:-8] for j in self.numeric]
-        self.width = sum(len(prefix) + 8 for prefix in self.prefixes)
-        self.choice_entries = [
-            [_entry(sample.params[j].name, self._choice_value(v)) for v in sample.params[j].values]
-            for j in self.choices
-        ]
-
-    @staticmethod
-    def _choice_value(v: object) -> bytes:
-        return string_value(v) if isinstance(v, str) else number_value(float(v))
+        self.numbers: list[tuple[int, bytes, np.ndarray | None]] = []  # (column, prefix, choice values)
+        self.strings: list[tuple[int, _Strings]] = []
+        for j, p in enumerate(sample.params):
+            if isinstance(p, Choice) and not p.numeric:
+                self.strings.append((j, _Strings(p)))
+                continue
+            values = np.asarray(p.values, dtype=float) if isinstance(p, Choice) else None
+            self.numbers.append((j, _entry(p.name, number_value(0.0))[:-8], values))
+        self.width = sum(len(prefix) + 8 for _, prefix, _ in self.numbers)
 
     def _numeric_table(self, codes: np.ndarray) -> np.ndarray:
-        """The numeric part of each run's Struct body: one row of `width` bytes per run."""
+        """The entries of every numeric parameter, side by side: one row of `width` bytes per run."""
         rows = len(codes)
         table = np.empty((rows, self.width), dtype=np.uint8)
         offset = 0
-        for prefix, j in zip(self.prefixes, self.numeric, strict=True):
+        for j, prefix, values in self.numbers:
             table[:, offset : offset + len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
             offset += len(prefix)
-            doubles = np.ascontiguousarray(codes[:, j], dtype="<f8")
-            table[:, offset : offset + 8] = doubles.view(np.uint8).reshape(rows, 8)
+            doubles = codes[:, j] if values is None else values[codes[:, j].astype(np.int64)]
+            table[:, offset : offset + 8] = np.ascontiguousarray(doubles, dtype="<f8").view(np.uint8).reshape(rows, 8)
             offset += 8
         return table
 
-    def _framed_table(self, codes: np.ndarray, run_ids: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        """Whole encoded ParameterSet entries (field 1 of SampleResponse), one fixed-width row
-        per run: possible when every parameter is numeric, so every Struct has the same size."""
-        struct_header = b"\x12" + varint(self.width)
-        size = 1 + RUN_ID_WIDTH + len(struct_header) + self.width + 1 + SEED_WIDTH
-        columns = [
-            _constant(b"\x0a" + varint(size) + b"\x08", len(codes)),
-            padded_varints(run_ids, RUN_ID_WIDTH),
-            _constant(struct_header, len(codes)),
-            self._numeric_table(codes),
-            _constant(b"\x18", len(codes)),
-            padded_varints(seeds, SEED_WIDTH),
-        ]
-        return np.hstack(columns)
-
-    def _structs(self, codes: np.ndarray) -> list[bytes]:
-        """Each run's Struct body (numeric entries, then choice entries)."""
-        flat = self._numeric_table(codes).tobytes()
-        width = self.width
-        structs = [flat[i * width : (i + 1) * width] for i in range(len(codes))]
-        for entries, j in zip(self.choice_entries, self.choices, strict=True):
-            picked = [entries[i] for i in codes[:, j].astype(np.int64).tolist()]
-            structs = [a + b for a, b in zip(structs, picked, strict=True)]
-        return structs
-
-    def _framed_rows(self, codes: np.ndarray, run_ids: np.ndarray, seeds: np.ndarray) -> bytes:
-        """Encoded ParameterSet entries when Structs differ in size (choice parameters)."""
-        heads = np.hstack([_constant(b"\x08", len(codes)), padded_varints(run_ids, RUN_ID_WIDTH)]).tobytes()
-        tails = np.hstack([_constant(b"\x18", len(codes)), padded_varints(seeds, SEED_WIDTH)]).tobytes()
-        head_width, tail_width = 1 + RUN_ID_WIDTH, 1 + SEED_WIDTH
-        parts = []
-        for i, body in enumerate(self._structs(codes)):
-            message = b"".join(
-                (
-                    heads[i * head_width : (i + 1) * head_width],
-                    _len_field(0x12, body),
-                    tails[i * tail_width : (i + 1) * tail_width],
-                )
-            )
-            parts.append(_len_field(0x0A, message))
-        return b"".join(parts)
+    def _parameter_sets(self, codes: np.ndarray, run_ids: np.ndarray, seeds: np.ndarray) -> bytes:
+        """The encoded `parameter_sets` entries (field 1 of SampleResponse) of these runs."""
+        rows = len(codes)
+        body = [_Slot(self._numeric_table(codes), True)] + [strings.slot(codes[:, j]) for j, strings in self.strings]
+        body_len = np.full(rows, self.width) + sum(slot.lengths() for slot in body[1:])
+        struct_len = _Slot.varint(body_len)
+        run_id = [_Slot.constant(b"\x08", rows, run_ids != 0), _Slot.varint(run_ids, run_ids != 0)]
+        seed = [_Slot.constant(b"\x18", rows, seeds != 0), _Slot.varint(seeds, seeds != 0)]
+        size = sum(slot.lengths() for slot in [*run_id, *seed, struct_len]) + 1 + body_len
+        head = [_Slot.constant(b"\x0a", rows), _Slot.varint(size), *run_id, _Slot.constant(b"\x12", rows), struct_len]
+        return _join([*head, *body, *seed])
 
     def chunk(self, start: int, stop: int, header: tuple[int, list[str]] | None = None) -> bytes:
         """Serialized SampleResponse of points start..stop (positions in the sample); `header`
-        is (total_runs, warnings) for the first chunk. Varints of run ids and seeds are written
-        at a fixed width (valid protobuf; parsing and re-serializing gives the canonical form)."""
+        is (total_runs, warnings) for the first chunk."""
         codes = self.sample.codes[start:stop]
         first = self.sample.first_run_id + start
         run_ids = np.arange(first, first + len(codes), dtype=np.uint64)
-        seeds = run_seeds(self.batch_seed, run_ids)
-        if self.choices:
-            body = self._framed_rows(codes, run_ids, seeds)
-        else:
-            body = self._framed_table(codes, run_ids, seeds).tobytes()
-        parts = [body]
+        parts = [self._parameter_sets(codes, run_ids, run_seeds(self.batch_seed, run_ids)) if len(codes) else b""]
         if header is not None:
             total, warnings = header
-            if total:
-                parts.append(b"\x10" + varint(total))
+            parts.append(_varint_field(0x10, total))
             parts.extend(_len_field(0x1A, w.encode("utf-8")) for w in warnings)
         return b"".join(parts)
 
@@ -161,17 +178,18 @@ def _constant(data: bytes, rows: int) -> np.ndarray:
     return np.broadcast_to(np.frombuffer(data, dtype=np.uint8), (rows, len(data)))
 
 
-def padded_varints(values: np.ndarray, width: int) -> np.ndarray:
-    """Varints of `values` (each below 2**(7 * width)) padded to exactly `width` bytes each:
-    continuation bits on all but the last byte, which protobuf parsers accept."""
+def varint_table(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical varints of `values` in equal-width slots (as wide as the largest needs), one
+    row per value, and the mask of the bytes each varint uses."""
     values = np.asarray(values, dtype=np.uint64)
+    width = max(1, -(-int(values.max(initial=0)).bit_length() // 7))
+    groups = [(values >> np.uint64(7 * k)) for k in range(width)]
+    length = np.ones(len(values), dtype=np.int64) + sum((g > 0).astype(np.int64) for g in groups[1:])
     table = np.empty((len(values), width), dtype=np.uint8)
-    for k in range(width):
-        byte = (values >> np.uint64(7 * k)) & np.uint64(0x7F)
-        if k < width - 1:
-            byte |= np.uint64(0x80)
-        table[:, k] = byte.astype(np.uint8)
-    return table
+    for k, group in enumerate(groups):
+        more = (k < length - 1).astype(np.uint8) << np.uint8(7)
+        table[:, k] = (group & np.uint64(0x7F)).astype(np.uint8) | more
+    return table, np.arange(width) < length[:, None]
 
 
 def encoded_chunks(sample: Sample, batch_seed: int, chunk: int = CHUNK) -> Iterator[bytes]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import struct_pb2
 from lynx.common.v1 import batch_config_pb2
 from lynx.sampler.v1 import sampler_service_pb2 as pb
-from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_sampler import core
@@ -77,10 +77,17 @@ def plan_request(request: pb.SampleRequest) -> core.Plan:
     )
 
 
-class SamplerServicer(pb_grpc.SamplerServiceServicer):
-    """Validates the spec, samples it and streams the points in chunks."""
+SERVICE = pb.DESCRIPTOR.services_by_name["SamplerService"].full_name
 
-    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext):
+
+class SamplerServicer:
+    """Validates the spec, samples it and streams the points in chunks.
+
+    `Sample` yields SampleResponse messages already serialized (by `lynx_sampler.encoding`,
+    canonical protobuf bytes), so the method is registered with a pass-through serializer
+    instead of the generated `add_SamplerServiceServicer_to_server`."""
+
+    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         try:
             plan = plan_request(request)
         except ValidationError as exc:
@@ -90,17 +97,25 @@ class SamplerServicer(pb_grpc.SamplerServiceServicer):
             "sampled %d x %d with %s from run %d", len(sample), len(plan.params), plan.method, sample.first_run_id
         )
         for data in encoded_chunks(sample, request.seed):
-            yield pb.SampleResponse.FromString(data)
+            yield data
+
+
+def _serialized(data: bytes) -> bytes:
+    """Response serializer for messages that are already bytes."""
+    return data
+
+
+def register(server: grpc.aio.Server) -> None:
+    """Add the SamplerService (Sample streaming pre-serialized responses) to `server`."""
+    handler = grpc.unary_stream_rpc_method_handler(
+        SamplerServicer().Sample, request_deserializer=pb.SampleRequest.FromString, response_serializer=_serialized
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Sample": handler}),))
 
 
 def build_server(host: str = "127.0.0.1", port: int = 0) -> GrpcServer:
     """The sampler's gRPC server, not yet started."""
-    return GrpcServer(
-        lambda s: pb_grpc.add_SamplerServiceServicer_to_server(SamplerServicer(), s),
-        [pb.DESCRIPTOR.services_by_name["SamplerService"].full_name],
-        host,
-        port,
-    )
+    return GrpcServer(register, [SERVICE], host, port)
 
 
 async def run(host: str, port: int) -> None:

@@ -61,6 +61,7 @@ def string_value(s: str) -> bytes:
 
 
 CHUNK = 1000
+MAX_CHUNK_BYTES = 2 * 1024 * 1024
 
 
 class _Slot:
@@ -134,6 +135,11 @@ class ChunkEncoder:
             self.numbers.append((j, _entry(p.name, number_value(0.0))[:-8], values))
         self.width = sum(len(prefix) + 8 for _, prefix, _ in self.numbers)
 
+    def max_run_bytes(self) -> int:
+        """An upper bound on the encoded size of one run's ParameterSet entry."""
+        strings = sum(int(strings.lengths.max()) for _, strings in self.strings)
+        return self.width + strings + 40  # tags, sizes (<= 10 bytes each), run id and seed varints
+
     def _numeric_table(self, codes: np.ndarray) -> np.ndarray:
         """The entries of every numeric parameter, side by side: one row of `width` bytes per run."""
         rows = len(codes)
@@ -193,9 +199,11 @@ def varint_table(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def encoded_chunks(sample: Sample, batch_seed: int, chunk: int = CHUNK) -> Iterator[bytes]:
-    """Serialized SampleResponse chunks of `chunk` points; the first carries total and warnings
-    (and is sent even when the sample fits in it)."""
+    """Serialized SampleResponse chunks of `chunk` points, fewer when the points are so wide
+    that a chunk would pass MAX_CHUNK_BYTES (gRPC clients refuse messages over 4 MB by
+    default); the first carries total and warnings (and is sent even when it is the only one)."""
     encoder = ChunkEncoder(sample, batch_seed)
+    chunk = max(1, min(chunk, MAX_CHUNK_BYTES // encoder.max_run_bytes()))
     header = (len(sample), list(sample.warnings))
     for start in range(0, max(len(sample), 1), chunk):
         yield encoder.chunk(start, min(start + chunk, len(sample)), header if start == 0 else None)

@@ -86,7 +86,7 @@ class RunnerConfig:
     max_concurrent_jobs: int = 1
     heartbeat_interval_secs: float = 2.0
     warm_start: bool = True
-    preload: tuple[str, ...] = ()
+    preload: tuple[str, ...] = ("auto",)
     warm_up: Path | None = None
     command: CommandSpec | None = None
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
@@ -134,7 +134,7 @@ def _as_bool(value: object, field: str) -> bool:
 
 
 def _as_preload(value: object) -> tuple[str, ...]:
-    if value is None or value == "" or value == []:
+    if value is None or value == "" or value == [] or (isinstance(value, str) and value.strip().lower() == "none"):
         return ()
     names = _as_list(value, "preload")
     for name in names:

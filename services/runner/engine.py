@@ -394,7 +394,8 @@ class BasiliskEngine(ScenarioEngine):
             return
         warm_up = self.config.working_directory / self.config.warm_up if self.config.warm_up else None
         server = ForkServer(python, self.config.preload, self.config.output_root / ".lynx" / "forkserver.log",
-                            warm_up=warm_up, cwd=self.config.working_directory)
+                            warm_up=warm_up, cwd=self.config.working_directory,
+                            entrypoint=str(self.config.entrypoint_path))
         try:
             await server.start()
         except ForkServerError as exc:

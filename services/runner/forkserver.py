@@ -43,6 +43,50 @@ def _send(sock: socket.socket, message: dict) -> None:
     sock.send(json.dumps(message).encode())
 
 
+def entrypoint_imports(path: str) -> list[str]:
+    """The modules a script imports at its top level (also inside top-level try blocks), in order;
+    `from a.b import c` yields a.b and a.b.c (c may be a submodule). Relative imports are skipped."""
+    import ast
+
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+    statements = list(tree.body)
+    while statements:
+        node = statements.pop(0)
+        if isinstance(node, ast.Try):
+            statements[:0] = node.body
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return list(dict.fromkeys(n for n in names if n != "__future__" and not n.startswith("__future__.")))
+
+
+def expand_auto(modules: list[str], entrypoint: str) -> list[str]:
+    """Replace "auto" with the entrypoint's top-level imports; a `from` name that is not a module is dropped."""
+    import importlib.util
+
+    result: list[str] = []
+    for name in modules:
+        if name != "auto":
+            result.append(name)
+            continue
+        for imported in entrypoint_imports(entrypoint) if entrypoint else []:
+            parent, _, _ = imported.rpartition(".")
+            try:
+                if importlib.util.find_spec(imported) is not None:
+                    result.append(imported)
+            except (ImportError, ValueError, AttributeError):
+                if not parent:
+                    result.append(imported)  # reported as a failed preload
+    return list(dict.fromkeys(result))
+
+
 def preload(modules: list[str]) -> tuple[list[str], dict[str, str]]:
     """Import each module; failures are reported, never fatal."""
     loaded: list[str] = []
@@ -197,14 +241,22 @@ def main() -> dict | None:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--preload", nargs="*", default=[])
     parser.add_argument("--warm-up", default="")
+    parser.add_argument("--entrypoint", default="")
     args = parser.parse_args()
-    sys.path.pop(0)  # the runner's own source directory must not shadow scenario modules
+    # sys.path[0] is the runner's source directory: it must not shadow scenario modules. Like
+    # `python entrypoint`, the entrypoint's own directory comes first (each job sets it again).
+    sys.path[0] = os.path.dirname(os.path.realpath(args.entrypoint)) if args.entrypoint else os.getcwd()
     sock = socket.socket(fileno=args.fd)
-    loaded, failed = preload(args.preload)
+    loaded, failed = preload(expand_auto(args.preload, args.entrypoint))
     if args.warm_up:
         warm_up(args.warm_up, failed)
     gc.collect()
     gc.freeze()  # preloaded objects move to the permanent generation: jobs neither scan nor copy them
+    if threading.active_count() > 1:
+        failed["threads"] = (f"{threading.active_count()} Python threads run after preloading; forking them is "
+                             "unsafe, so this fork server refuses to serve")
+        _send(sock, {"ready": False, "preloaded": loaded, "failed": failed})
+        return None
     _send(sock, {"ready": True, "preloaded": loaded, "failed": failed, "threads": threading.active_count(),
                  "os_threads": len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1})
     server = Server(sock)

@@ -143,11 +143,12 @@ class ForkServer:
     """The runner's handle on one fork-server child: start, spawn jobs, notice its death, close."""
 
     def __init__(self, python: str, preload: tuple[str, ...], log_path: Path, env: dict[str, str] | None = None,
-                 warm_up: Path | None = None, cwd: Path | None = None):
+                 warm_up: Path | None = None, cwd: Path | None = None, entrypoint: str = ""):
         self.python = python
         self.preload = preload
         self.warm_up = warm_up
         self.cwd = cwd
+        self.entrypoint = entrypoint
         self.log_path = log_path
         self.env = env
         self.preloaded: list[str] = []
@@ -172,7 +173,8 @@ class ForkServer:
             with self.log_path.open("ab") as log_file:
                 self._proc = await asyncio.create_subprocess_exec(
                     self.python, str(FORKSERVER_SCRIPT), "--fd", str(theirs.fileno()),
-                    "--warm-up", str(self.warm_up or ""), "--preload", *self.preload,
+                    "--warm-up", str(self.warm_up or ""), "--entrypoint", self.entrypoint,
+                    "--preload", *self.preload,
                     stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, cwd=self.cwd,
                     pass_fds=(theirs.fileno(),), start_new_session=True, env=self.env,
                 )
@@ -213,9 +215,12 @@ class ForkServer:
             self._dispatch(json.loads(data))
 
     def _dispatch(self, message: dict) -> None:
-        if message.get("ready"):
+        if "ready" in message:
             if self._ready is not None and not self._ready.done():
-                self._ready.set_result(message)
+                if message["ready"]:
+                    self._ready.set_result(message)
+                else:
+                    self._ready.set_exception(ForkServerError("; ".join(message.get("failed", {}).values())))
             return
         job = message.get("id")
         if "pid" in message:

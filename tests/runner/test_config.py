@@ -190,7 +190,7 @@ def test_tutorial_config_keeps_its_defaults_for_the_new_options(monkeypatch):
     monkeypatch.chdir(REPO)
     config = load_config(TUTORIAL_CONFIG, env={})
     assert config.warm_start is True
-    assert config.preload == ()
+    assert config.preload == ("auto",)
     assert config.command is None
     assert config.log_cap_bytes == 10 * 2**20
     assert config.job_memory_limit == 0

@@ -439,3 +439,25 @@ async def test_a_warm_up_script_runs_once_in_the_fork_server(engines, base_confi
     await warm.run(JobHandle(lease(parameters={"mode": "ok"})))
     assert int(marker.read_text()) == server_pid, "the warm-up ran again"
     assert "WARMED" not in first["starting_globals"]
+
+
+async def test_auto_preload_imports_what_the_entrypoint_imports_at_top_level(engines, base_config):
+    warm = await engines(base_config)  # preload defaults to ("auto",)
+    assert base_config.preload == ("auto",)
+    assert {"json", "mmap", "subprocess", "pathlib"} <= set(warm.forkserver.preloaded)
+    assert "pathlib.Path" not in warm.forkserver.preloaded  # a class, not a module
+    assert "lynx_telemetry_client" not in warm.forkserver.preloaded  # imported inside a branch only
+    result = await warm.run(JobHandle(lease(parameters={"mode": "ok"})))
+    assert result.success and result.metadata["start"] == "warm"
+
+
+async def test_a_preload_that_starts_threads_makes_the_runner_start_jobs_cold(engines, base_config, tmp_path,
+                                                                            monkeypatch, caplog):
+    (tmp_path / "threaded_module.py").write_text(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    engine = await engines(replace(base_config, preload=("threaded_module",)))
+    assert engine.forkserver is None
+    assert "forking them is unsafe" in caplog.text
+    result = await engine.run(JobHandle(lease(parameters={"mode": "ok"})))
+    assert result.success and result.metadata["start"] == "cold"

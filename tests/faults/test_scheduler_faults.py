@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 from fault_harness import wait_for
@@ -30,6 +32,26 @@ def test_scheduler_killed_mid_batch_and_restarted_loses_and_repeats_nothing(stac
     for j in jobs:
         (attempt,) = stack.job(j.job_id).attempt_history
         assert attempt.outcome == "completed" and attempt.ignored_reports == 0
+
+
+def test_after_a_restart_jobs_whose_runner_never_returns_run_elsewhere(stack):
+    stack.start_runner("gone", FAULT_SLEEP=30)
+    batch_id = stack.submit(1)
+    job_id, pid, _ = wait_for(lambda: stack.marks.started(), 20, "the scenario to start")[0]
+    stack.kill("scheduler")
+    stack.kill("gone")  # its host dies while the scheduler is down
+    os.kill(pid, signal.SIGKILL)
+    stack.start_scheduler()
+    restarted = time.time()
+    stack.start_runner("heir", FAULT_SLEEP=0.2)
+    assert stack.wait_finished(batch_id, timeout=30).status == pb.BATCH_STATUS_COMPLETED
+    (job,) = stack.assert_one_result_each(batch_id)
+    job = stack.job(job.job_id)
+    assert [(a.attempt, a.runner_id, a.outcome) for a in job.attempt_history] == [
+        (1, "gone", "runner_lost"), (2, "heir", "completed")]
+    assert job.runner_losses == 1
+    # The job waited out the restart grace window (max(TTL, 5 s)) for its runner to come back.
+    assert job.attempt_history[1].started_at.ToMilliseconds() / 1000 - restarted > 4.0
 
 
 class FakeRunner:

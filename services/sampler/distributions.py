@@ -140,13 +140,6 @@ class Choice(Parameter):
             return None
         return np.asarray(self.values, dtype=float)[codes.astype(np.int64)]
 
-    def probabilities(self) -> np.ndarray:
-        """Probability of each value."""
-        edges = np.asarray(self.edges) if self.edges is not None else np.arange(1, len(self.values) + 1) / len(
-            self.values
-        )
-        return np.diff(np.concatenate([[0.0], edges]))
-
 
 @dataclass(frozen=True)
 class Constant(Parameter):
@@ -236,7 +229,7 @@ def _checked(name: str, kind: str, levels: int | None, dist: object, fields: _Fi
     with np.errstate(all="ignore"):
         ends = np.asarray(dist.ppf([U_MIN, U_MAX]), dtype=float)
     if not np.all(np.isfinite(ends)):
-        raise fields.error(blame, "gives non-finite values (overflow); use smaller parameters")
+        raise fields.error(blame, "gives non-finite values (overflow); the range of values must stay below 1.8e308")
     return Continuous(name, kind, levels, dist)
 
 
@@ -244,10 +237,10 @@ def _continuous(name: str, kind: str, levels: int | None, f: _Fields) -> Continu
     """Build one of the continuous families (after the field names were checked)."""
     if kind == "uniform":
         lo, hi = f.bounds()
-        return Continuous(name, kind, levels, stats.uniform(loc=lo, scale=hi - lo))
+        return _checked(name, kind, levels, stats.uniform(loc=lo, scale=hi - lo), f, "max")
     if kind == "normal":
         mean, std = f.number("mean"), f.positive("std")
-        return Continuous(name, kind, levels, stats.norm(loc=mean, scale=std))
+        return _checked(name, kind, levels, stats.norm(loc=mean, scale=std), f, "std")
     if kind == "truncated_normal":
         mean, std = f.number("mean"), f.positive("std")
         lo, hi = f.bounds()
@@ -264,11 +257,11 @@ def _continuous(name: str, kind: str, levels: int | None, f: _Fields) -> Continu
             raise f.error("max", f"must be greater than min ({hi!r} <= {lo!r})")
         if not lo <= mode <= hi:
             raise f.error("mode", f"must lie within [min, max] = [{lo!r}, {hi!r}], got {mode!r}")
-        return Continuous(name, kind, levels, stats.triang(c=(mode - lo) / (hi - lo), loc=lo, scale=hi - lo))
+        return _checked(name, kind, levels, stats.triang(c=(mode - lo) / (hi - lo), loc=lo, scale=hi - lo), f, "max")
     if kind == "beta":
         a, b = f.positive("alpha"), f.positive("beta")
         lo, hi = f.bounds(0.0, 1.0)
-        return Continuous(name, kind, levels, stats.beta(a, b, loc=lo, scale=hi - lo))
+        return _checked(name, kind, levels, stats.beta(a, b, loc=lo, scale=hi - lo), f, "max")
     # exponential
     rate, shift = f.positive("rate"), f.number("min", 0.0)
     return _checked(name, kind, levels, stats.expon(loc=shift, scale=1.0 / rate), f, "rate")

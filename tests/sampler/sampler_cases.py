@@ -52,6 +52,8 @@ ERRORS: list[tuple[str, list, dict, str]] = [
     ("uniform-string", e(type="uniform", min="0", max=1.0), {}, D + "min"),
     ("uniform-bool", e(type="uniform", min=True, max=2.0), {}, D + "min"),
     ("uniform-mode", e(type="uniform", min=0.0, max=1.0, mode=0.5), {}, D + "mode"),
+    ("uniform-overflow", e(type="uniform", min=-1e308, max=1e308), {}, D + "max"),
+    ("normal-overflow", e(type="normal", mean=0.0, std=1e308), {}, D + "std"),
     ("normal-std-0", e(type="normal", mean=0.0, std=0.0), {}, D + "std"),
     ("normal-std-neg", e(type="normal", mean=0.0, std=-1.0), {}, D + "std"),
     ("normal-no-mean", e(type="normal", std=1.0), {}, D + "mean"),

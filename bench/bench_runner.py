@@ -8,7 +8,10 @@
               2 worker processes, the scenario's build/run/artifact code in its execution function.
 * cold:       the whole Lynx stack (sampler, scheduler, telemetry-ingest, gateway, one runner with
               max_concurrent_jobs 2), warm_start false: one fresh interpreter per job.
-* warm:       the same with warm_start true and Basilisk/matplotlib preloaded in the fork server.
+* default:    the same with the runner defaults: warm_start true, preload auto (the entrypoint's
+              top-level imports), no warm-up script.
+* warm:       warm_start true with an explicit preload list and the warm-up script
+              configs/warm_up/basilisk_orbit.py (configs/lynx-runner-basilisk-warm.yaml).
 
 Every way runs the same scenario code and writes the same three artifacts per run. Prints runs/s
 for each and ratios against the baselines measured in the same invocation.
@@ -154,8 +157,8 @@ def bench_controller(runs: int, work: Path) -> float:
 # ---------------------------------------------------------------- the Lynx stack
 
 
-def runner_config(path: Path, output_root: Path, warm: bool) -> Path:
-    """A tutorial runner config with max_concurrent_jobs 2, cold or warm."""
+def runner_config(path: Path, output_root: Path, mode: str) -> Path:
+    """A tutorial runner config with max_concurrent_jobs 2: cold, default (auto preload) or warm (tuned)."""
     config = {
         "engines": ["basilisk"],
         "capabilities": ["basilisk", "orbit", "aerospace"],
@@ -165,25 +168,26 @@ def runner_config(path: Path, output_root: Path, warm: bool) -> Path:
         "basilisk_entrypoint": str(SCENARIO.relative_to(REPO)),
         "max_concurrent_jobs": PARALLEL,
         "heartbeat_interval_secs": 2,
-        "warm_start": warm,
-        "preload": PRELOAD if warm else [],
-        "warm_up": "configs/warm_up/basilisk_orbit.py" if warm else "",
+        "warm_start": mode != "cold",
     }
+    if mode == "warm":
+        config["preload"] = PRELOAD
+        config["warm_up"] = "configs/warm_up/basilisk_orbit.py"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def bench_lynx(runs: int, work: Path, warm: bool) -> float:
+def bench_lynx(runs: int, work: Path, mode: str) -> float:
     """Seconds from submitting the tutorial study (runs_override=runs) to the batch's end."""
     from lynx_cli.api import Api
     from lynx_cli.stack import Ports, Stack
 
-    config = runner_config(work / "runner.yaml", work / "runs", warm)
+    config = runner_config(work / "runner.yaml", work / "runs", mode)
     stack = Stack(work / "data", Ports(0, 0, 0, 0), runners=1, runner_config=config)
     stack.start()
     try:
         api = Api(stack.ports.gateway_url)
-        body = {"name": f"bench-{'warm' if warm else 'cold'}", "runs_override": runs,
+        body = {"name": f"bench-{mode}", "runs_override": runs,
                 "config": yaml.safe_load(STUDY.read_text())}
         started = time.perf_counter()
         batch_id = api.post("/jobs", body)["batch_id"]
@@ -196,7 +200,7 @@ def bench_lynx(runs: int, work: Path, warm: bool) -> float:
         elapsed = time.perf_counter() - started
         counts = status["jobs_by_status"]
         if status["batch"]["status"] != "Completed":
-            print(f"  lynx {'warm' if warm else 'cold'}: batch {status['batch']['status']}: {counts}")
+            print(f"  lynx {mode}: batch {status['batch']['status']}: {counts}")
         return elapsed
     finally:
         stack.stop()
@@ -208,7 +212,7 @@ def bench_lynx(runs: int, work: Path, warm: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--only", default="bare,controller,cold,warm", help="comma-separated subset")
+    parser.add_argument("--only", default="bare,controller,cold,default,warm", help="comma-separated subset")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     chosen = [w.strip() for w in args.only.split(",") if w.strip()]
@@ -216,8 +220,9 @@ def main() -> None:
     ways = {
         "bare": ("bare subprocess loop (fresh process per run)", lambda w: bench_bare(args.runs, w)),
         "controller": ("Basilisk MonteCarlo Controller (2 workers)", lambda w: bench_controller(args.runs, w)),
-        "cold": ("Lynx stack, warm_start false", lambda w: bench_lynx(args.runs, w, warm=False)),
-        "warm": ("Lynx stack, warm_start true + preload", lambda w: bench_lynx(args.runs, w, warm=True)),
+        "cold": ("Lynx stack, warm_start false", lambda w: bench_lynx(args.runs, w, "cold")),
+        "default": ("Lynx stack, defaults (warm, preload auto)", lambda w: bench_lynx(args.runs, w, "default")),
+        "warm": ("Lynx stack, warm + preload list + warm_up", lambda w: bench_lynx(args.runs, w, "warm")),
     }
     rates: dict[str, float] = {}
     print(f"Basic Orbit tutorial study, {args.runs} runs, {PARALLEL} at a time, {os.cpu_count()} CPUs")
@@ -233,7 +238,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print("ratios:")
-    for key in ("cold", "warm", "controller"):
+    for key in ("cold", "default", "warm", "controller"):
         for base in ("bare", "controller", "cold"):
             if key in rates and base in rates and key != base:
                 print(f"  {key:>10} / {base:<10} {rates[key] / rates[base]:6.2f}x")

@@ -123,6 +123,7 @@ class Dispatcher:
         self.sessions: dict[str, RunnerSession] = {}
         self._wake = asyncio.Event()
         self._configs: dict[str, cfg.BatchConfig] = {}
+        self._policies: dict[str, core.RetryPolicy] = {}
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._next_due: float | None = None  # wall-clock time of the next backed-off retry
@@ -159,8 +160,10 @@ class Dispatcher:
         return self._configs[batch_id]
 
     async def policy(self, batch_id: str) -> core.RetryPolicy:
-        """The batch's retry policy (compute.* with defaults)."""
-        return core.RetryPolicy.of(await self.config(batch_id))
+        """The batch's retry policy (compute.* with defaults), cached."""
+        if batch_id not in self._policies:
+            self._policies[batch_id] = core.RetryPolicy.of(await self.config(batch_id))
+        return self._policies[batch_id]
 
     # ---- restart ----------------------------------------------------------------------------
 

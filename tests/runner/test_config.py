@@ -302,3 +302,9 @@ def test_cpu_quantities_use_kubernetes_notation(text, expected):
 def test_bad_cpu_quantities_are_rejected(text):
     with pytest.raises(ValidationError):
         parse_cpu(text, "cpu_request")
+
+
+def test_preload_none_turns_auto_off(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, env={"LYNX_RUNNER_PRELOAD": "none"}).preload == ()
+    assert load_config(write(tmp_path, "preload: []\n"), env={}).preload == ()

@@ -461,3 +461,14 @@ async def test_a_preload_that_starts_threads_makes_the_runner_start_jobs_cold(en
     assert "forking them is unsafe" in caplog.text
     result = await engine.run(JobHandle(lease(parameters={"mode": "ok"})))
     assert result.success and result.metadata["start"] == "cold"
+
+
+async def test_two_warm_jobs_at_once_each_get_their_own_exit(engines, base_config):
+    warm = await engines(base_config)
+    results = await asyncio.gather(
+        warm.run(JobHandle(lease(parameters={"mode": "exit3"}))),
+        warm.run(JobHandle(lease(parameters={"mode": "ok"}))),
+        warm.run(JobHandle(lease(parameters={"mode": "sigkill"}))),
+    )
+    assert [r.exit_code for r in results] == [3, 0, -signal.SIGKILL]
+    assert all(r.metadata["start"] == "warm" for r in results)

@@ -459,8 +459,9 @@ async def test_send_returns_immediately_while_the_endpoint_stalls(stalling):
 
     total, worst = await asyncio.to_thread(scenario)
     assert stalling.streams >= 1
-    assert total < 2.0, f"50k sends took {total:.2f} s against a stalled endpoint"
-    assert worst < 0.1, f"one send took {worst * 1000:.0f} ms"
+    # a send that waited on the stuck stream would take its 10 s deadline; allow for a loaded machine
+    assert total < 3.0, f"50k sends took {total:.2f} s against a stalled endpoint"
+    assert worst < 0.5, f"one send took {worst * 1000:.0f} ms"
     closing = await asyncio.to_thread(lambda: _timed(lambda: client.close(timeout=1.0)))
     assert closing < 3.0, f"close took {closing:.2f} s"
     assert client.sent == 0 and client.dropped == 50_001  # the buffer overflowed, the rest was abandoned

@@ -86,7 +86,7 @@ class TelemetryClient:
         self._round_size = max(self._batch_size, round_size)
         self._linger_s = linger_s
         self._call_timeout_s = call_timeout_s
-        self._buffer: deque[tuple[Any, Any]] = deque()
+        self._buffer: deque[dict[Any, Any]] = deque()  # copies of the values, timestamp under _TS
         self._drop_lock = threading.Lock()
         self._progress = threading.Condition()  # guards _taken/_done; notified as rounds finish
         self._taken = 0  # samples the shipping thread has taken from the buffer
@@ -110,7 +110,9 @@ class TelemetryClient:
         buffer = self._buffer
         if len(buffer) < self._limit:  # the fast path: a dict, room in the buffer, not closed
             try:
-                buffer.append((time.time_ns() if timestamp_ns is None else timestamp_ns, values.copy()))
+                sample = values.copy()
+                sample[_TS] = time.time_ns() if timestamp_ns is None else timestamp_ns
+                buffer.append(sample)  # one untracked dict: no tuple for the garbage collector
                 return
             except Exception:  # noqa: BLE001 - no .copy(): the slow path decides
                 pass
@@ -124,7 +126,9 @@ class TelemetryClient:
             self._count_dropped(1)
             return
         try:
-            self._buffer.append((time.time_ns() if timestamp_ns is None else timestamp_ns, dict(values)))
+            sample = dict(values)
+            sample[_TS] = time.time_ns() if timestamp_ns is None else timestamp_ns
+            self._buffer.append(sample)
         except Exception:  # noqa: BLE001 - not a mapping: dropped, never raised into the simulation
             self._count_dropped(1)
 
@@ -206,7 +210,7 @@ class TelemetryClient:
             self._drop_rest()
             channel.close()
 
-    def _take_round(self) -> list[tuple[Any, Any]]:
+    def _take_round(self) -> list[dict[Any, Any]]:
         """Up to round_size samples from the front of the buffer."""
         buffer, items = self._buffer, []
         with self._progress:
@@ -215,7 +219,7 @@ class TelemetryClient:
             self._taken += len(items)
         return items
 
-    def _ship_round(self, publish: Any, pb: Any, items: list[tuple[Any, Any]]) -> int:
+    def _ship_round(self, publish: Any, pb: Any, items: list[dict[Any, Any]]) -> int:
         """Encode `items` and send them as one Publish stream; return the dropped count reported."""
         requests, encoded = self._encode(pb, items)
         reported = requests[-1].dropped_samples
@@ -235,7 +239,7 @@ class TelemetryClient:
             self._finish(len(items))
         return reported
 
-    def _encode(self, pb: Any, items: list[tuple[Any, Any]]) -> tuple[list[Any], int]:
+    def _encode(self, pb: Any, items: list[dict[Any, Any]]) -> tuple[list[Any], int]:
         """PublishRequests of up to batch_size samples; malformed samples are dropped and counted."""
         requests, bad = [], 0
         for start in range(0, max(len(items), 1), self._batch_size):
@@ -267,9 +271,10 @@ class TelemetryClient:
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_TS = object()  # the key under which send() files the timestamp in its copy of the values
 
 
-def _add_samples(samples: Any, items: list[tuple[Any, Any]]) -> int:
+def _add_samples(samples: Any, items: list[dict[Any, Any]]) -> int:
     """Append `items` to a repeated TelemetrySample field; return how many were unusable (left out).
 
     The fast path assigns the caller's values as they are; a sample protobuf refuses
@@ -277,7 +282,8 @@ def _add_samples(samples: Any, items: list[tuple[Any, Any]]) -> int:
     and is left out when that fails too.
     """
     add, bad = samples.add, 0
-    for ts, values in items:
+    for values in items:
+        ts = values.pop(_TS)
         sample = add()
         try:
             sample.timestamp_ns = ts

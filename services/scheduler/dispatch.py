@@ -394,9 +394,17 @@ class Dispatcher:
         for (session, cand, job), attempt in zip(plan, attempts, strict=True):
             if not attempt:
                 continue
-            session.leases[job.job_id] = Lease(attempt, cand.batch.batch_id, session.generation)
-            session.send(pb.ConnectResponse(lease=self._job_lease(cand, job, attempt)))
-            log.debug("leased job %s (attempt %d) to %s", job.job_id, attempt, session.runner_id)
+            lease = Lease(attempt, cand.batch.batch_id, session.generation)
+            session.leases[job.job_id] = lease
+            if session.send(pb.ConnectResponse(lease=self._job_lease(cand, job, attempt))):
+                log.debug("leased job %s (attempt %d) to %s", job.job_id, attempt, session.runner_id)
+                continue
+            # The stream went away while the lease was being written: hand the job straight back.
+            session.leases.pop(job.job_id, None)
+            await self.end_attempt(None, job.job_id, lease, "released", Report(
+                "released", reason="released", error_message="runner disconnected before the lease was sent",
+                reported=False))
+            self.wake()
 
     @staticmethod
     def _job_lease(cand: _Candidate, job: JobRow, attempt: int) -> pb.JobLease:

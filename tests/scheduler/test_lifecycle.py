@@ -135,3 +135,16 @@ async def test_estimate_appears_once_throughput_is_measured(scheduler):
     b = await batch(scheduler, batch_id)
     assert b.throughput_jobs_per_minute > 0
     assert b.estimated_completion_time_mins == pytest.approx(2 / b.throughput_jobs_per_minute, abs=0.02)
+
+
+async def test_a_runner_that_comes_back_without_its_job_loses_it(scheduler):
+    host = scheduler.runner("restarted")
+    await submit(scheduler, tutorial_config(), runs=1)
+    lease = await host.next_lease()
+    host.running.clear()  # a new process with the same id: it runs nothing
+    await host.reconnect(running=[])
+    again = await host.next_lease()  # judged at its first heartbeat, not after a TTL
+    assert (again.job_id, again.attempt) == (lease.job_id, 2)
+    job = await _job(scheduler, lease.job_id)
+    assert job.runner_losses == 1
+    assert [(a.attempt, a.outcome) for a in job.attempt_history] == [(1, "runner_lost"), (2, "running")]

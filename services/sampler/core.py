@@ -12,7 +12,7 @@ import numpy as np
 from lynx_common.errors import ValidationError
 from lynx_sampler import correlation as corr_mod
 from lynx_sampler import methods
-from lynx_sampler.distributions import Parameter, build_parameter, build_parameters
+from lynx_sampler.distributions import IntegerUniform, Parameter, build_parameter, build_parameters
 
 __all__ = ["Parameter", "Plan", "Sample", "build_parameter", "build_parameters", "generate", "plan", "sample"]
 
@@ -138,8 +138,8 @@ def _grid_size(params: list[Parameter]) -> tuple[int, list[int]]:
         path = f"dispersions.{p.name}.distribution.levels"
         if p.kind in ("choice", "constant"):
             count = len(p.grid_codes())
-        elif p.kind == "integer_uniform" and p.levels is None:
-            count = p.count
+        elif isinstance(p, IntegerUniform) and p.levels is None:
+            count = p.count  # every integer; not materialised before the cap is checked
         elif p.levels is None:
             raise ValidationError(path, f"is required for a {p.kind} parameter in a grid (how many points, >= 1)")
         else:
@@ -147,8 +147,11 @@ def _grid_size(params: list[Parameter]) -> tuple[int, list[int]]:
         total *= count
         counts.append(count)
         if total > MAX_GRID_POINTS:
+            own = f"{count} levels" if p.levels is not None or p.kind == "choice" else f"all {count} integers"
             raise ValidationError(
-                path, f"makes the grid larger than {MAX_GRID_POINTS} points (the product of every parameter's levels)"
+                path,
+                f"({own} of {p.name}) makes the grid larger than {MAX_GRID_POINTS} points "
+                "(the product of every parameter's levels); use fewer levels",
             )
     return total, counts
 

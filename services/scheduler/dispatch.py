@@ -22,7 +22,7 @@ LEASE_TTL_HEARTBEATS = 3.0
 MIN_HEARTBEAT_S = 0.1
 # After a scheduler restart, runners get at least this long to re-register with their jobs.
 RESTART_GRACE_MIN_S = 5.0
-COALESCE_S = 0.005  # a dispatch pass waits this long after a wake-up, to lease in bulk
+COALESCE_S = 0.01  # a dispatch pass waits this long after a wake-up, to lease in bulk
 SETTLE_GROUP = 500  # attempt endings committed in one transaction at most
 
 

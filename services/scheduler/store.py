@@ -223,8 +223,8 @@ ADDED_COLUMNS = (
 
 async def _add_missing_columns(db: aiosqlite.Connection) -> None:
     for table, column, declaration in ADDED_COLUMNS:
-        async with db.execute(f"PRAGMA table_info({table})") as cur:
-            existing = {row[1] for row in await cur.fetchall()}
+        rows = await db.execute_fetchall(f"PRAGMA table_info({table})")
+        existing = {row[1] for row in rows}
         if column not in existing:
             await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
     await db.commit()
@@ -294,10 +294,10 @@ class Store:
 
     async def get_batch(self, batch_id: str, with_counts: bool = True) -> BatchRow | None:
         """The batch (with its job counts by status unless with_counts is False), or None."""
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT {_BATCH_COLS} FROM batches WHERE batch_id = ?", (batch_id,)
-        ) as cur:
-            row = await cur.fetchone()
+        )
+        row = rows[0] if rows else None
         if row is None:
             return None
         batch = _batch(row)
@@ -314,64 +314,64 @@ class Store:
             b.counts = dict.fromkeys(JOB_STATUSES, 0)
             b.failures_by_reason = {}
         marks = ",".join("?" * len(by_id))
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT batch_id, status, COUNT(*) FROM jobs WHERE batch_id IN ({marks}) GROUP BY batch_id, status",
             tuple(by_id),
-        ) as cur:
-            for batch_id, status, n in await cur.fetchall():
-                by_id[batch_id].counts[status] = n
-        async with self.db.execute(
+        )
+        for batch_id, status, n in rows:
+            by_id[batch_id].counts[status] = n
+        rows = await self.db.execute_fetchall(
             f"SELECT batch_id, reason, COUNT(*) FROM jobs WHERE batch_id IN ({marks}) AND status = ?"
             " GROUP BY batch_id, reason",
             (*by_id, FAILED),
-        ) as cur:
-            for batch_id, reason, n in await cur.fetchall():
-                by_id[batch_id].failures_by_reason[reason or "unknown"] = n
+        )
+        for batch_id, reason, n in rows:
+            by_id[batch_id].failures_by_reason[reason or "unknown"] = n
 
     async def list_batches(self, limit: int) -> list[BatchRow]:
         """Newest batches first, with counts."""
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT {_BATCH_COLS} FROM batches WHERE ready = 1 ORDER BY created_at DESC LIMIT ?", (limit,)
-        ) as cur:
-            batches = [_batch(r) for r in await cur.fetchall()]
+        )
+        batches = [_batch(r) for r in rows]
         await self._fill_counts(batches)
         return batches
 
     async def active_batches(self) -> list[tuple[BatchRow, int]]:
         """(batch, running jobs) for ready batches that are neither cancelled nor aborted and have
         pending jobs, oldest first."""
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT {_BATCH_COLS}, (SELECT COUNT(*) FROM jobs r WHERE r.batch_id = b.batch_id AND r.status = ?)"
             " FROM batches b WHERE cancelled = 0 AND aborted = 0 AND ready = 1 AND EXISTS"
             " (SELECT 1 FROM jobs j WHERE j.batch_id = b.batch_id AND j.status = ?)"
             " ORDER BY created_at",
             (RUNNING, PENDING),
-        ) as cur:
-            return [(_batch(r[:-1]), r[-1]) for r in await cur.fetchall()]
+        )
+        return [(_batch(r[:-1]), r[-1]) for r in rows]
 
     async def running_count(self, batch_id: str) -> int:
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             "SELECT COUNT(*) FROM jobs WHERE batch_id = ? AND status = ?", (batch_id, RUNNING)
-        ) as cur:
-            return (await cur.fetchone())[0]
+        )
+        return rows[0][0]
 
     async def pending_jobs(self, batch_id: str, limit: int, now: float | None = None) -> list[JobRow]:
         """Pending jobs in run order whose backoff has passed at `now` (all of them when None)."""
         due = float("inf") if now is None else now
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT {_JOB_COLS} FROM jobs WHERE batch_id = ? AND status = ? AND not_before <= ?"
             " ORDER BY run_id LIMIT ?",
             (batch_id, PENDING, due, limit),
-        ) as cur:
-            return [_job(r) for r in await cur.fetchall()]
+        )
+        return [_job(r) for r in rows]
 
     async def next_not_before(self, batch_id: str, now: float) -> float | None:
         """When the batch's next backed-off pending job becomes due, if any."""
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             "SELECT MIN(not_before) FROM jobs WHERE batch_id = ? AND status = ? AND not_before > ?",
             (batch_id, PENDING, now),
-        ) as cur:
-            return (await cur.fetchone())[0]
+        )
+        return rows[0][0]
 
     # ---- leases and attempts ----------------------------------------------------------------
 
@@ -388,11 +388,11 @@ class Store:
         job_ids = [job_id for job_id, _ in assignments]
         async with self.transaction() as db:
             marks = ",".join("?" * len(job_ids))
-            async with db.execute(
+            rows = await db.execute_fetchall(
                 f"SELECT job_id, attempts, batch_id FROM jobs WHERE job_id IN ({marks}) AND status = ?",
                 (*job_ids, PENDING),
-            ) as cur:
-                pending = {r[0]: (r[1] + 1, r[2]) for r in await cur.fetchall()}
+            )
+            pending = {r[0]: (r[1] + 1, r[2]) for r in rows}
             leased = [(job_id, runner_id) for job_id, runner_id in assignments if job_id in pending]
             await db.executemany(
                 "UPDATE jobs SET status = ?, attempts = ?, runner_id = ?, started_at = ? WHERE job_id = ?",
@@ -409,8 +409,8 @@ class Store:
         return [pending[j][0] if j in pending else 0 for j in job_ids]
 
     async def get_job(self, job_id: str, with_history: bool = False) -> JobRow | None:
-        async with self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE job_id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
+        rows = await self.db.execute_fetchall(f"SELECT {_JOB_COLS} FROM jobs WHERE job_id = ?", (job_id,))
+        row = rows[0] if rows else None
         if row is None:
             return None
         job = _job(row)
@@ -420,34 +420,34 @@ class Store:
 
     async def attempts_of(self, job_id: str) -> list[AttemptRow]:
         """Every attempt of a job, oldest first."""
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,)
-        ) as cur:
-            return [_attempt(r) for r in await cur.fetchall()]
+        )
+        return [_attempt(r) for r in rows]
 
     async def _attempt_row(self, job_id: str, attempt: int) -> AttemptRow | None:
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE job_id = ? AND attempt = ?", (job_id, attempt)
-        ) as cur:
-            row = await cur.fetchone()
+        )
+        row = rows[0] if rows else None
         return _attempt(row) if row else None
 
     async def batch_jobs(self, batch_id: str, statuses: tuple[str, ...] = JOB_STATUSES) -> list[JobRow]:
         """A ready batch's jobs with the given statuses, in run order (none while it is not ready)."""
         marks = ",".join("?" * len(statuses))
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT {_JOB_COLS} FROM jobs WHERE batch_id = ? AND status IN ({marks})"
             " AND EXISTS (SELECT 1 FROM batches WHERE batch_id = jobs.batch_id AND ready = 1) ORDER BY run_id",
             (batch_id, *statuses),
-        ) as cur:
-            return [_job(r) for r in await cur.fetchall()]
+        )
+        return [_job(r) for r in rows]
 
     async def running_leases(self) -> list[tuple[str, int, str, str]]:
         """(job_id, attempt, runner_id, batch_id) of every running job: the leases a restart reconciles."""
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             "SELECT job_id, attempts, runner_id, batch_id FROM jobs WHERE status = ?", (RUNNING,)
-        ) as cur:
-            return [tuple(r) for r in await cur.fetchall()]
+        )
+        return [tuple(r) for r in rows]
 
     async def settle(
         self,
@@ -509,9 +509,13 @@ class Store:
                 if decision.status in TERMINAL:
                     finished_batches.add(batch.batch_id)
                 out.append(Settled("accepted", job, decision.status))
-            await db.executemany(
-                "UPDATE attempts SET ignored_reports = ignored_reports + 1 WHERE job_id = ? AND attempt = ?", ignored
-            )
+            if ignored:
+                await db.executemany(
+                    "UPDATE attempts SET ignored_reports = ignored_reports + 1 WHERE job_id = ? AND attempt = ?",
+                    ignored,
+                )
+            if not ended:
+                return out
             await db.executemany(
                 "UPDATE attempts SET ended_at = ?, outcome = ?, exit_code = ?, reason = ?, error_message = ?,"
                 " reported = ? WHERE job_id = ? AND attempt = ?",
@@ -537,24 +541,24 @@ class Store:
 
     async def _jobs_by_id(self, job_ids: list[str]) -> dict[str, JobRow]:
         marks = ",".join("?" * len(job_ids))
-        async with self.db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE job_id IN ({marks})", job_ids) as cur:
-            return {r[0]: _job(r) for r in await cur.fetchall()}
+        rows = await self.db.execute_fetchall(f"SELECT {_JOB_COLS} FROM jobs WHERE job_id IN ({marks})", job_ids)
+        return {r[0]: _job(r) for r in rows}
 
     async def _attempts_by_key(self, job_ids: list[str]) -> dict[tuple[str, int], AttemptRow]:
         marks = ",".join("?" * len(job_ids))
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE job_id IN ({marks})", job_ids
-        ) as cur:
-            return {(r[0], r[1]): _attempt(r) for r in await cur.fetchall()}
+        )
+        return {(r[0], r[1]): _attempt(r) for r in rows}
 
     async def _apply_budget(self, batch: BatchRow, policy: core.RetryPolicy, now: float) -> bool:
         """Abort the batch when its failed jobs exceed compute.max_failed_jobs (inside a transaction)."""
         if policy.max_failed_jobs is None:
             return False
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             "SELECT COUNT(*) FROM jobs WHERE batch_id = ? AND status = ?", (batch.batch_id, FAILED)
-        ) as cur:
-            failed = (await cur.fetchone())[0]
+        )
+        failed = rows[0][0]
         if not core.budget_exceeded(failed, policy.max_failed_jobs, batch.total_jobs):
             return False
         message = core.budget_message(failed, policy.max_failed_jobs, batch.total_jobs)
@@ -565,10 +569,10 @@ class Store:
         return True
 
     async def _cancel_pending(self, batch_id: str, now: float, message: str) -> int:
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             "SELECT job_id FROM jobs WHERE batch_id = ? AND status = ?", (batch_id, PENDING)
-        ) as cur:
-            pending = [r[0] for r in await cur.fetchall()]
+        )
+        pending = [r[0] for r in rows]
         await self.db.executemany(
             "UPDATE jobs SET status = ?, result = ?, reason = 'cancelled', finished_at = ?"
             " WHERE job_id = ? AND status = ?",
@@ -639,13 +643,13 @@ class Store:
 
     async def list_runners(self, runner_id: str | None = None) -> list[RunnerRow]:
         where, args = ("WHERE r.runner_id = ?", (runner_id,)) if runner_id else ("", ())
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             "SELECT r.runner_id, r.name, r.engines, r.capabilities, r.online, r.last_heartbeat,"
             " (SELECT COUNT(*) FROM jobs j WHERE j.runner_id = r.runner_id AND j.status = ?), r.heartbeat_interval"
             f" FROM runners r {where} ORDER BY r.runner_id",
             (RUNNING, *args),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
+        rows = rows
         return [RunnerRow(r[0], r[1], json.loads(r[2]), r[3], bool(r[4]), r[5], r[6], r[7]) for r in rows]
 
 

@@ -3,6 +3,7 @@ every validation error case (used at core level and over gRPC), and proto builde
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 from google.protobuf import struct_pb2
@@ -274,3 +275,20 @@ def to_request(dispersions: list, options: dict) -> pb.SampleRequest:
         if "matrix" in correlation:
             request.correlation.matrix.extend(correlation["matrix"])
     return request
+
+
+def snapshot() -> dict:
+    """What a run's configuration is built from, for every method: the rows of a correlated
+    sample, of an extension, and a digest of the encoded gRPC chunks (parameters and seeds)."""
+    from lynx_sampler import core, encoding  # here so that importing the cases stays light
+
+    out: dict = {}
+    corr = {"parameters": ["uniform", "normal", "lognormal"], "matrix": [[1, 0.4, -0.2], [0.4, 1, 0.1], [-0.2, 0.1, 1]]}
+    for method in ("random", "latin_hypercube", "sobol", "halton"):
+        s = core.sample(ALL, method, 64, seed=2024, correlation=corr)
+        e = core.sample(ALL, method, 64, seed=2024, existing_runs=64)
+        chunks = b"".join(encoding.encoded_chunks(s, 2024, 25))
+        out[method] = [s.rows(), e.rows(), hashlib.sha256(chunks).hexdigest()]
+    grid = [("u", {"type": "uniform", "min": 0.0, "max": 1.0, "levels": 3}), ("c", CHOICE)]
+    out["grid"] = [core.sample(grid, "grid", 0, 2024).rows()]
+    return out

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from lynx_sampler import core
-from sampler_cases import ALL, CONTINUOUS
+from sampler_cases import ALL, CONTINUOUS, snapshot
 from scipy import stats
 from test_sampler_statistics import assert_one_point_per_stratum
 
@@ -81,34 +81,20 @@ def test_extension_is_not_a_fresh_sample_of_the_same_size():
 
 
 SCRIPT = """
-import hashlib, json, sys
-from lynx_sampler import core, encoding
+import json, sys
 sys.path.insert(0, {tests!r})
-from sampler_cases import ALL
-out = {{}}
-corr = {{"parameters": ["uniform", "normal", "lognormal"], "matrix": [[1, 0.4, -0.2], [0.4, 1, 0.1], [-0.2, 0.1, 1]]}}
-for method in ("random", "latin_hypercube", "sobol", "halton"):
-    s = core.sample(ALL, method, 64, seed=2024, correlation=corr)
-    e = core.sample(ALL, method, 64, seed=2024, existing_runs=64)
-    chunks = b"".join(encoding.encoded_chunks(s, 2024, 25))
-    out[method] = [s.rows(), e.rows(), hashlib.sha256(chunks).hexdigest()]
-print(json.dumps(out))
+from sampler_cases import snapshot
+print(json.dumps(snapshot()))
 """
 
 
-def start_subprocess(hash_seed: str) -> subprocess.Popen:
-    """A fresh interpreter (with its own hash seed) printing the sampler's output as JSON."""
+def test_another_process_produces_identical_run_configurations():
     code = SCRIPT.format(tests=str(Path(__file__).parent))
-    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
-
-
-def test_two_processes_produce_identical_run_configurations():
-    processes = [start_subprocess("1"), start_subprocess("2")]
-    outputs = [p.communicate(timeout=120)[0] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0]
-    first, second = (json.loads(o) for o in outputs)
-    assert first == second
-    here = core.sample(ALL, "sobol", 64, seed=2024, existing_runs=64).rows()
-    assert first["sobol"][1] == json.loads(json.dumps(here))
-    assert len(first["latin_hypercube"][0]) == 64 and first["latin_hypercube"][0][0]["choice"] in ("a", 2.5, "c")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    there = json.loads(done.stdout)
+    here = json.loads(json.dumps(snapshot()))
+    assert there == here
+    assert set(here) == {"random", "latin_hypercube", "sobol", "halton", "grid"}
+    assert len(here["latin_hypercube"][0]) == 64 and here["latin_hypercube"][0][0]["choice"] in ("a", 2.5, "c")

@@ -1,11 +1,12 @@
 """Fast protobuf wire encoding of SampleResponse chunks (the hot path of streaming a sample).
 
-Building a google.protobuf.Struct per run through the Python API costs about 75 us for 20
-parameters; here each numeric parameter's map entry is a constant prefix plus 8 bytes of
-double, so a whole chunk's Struct bytes are assembled with numpy, and only the varint
-framing is done per run (none at all when every parameter is numeric). The output is the
+Building a google.protobuf.Struct per run through the Python API (Struct.update) and then
+the ParameterSet and SampleResponse cost about 0.8 s per 10,000 runs of 20 parameters. Here a
+numeric parameter's map entry is a constant prefix plus the 8 bytes of its double, so a whole
+chunk is assembled as numpy byte tables with no Python loop over runs. The output is the
 canonical encoding (minimal varints, zero fields omitted); tests parse it back and compare it
-with messages built through the protobuf API.
+with messages built through the protobuf API, and check it byte for byte where map order
+cannot differ.
 
 Wire layout (field number << 3 | wire type):
   SampleResponse: parameter_sets = 1 (len), total_runs = 2 (varint), warnings = 3 (len)

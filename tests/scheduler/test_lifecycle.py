@@ -148,3 +148,25 @@ async def test_a_runner_that_comes_back_without_its_job_loses_it(scheduler):
     job = await _job(scheduler, lease.job_id)
     assert job.runner_losses == 1
     assert [(a.attempt, a.outcome) for a in job.attempt_history] == [(1, "runner_lost"), (2, "running")]
+
+
+async def test_a_retry_waits_for_its_backoff(scheduler):
+    host = scheduler.runner("r1")
+    await submit(scheduler, tutorial_config(max_retries=1, retry_backoff_seconds=30), runs=1)
+    lease = await host.next_lease()
+    host.finish(lease, success=False)
+    job = await _settled(scheduler, lease.job_id, pb.JOB_STATUS_PENDING)
+    ended = job.attempt_history[0].ended_at.ToMilliseconds()
+    assert job.not_before.ToMilliseconds() - ended == pytest.approx(30_000, abs=50)
+    assert await host.no_lease(0.5)  # a free runner, yet the retry waits
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_failed_jobs", 2.5), ("retry_backoff_seconds", -1.0), ("max_runner_losses", 0)],
+)
+async def test_bad_retry_settings_are_invalid_argument_naming_the_field(scheduler, field, value):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await submit(scheduler, tutorial_config(**{field: value}))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith(f"compute.{field} ")

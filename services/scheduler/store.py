@@ -490,7 +490,7 @@ class Store:
                     out.append(Settled("unknown", job))
                     continue
                 if not (att.outcome == "running" and job.status == RUNNING and job.attempts == e.attempt):
-                    if e.runner_id is not None:
+                    if e.report.reported:  # a runner's report, not the scheduler's own ending
                         ignored.append((e.job_id, e.attempt))
                         att.ignored_reports += 1
                     verdict = "duplicate" if att.reported and e.kind in ("finished", "released") else "stale"

@@ -199,6 +199,8 @@ class Submissions:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except SamplingError as exc:
             await context.abort(exc.code, str(exc))
+        # The stored config says how many runs the batch was sampled with (runs_override, grid).
+        config.monte_carlo.runs = sample.total_runs or plan.runs
         batch = BatchRow(
             batch_id=str(uuid.uuid4()),
             name=request.name or config.simulation.name or "batch",
@@ -294,6 +296,15 @@ class Submissions:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"batch {batch.batch_id} is cancelled")
         config = cfg.BatchConfig.FromString(batch.config)
         existing = await self._run_count(batch.batch_id)
+        method = config.monte_carlo.sampling_method or "latin_hypercube"
+        if method == "latin_hypercube" and existing != config.monte_carlo.runs:
+            # The sampler refines the original n-point design; a refined design cannot be refined again.
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"runs cannot be added: this latin_hypercube batch was already extended from "
+                f"{config.monte_carlo.runs} to {existing} runs, and only its original design can be refined "
+                "with the one-point-per-stratum guarantee",
+            )
         try:
             sample = await _start_sample(self.sampler, config, request.runs, batch.seed, existing_runs=existing)
             rows = [row async for chunk in sample.chunks for row in chunk]

@@ -198,3 +198,21 @@ async def test_a_sampler_dying_mid_stream_leaves_no_half_batch(tmp_path):
     finally:
         await stop()
         await broken.stop(0)
+
+
+async def test_latin_hypercube_is_refined_once_then_refuses_with_a_reason(scheduler):
+    reply = await scheduler.SubmitBatch(pb.SubmitBatchRequest(runs_override=4, config=tutorial_config()), timeout=30)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await scheduler.ExtendBatch(pb.ExtendBatchRequest(batch_id=reply.batch_id, runs=3), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("runs ")
+    extended = await scheduler.ExtendBatch(pb.ExtendBatchRequest(batch_id=reply.batch_id, runs=4), timeout=10)
+    assert extended.batch.total_jobs == 8
+    after = await jobs(scheduler, reply.batch_id)
+    for name, spec in TUTORIAL["config"]["dispersions"].items():
+        d = spec["distribution"]
+        strata = sorted(int((params(j)[name] - d["min"]) / (d["max"] - d["min"]) * 8) for j in after)
+        assert strata == list(range(8)), name
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await scheduler.ExtendBatch(pb.ExtendBatchRequest(batch_id=reply.batch_id, runs=8), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "already extended" in err.value.details()

@@ -211,8 +211,17 @@ class RunnerAgent:
     # ---- jobs -------------------------------------------------------------------------------
 
     def _start(self, lease: pb.JobLease) -> None:
-        if lease.job_id in self.jobs:
-            log.warning("job %s is already running here; lease for attempt %d ignored", lease.job_id, lease.attempt)
+        existing = self.jobs.get(lease.job_id)
+        if existing is not None:
+            handle, task = existing
+            if handle.lease.attempt >= lease.attempt:
+                log.warning("job %s attempt %d already runs here; lease of attempt %d ignored",
+                            lease.job_id, handle.lease.attempt, lease.attempt)
+                return
+            # An older attempt of the same job is still here (it was lost, then leased back to us):
+            # stop it, then run the new attempt.
+            handle.cancel(f"superseded by attempt {lease.attempt}")
+            asyncio.create_task(self._start_when_done(task, lease), name=f"restart-{lease.job_id}")
             return
         if self.draining:
             self._report(pb.ConnectRequest(job_released=pb.JobReleased(
@@ -225,6 +234,10 @@ class RunnerAgent:
         handle = JobHandle(lease)
         task = asyncio.create_task(self._run_job(handle), name=f"job-{lease.job_id}")
         self.jobs[lease.job_id] = (handle, task)
+
+    async def _start_when_done(self, task: asyncio.Task, lease: pb.JobLease) -> None:
+        await asyncio.wait({task})
+        self._start(lease)
 
     async def _run_job(self, handle: JobHandle) -> None:
         lease = handle.lease

@@ -31,10 +31,17 @@ class Lease:
     """One attempt a runner holds. `confirmed`: the runner said it runs it (JobStarted, a
     heartbeat or its registration); `generation`: the stream the lease was sent on."""
 
+    def judged_by(self, session: RunnerSession, now: float) -> bool:
+        """Whether a heartbeat that does not list this lease means the runner does not have it:
+        the runner confirmed it before, it was sent on an older stream, or it is older than a TTL
+        (a runner starts every lease at once)."""
+        return self.confirmed or self.generation < session.generation or now - self.leased_at > session.ttl
+
     attempt: int
     batch_id: str
     generation: int
     confirmed: bool = False
+    leased_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -333,8 +340,9 @@ class Dispatcher:
                 self._cancel_stale(session, job_id, attempt)
             else:
                 lease.confirmed = True
+        now = time.monotonic()
         for job_id, lease in list(session.leases.items()):
-            if job_id in running or not (lease.confirmed or lease.generation < session.generation):
+            if job_id in running or not lease.judged_by(session, now):
                 continue
             log.warning("runner %s no longer runs job %s (attempt %d); lost", session.runner_id, job_id, lease.attempt)
             session.leases.pop(job_id, None)

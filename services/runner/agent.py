@@ -62,6 +62,7 @@ class RunnerAgent:
         self.outbox: asyncio.Queue[pb.ConnectRequest] | None = None  # the live stream's, if any
         self.draining = False
         self._released: set[str] = set()  # jobs cancelled by the drain: reported as JobReleased
+        self._closing = False
 
     # ---- lifetime ---------------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class RunnerAgent:
             if not stop.is_set():
                 await self.drain(stop)
         finally:
+            self._closing = True  # no job starts from here on
             for _handle, task in list(self.jobs.values()):
                 task.cancel()  # the engine kills the scenario's process group
             await asyncio.gather(*(t for _, t in self.jobs.values()), return_exceptions=True)
@@ -211,6 +213,8 @@ class RunnerAgent:
     # ---- jobs -------------------------------------------------------------------------------
 
     def _start(self, lease: pb.JobLease) -> None:
+        if self._closing:
+            return
         existing = self.jobs.get(lease.job_id)
         if existing is not None:
             handle, task = existing

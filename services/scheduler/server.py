@@ -105,7 +105,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
 
     async def ListJobs(self, request, context) -> pb.ListJobsResponse:
         await self._batch_or_abort(request.batch_id, context)
-        return pb.ListJobsResponse(jobs=[job_to_proto(j) for j in await self.store.batch_jobs(request.batch_id)])
+        jobs = await self.store.batch_jobs(request.batch_id, with_history=True)
+        return pb.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs])
 
     async def GetJob(self, request, context) -> pb.GetJobResponse:
         job = await self.store.get_job(request.job_id, with_history=True)

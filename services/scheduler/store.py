@@ -432,15 +432,30 @@ class Store:
         row = rows[0] if rows else None
         return _attempt(row) if row else None
 
-    async def batch_jobs(self, batch_id: str, statuses: tuple[str, ...] = JOB_STATUSES) -> list[JobRow]:
-        """A ready batch's jobs with the given statuses, in run order (none while it is not ready)."""
+    async def batch_jobs(
+        self, batch_id: str, statuses: tuple[str, ...] = JOB_STATUSES, with_history: bool = False
+    ) -> list[JobRow]:
+        """A ready batch's jobs with the given statuses, in run order (none while it is not ready);
+        with_history also loads every job's attempts, in one more query."""
         marks = ",".join("?" * len(statuses))
         rows = await self.db.execute_fetchall(
             f"SELECT {_JOB_COLS} FROM jobs WHERE batch_id = ? AND status IN ({marks})"
             " AND EXISTS (SELECT 1 FROM batches WHERE batch_id = jobs.batch_id AND ready = 1) ORDER BY run_id",
             (batch_id, *statuses),
         )
-        return [_job(r) for r in rows]
+        jobs = [_job(r) for r in rows]
+        if with_history and jobs:
+            by_id = {j.job_id: j for j in jobs}
+            cols = ", ".join(f"a.{c.strip()}" for c in _ATTEMPT_COLS.split(","))
+            attempts = await self.db.execute_fetchall(
+                f"SELECT {cols} FROM attempts a JOIN jobs j ON j.job_id = a.job_id WHERE j.batch_id = ?"
+                " ORDER BY a.job_id, a.attempt",
+                (batch_id,),
+            )
+            for row in attempts:
+                if row[0] in by_id:
+                    by_id[row[0]].history.append(_attempt(row))
+        return jobs
 
     async def running_leases(self) -> list[tuple[str, int, str, str]]:
         """(job_id, attempt, runner_id, batch_id) of every running job: the leases a restart reconciles."""

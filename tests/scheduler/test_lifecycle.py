@@ -78,7 +78,7 @@ async def test_rerun_failed_requeues_failed_jobs_with_the_same_parameters(schedu
 
 async def test_a_draining_runner_gets_no_leases_and_released_jobs_run_elsewhere_uncharged(scheduler):
     leaving = scheduler.runner("leaving", slots=2)
-    await submit(scheduler, tutorial_config(max_retries=0, max_parallel_jobs=0), runs=3)
+    batch_id = await submit(scheduler, tutorial_config(max_retries=0, max_parallel_jobs=0), runs=3)
     lease = await leaving.next_lease()
     other = await leaving.next_lease()
     leaving.send(draining=pb.Draining(grace_seconds=1))
@@ -95,6 +95,8 @@ async def test_a_draining_runner_gets_no_leases_and_released_jobs_run_elsewhere_
     assert [(a.attempt, a.runner_id, a.outcome) for a in job.attempt_history] == [
         (1, "leaving", "released"), (2, "staying", "running")]
     assert job.runner_losses == 0
+    listed = {j.job_id: j for j in (await scheduler.ListJobs(pb.ListJobsRequest(batch_id=batch_id), timeout=5)).jobs}
+    assert listed[lease.job_id].attempt_history == job.attempt_history
 
 
 async def test_a_runner_that_reconnects_within_its_ttl_keeps_its_jobs(scheduler):

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -110,6 +111,12 @@ class Stack:
                 argv += ["--config", str(self.runner_config)]
             self.services.append(Service(runner_id, argv, logs / f"{runner_id}.log", runner_env))
 
+    @staticmethod
+    def _stop_signal(service: Service) -> int:
+        """Runners drain on SIGTERM; when the whole stack stops they stop at once (SIGINT) and
+        kill their jobs rather than wait for them."""
+        return signal.SIGINT if service.name.startswith("local-runner-") else signal.SIGTERM
+
     def start(self) -> None:
         """Start every process and wait until each answers its health check."""
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -118,7 +125,8 @@ class Stack:
                 with service.log_path.open("ab") as log:
                     service.process = subprocess.Popen(
                         service.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        env=service.env, start_new_session=True, preexec_fn=_die_with_parent,
+                        env=service.env, start_new_session=True,
+                        preexec_fn=partial(_die_with_parent, self._stop_signal(service)),
                     )
             p = self.ports
             for name, port in (("sampler", p.sampler), ("telemetry", p.telemetry), ("scheduler", p.scheduler)):
@@ -188,7 +196,7 @@ class Stack:
         """SIGTERM every process (runners first, so their jobs die with them), then SIGKILL stragglers."""
         running = [s for s in reversed(self.services) if s.process is not None and s.process.poll() is None]
         for service in running:
-            _signal_group(service.process, signal.SIGTERM)
+            _signal_group(service.process, self._stop_signal(service))
         deadline = time.monotonic() + STOP_GRACE_S
         for service in running:
             try:
@@ -198,13 +206,13 @@ class Stack:
                 service.process.wait()
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if `lynx` itself dies, even by SIGKILL (Linux only)."""
+def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In the child: get `sig` if `lynx` itself dies, even by SIGKILL (Linux only)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

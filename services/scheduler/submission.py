@@ -232,39 +232,37 @@ class Submissions:
 
     async def _insert(self, batch: BatchRow, sample: Sample) -> int:
         """Insert the batch hidden, its jobs chunk by chunk, then reveal it; returns the job count."""
-        db = self.store.db
-        await db.execute(
-            "INSERT INTO batches (batch_id, name, config, seed, total_jobs, engine, sim_type, max_parallel,"
-            " max_retries, cancelled, created_at, ready, warnings) VALUES (?,?,?,?,?,?,?,?,?,0,?,0,?)",
-            (
-                batch.batch_id, batch.name, batch.config, batch.seed, batch.total_jobs, batch.engine,
-                batch.sim_type, batch.max_parallel, batch.max_retries, batch.created_at,
-                json.dumps(sample.warnings),
-            ),
-        )
-        await db.commit()
+        async with self.store.transaction() as db:
+            await db.execute(
+                "INSERT INTO batches (batch_id, name, config, seed, total_jobs, engine, sim_type, max_parallel,"
+                " max_retries, cancelled, created_at, ready, warnings) VALUES (?,?,?,?,?,?,?,?,?,0,?,0,?)",
+                (
+                    batch.batch_id, batch.name, batch.config, batch.seed, batch.total_jobs, batch.engine,
+                    batch.sim_type, batch.max_parallel, batch.max_retries, batch.created_at,
+                    json.dumps(sample.warnings),
+                ),
+            )
         inserted = 0
-        async for chunk in sample.chunks:
-            await db.executemany(_INSERT_JOB, _job_rows(batch.batch_id, chunk))
-            await db.commit()
+        async for chunk in sample.chunks:  # one short transaction per chunk: dispatch is never held up
+            async with self.store.transaction() as db:
+                await db.executemany(_INSERT_JOB, _job_rows(batch.batch_id, chunk))
             inserted += len(chunk)
         if sample.total_runs and inserted != sample.total_runs:
             raise SamplingError(
                 grpc.StatusCode.UNAVAILABLE,
                 f"sampler: announced {sample.total_runs} runs but sent {inserted}",
             )
-        await db.execute(
-            "UPDATE batches SET ready = 1, total_jobs = ? WHERE batch_id = ?", (inserted, batch.batch_id)
-        )
-        await db.commit()
+        async with self.store.transaction() as db:
+            await db.execute(
+                "UPDATE batches SET ready = 1, total_jobs = ? WHERE batch_id = ?", (inserted, batch.batch_id)
+            )
         return inserted
 
     async def _discard(self, batch_id: str) -> None:
         """Remove a submission that did not complete."""
-        db = self.store.db
-        await db.execute("DELETE FROM jobs WHERE batch_id = ?", (batch_id,))
-        await db.execute("DELETE FROM batches WHERE batch_id = ? AND ready = 0", (batch_id,))
-        await db.commit()
+        async with self.store.transaction() as db:
+            await db.execute("DELETE FROM jobs WHERE batch_id = ?", (batch_id,))
+            await db.execute("DELETE FROM batches WHERE batch_id = ? AND ready = 0", (batch_id,))
 
     # -- Preview ----------------------------------------------------------------------------
 
@@ -292,8 +290,10 @@ class Submissions:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"runs must be between 1 and {MAX_EXTEND_RUNS}, got {request.runs}"
             )
-        if batch.cancelled:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"batch {batch.batch_id} is cancelled")
+        if batch.cancelled or batch.aborted:
+            why = "cancelled" if batch.cancelled else f"aborted ({batch.status_message})"
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"batch {batch.batch_id} is {why}: submit a new batch instead")
         config = cfg.BatchConfig.FromString(batch.config)
         existing = await self._run_count(batch.batch_id)
         method = config.monte_carlo.sampling_method or "latin_hypercube"
@@ -310,13 +310,12 @@ class Submissions:
             rows = [row async for chunk in sample.chunks for row in chunk]
         except SamplingError as exc:
             await context.abort(exc.code, str(exc))
-        db = self.store.db
-        await db.executemany(_INSERT_JOB, _job_rows(batch.batch_id, rows))
-        await db.execute(
-            "UPDATE batches SET total_jobs = total_jobs + ?, finished_at = NULL WHERE batch_id = ?",
-            (len(rows), batch.batch_id),
-        )
-        await db.commit()
+        async with self.store.transaction() as db:
+            await db.executemany(_INSERT_JOB, _job_rows(batch.batch_id, rows))
+            await db.execute(
+                "UPDATE batches SET total_jobs = total_jobs + ?, finished_at = NULL WHERE batch_id = ?",
+                (len(rows), batch.batch_id),
+            )
         log.info("batch %s extended by %d jobs (runs %d..%d)", batch.batch_id, len(rows), existing,
                  existing + len(rows) - 1)
         self.dispatcher.wake()

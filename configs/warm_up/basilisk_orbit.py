@@ -2,11 +2,12 @@
 
 Runs once in the fork server after `preload`, before any job is forked: it pays the first-use
 costs that imports alone do not (matplotlib font loading and text layout, Basilisk's first
-simulation build and step), so every forked job starts with them done. It starts no threads,
-opens no gRPC channel and leaves no figure open.
+simulation build and step), so every forked job starts with them done. It leaves no threads,
+opens no gRPC channel, stops the progress-bar thread Basilisk starts and leaves no figure open.
 """
 
 import io
+import sys
 
 import matplotlib
 
@@ -58,5 +59,16 @@ def warm_simulation() -> None:
     sim.ExecuteSimulation()
 
 
+def stop_progress_monitor() -> None:
+    """Basilisk's ExecuteSimulation shows a tqdm bar, whose first use starts tqdm's monitor thread;
+    the fork server must hold no threads when it forks, so stop it (each job starts its own)."""
+    tqdm_module = sys.modules.get("tqdm.std")
+    monitor = getattr(getattr(tqdm_module, "tqdm", None), "monitor", None)
+    if monitor is not None:
+        monitor.exit()
+        tqdm_module.tqdm.monitor = None
+
+
 warm_plot()
 warm_simulation()
+stop_progress_monitor()

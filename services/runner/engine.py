@@ -34,6 +34,7 @@ from lynx_runner.endpoint import JobTelemetryServicer
 from lynx_runner.launch import (
     ForkServer,
     ForkServerError,
+    JobProcess,
     LaunchError,
     LaunchSpec,
     kill_group,
@@ -190,7 +191,7 @@ class ScenarioEngine:
         """What to start for this job; raises for a launch error."""
         raise NotImplementedError
 
-    async def spawn(self, spec: LaunchSpec):
+    async def spawn(self, spec: LaunchSpec) -> JobProcess:
         """Start the job's process (cold by default)."""
         return await spawn_cold(spec)
 
@@ -250,7 +251,10 @@ class ScenarioEngine:
             await relay.flush(FINAL_FLUSH_DEADLINE_S)
         return self._finish(lease, started, paths, proc, outcome, memory_limit, stderr, relay, servicer, lines)
 
-    async def _launch_and_supervise(self, handle, paths, env, memory_limit, watchdog, stdout, stderr):
+    async def _launch_and_supervise(
+        self, handle: JobHandle, paths: JobPaths, env: dict[str, str], memory_limit: int, watchdog: Watchdog,
+        stdout: CappedLog, stderr: CappedLog,
+    ) -> tuple[JobProcess | None, Outcome]:
         """Start the process with its output pipes, supervise it, drain the pipes; (process, Outcome)."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -278,7 +282,7 @@ class ScenarioEngine:
             await asyncio.gather(*pumps, return_exceptions=True)
         return proc, outcome
 
-    async def _supervise(self, proc, handle: JobHandle, watchdog: Watchdog, timeout: float,
+    async def _supervise(self, proc: JobProcess, handle: JobHandle, watchdog: Watchdog, timeout: float,
                          memory_limit: int) -> Outcome:
         """Wait for the process, killing its group on breach, timeout, cancel or memory; the Outcome."""
         deadline = time.monotonic() + timeout if timeout > 0 else None
@@ -310,7 +314,8 @@ class ScenarioEngine:
                 await asyncio.shield(waiter)
 
     @staticmethod
-    def _verdict(proc, handle, watchdog, waiter, deadline, timeout, memory_limit) -> Outcome | None:
+    def _verdict(proc: JobProcess, handle: JobHandle, watchdog: Watchdog, waiter: asyncio.Task,
+                 deadline: float | None, timeout: float, memory_limit: int) -> Outcome | None:
         """Why supervision should end now, or None to keep waiting."""
         breach = watchdog.check()
         if breach is not None:
@@ -328,8 +333,9 @@ class ScenarioEngine:
             return Outcome("timeout", f"timed out after {timeout:g} s (job_timeout_seconds)")
         return None
 
-    def _finish(self, lease, started, paths, proc, outcome: Outcome, memory_limit, stderr: CappedLog,
-                relay, servicer, lines: StdoutTelemetry) -> sched_pb.JobResult:
+    def _finish(self, lease: sched_pb.JobLease, started: float, paths: JobPaths, proc: JobProcess | None,
+                outcome: Outcome, memory_limit: int, stderr: CappedLog, relay: TelemetryRelay,
+                servicer: JobTelemetryServicer, lines: StdoutTelemetry) -> sched_pb.JobResult:
         """The JobResult for a supervised (or failed-to-launch) attempt."""
         exit_code = proc.returncode if proc is not None and proc.returncode is not None else -1
         reason, message = outcome.reason, outcome.message
@@ -418,7 +424,7 @@ class BasiliskEngine(ScenarioEngine):
         return LaunchSpec(job_id=lease.job_id, argv=[python, str(entrypoint)], cwd=self.config.working_directory,
                           env=env, stdout_fd=-1, stderr_fd=-1, entrypoint=str(entrypoint))
 
-    async def spawn(self, spec: LaunchSpec):
+    async def spawn(self, spec: LaunchSpec) -> JobProcess:
         """Fork from the warm server when it runs; restart it if it died; otherwise start cold."""
         if self.config.warm_start:
             if (self.forkserver is None or not self.forkserver.alive) and time.monotonic() >= self._retry_after:

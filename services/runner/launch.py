@@ -18,6 +18,7 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 FORKSERVER_SCRIPT = Path(__file__).with_name("forkserver.py")
@@ -66,6 +67,21 @@ def apply_memory_limit(pid: int, limit: int) -> None:
         resource.prlimit(pid, resource.RLIMIT_DATA, (limit, limit))
     except (OSError, ValueError, AttributeError) as exc:
         log.warning("cannot set a memory limit on pid %d: %s", pid, exc)
+
+
+class JobProcess(Protocol):
+    """A started job: its group leader's pid and, once it ended, its exit code."""
+
+    pid: int
+    warm: bool
+    lost: bool  # the exit status was lost (the fork server died); the job was killed
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int:
+        """The exit code, negative for a signal."""
+        ...
 
 
 class ColdProcess:

@@ -39,9 +39,9 @@ class Http:
         """GET a non-JSON body: (status, headers, bytes)."""
         try:
             with urllib.request.urlopen(self.base + path, timeout=60) as reply:
-                return reply.status, dict(reply.headers), reply.read()
+                return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
     def raw_post(self, path: str, body: object) -> tuple[int, dict, bytes]:
         """POST JSON, read a non-JSON body: (status, headers, bytes)."""
@@ -49,9 +49,9 @@ class Http:
                                      headers={"content-type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as reply:
-                return reply.status, dict(reply.headers), reply.read()
+                return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
     def text(self, path: str) -> str:
         status, _, body = self.raw(path)

@@ -23,7 +23,7 @@ def test_preview_is_what_a_submission_runs(stack, tutorial_body):
 
     status, headers, body = stack.http.raw_post("/preview?format=csv", {"runs_override": 3,
                                                                          "config": tutorial_body["config"]})
-    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert status == 200 and headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(body.decode())))
     assert [int(r["run_id"]) for r in rows] == [0, 1, 2]
     assert float(rows[1]["eccentricity"]) == preview["run_configs"][1]["parameters"]["eccentricity"]
@@ -51,7 +51,7 @@ def test_extend_refines_the_latin_hypercube_and_the_batch_completes(stack, tutor
 
     # The whole batch's telemetry as gzip-compressed CSV, every job in it.
     status, headers, data = stack.http.raw(f"/batches/{reply['batch_id']}/telemetry/export?compression=gzip")
-    assert status == 200 and headers["Content-Type"] == "application/gzip"
+    assert status == 200 and headers["content-type"] == "application/gzip"
     rows = list(csv.DictReader(io.StringIO(gzip.decompress(data).decode())))
     assert {r["job_id"] for r in rows} == {j["job_id"] for j in jobs}
     assert {r["variable"] for r in rows} >= {"orbit.radius_km"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import math
@@ -101,9 +102,11 @@ def test_tutorial_batch_completes_with_artifacts_and_telemetry(stack, tutorial_b
         assert result["telemetry_samples_sent"] >= len(radius["values"])
         assert result["telemetry_samples_dropped"] == 0
 
-        # The CSV export holds the same samples as the query.
-        exported = stack.http.text(f"/jobs/{result['job_id']}/telemetry/export?variable=orbit.radius_km")
-        lines = exported.splitlines()
+        # The CSV export holds the same samples as the query, gzip-compressed as the config's
+        # telemetry.storage.compression asks.
+        status, headers, data = stack.http.raw(f"/jobs/{result['job_id']}/telemetry/export?variable=orbit.radius_km")
+        assert status == 200 and headers["content-type"] == "application/gzip"
+        lines = gzip.decompress(data).decode().splitlines()
         assert lines[0] == "job_id,timestamp_ns,variable,value"
         assert [float(line.split(",")[3]) for line in lines[1:]] == radius["values"]
     # Latin Hypercube: 5 runs fall in 5 distinct equal-width strata of every parameter.

@@ -10,10 +10,10 @@ if [ -x node_modules/.bin/buf ]; then
   node_modules/.bin/buf lint
   node_modules/.bin/buf format --diff --exit-code
   # The v1 contract as first published (walking skeleton): later changes must be additive.
-  baseline=fb424ef
+  baseline=fb424efe46e38ec599444bc8fe91cd2fcbbd6057
   if git cat-file -e "$baseline^{commit}" 2>/dev/null; then
-    echo "== buf breaking against $baseline"
-    node_modules/.bin/buf breaking --against ".git#ref=$baseline"
+    echo "== buf breaking against ${baseline:0:7}"
+    node_modules/.bin/buf breaking --against ".git#ref=$baseline,depth=100000"
   else
     echo "== buf breaking skipped: baseline commit $baseline is not in this clone"
   fi

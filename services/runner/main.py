@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         print(f"lynx-runner: config error: {exc}", file=sys.stderr)
         sys.exit(2)
-    if not config.entrypoint_path.is_file():
+    if "basilisk" in config.engines and not config.entrypoint_path.is_file():
         print(f"lynx-runner: config error: basilisk_entrypoint {config.entrypoint_path} does not exist",
               file=sys.stderr)
         sys.exit(2)

@@ -435,6 +435,7 @@ class Dispatcher:
             timeout_seconds=config.compute.job_timeout_seconds,
             early_termination=config.early_termination,
             telemetry=config.telemetry,
+            compute=config.compute,
         )
 
 

@@ -188,3 +188,16 @@ def test_failing_scenario_is_retried_then_reported_with_stderr(stack, tutorial_b
         assert "FATAL: deliberate failure for the retry test" in result["error_message"]
         assert [Path(p).name for p in result["output_files"]] == ["partial.txt"]
     assert time.monotonic() - started < 120
+
+
+def test_memory_request_is_enforced_on_the_runner(stack, tutorial_body):
+    config = tutorial_body["config"]
+    config["compute"]["container"]["memory_request"] = "50Mi"  # far below what Python + Basilisk need
+    config["compute"]["max_retries"] = 0
+    tutorial_body["runs_override"] = 1
+    reply = stack.http.post("/jobs", tutorial_body)
+    final = stack.http.wait_batch(reply["batch_id"], timeout=120)
+    assert final["batch"]["status"] == "Failed"
+    (result,) = stack.http.get(f"/batches/{reply['batch_id']}/results")
+    assert result["termination_reason"] == "out_of_memory", result
+    assert "memory" in result["error_message"]

@@ -9,9 +9,9 @@
 * cold:       the whole Lynx stack (sampler, scheduler, telemetry-ingest, gateway, one runner with
               max_concurrent_jobs 2), warm_start false: one fresh interpreter per job.
 * default:    the same with the runner defaults: warm_start true, preload auto (the entrypoint's
-              top-level imports), no warm-up script.
-* warm:       warm_start true with an explicit preload list and the warm-up script
-              configs/warm_up/basilisk_orbit.py (configs/lynx-runner-basilisk-warm.yaml).
+              top-level imports), warm_up auto (the built-in warm-up of what was preloaded).
+* warm:       warm_start true with an explicit preload list and warm_up auto
+              (configs/lynx-runner-basilisk-warm.yaml).
 
 Every way runs the same scenario code and writes the same three artifacts per run. Prints runs/s
 for each and ratios against the baselines measured in the same invocation.
@@ -172,7 +172,7 @@ def runner_config(path: Path, output_root: Path, mode: str) -> Path:
     }
     if mode == "warm":
         config["preload"] = PRELOAD
-        config["warm_up"] = "configs/warm_up/basilisk_orbit.py"
+        config["warm_up"] = "auto"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -221,7 +221,7 @@ def main() -> None:
         "bare": ("bare subprocess loop (fresh process per run)", lambda w: bench_bare(args.runs, w)),
         "controller": ("Basilisk MonteCarlo Controller (2 workers)", lambda w: bench_controller(args.runs, w)),
         "cold": ("Lynx stack, warm_start false", lambda w: bench_lynx(args.runs, w, "cold")),
-        "default": ("Lynx stack, defaults (warm, preload auto)", lambda w: bench_lynx(args.runs, w, "default")),
+        "default": ("Lynx stack, defaults (warm, preload+warm_up auto)", lambda w: bench_lynx(args.runs, w, "default")),
         "warm": ("Lynx stack, warm + preload list + warm_up", lambda w: bench_lynx(args.runs, w, "warm")),
     }
     rates: dict[str, float] = {}

@@ -73,6 +73,10 @@ def parse_cpu(text: object, field: str = "cpu") -> float:
     return float(match.group(1)) / (1000 if match.group(2) else 1)
 
 
+# `warm_up: auto` (the default): the built-in warm-up for whatever the fork server preloaded.
+AUTO_WARM_UP = Path(__file__).resolve().parent / "warm_up_auto.py"
+
+
 @dataclass(frozen=True)
 class RunnerConfig:
     """What one runner offers and how it launches scenarios; paths are resolved at load."""
@@ -87,7 +91,7 @@ class RunnerConfig:
     heartbeat_interval_secs: float = 2.0
     warm_start: bool = True
     preload: tuple[str, ...] = ("auto",)
-    warm_up: Path | None = None
+    warm_up: Path | None = AUTO_WARM_UP
     command: CommandSpec | None = None
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
     job_memory_limit: int = 0
@@ -185,8 +189,10 @@ def _coerce(name: str, value: object) -> object:
     if name == "preload":
         return _as_preload(value)
     if name == "warm_up":
-        if value is None or value == "":
+        if value is None or value in ("", "none"):
             return None
+        if value == "auto":
+            return AUTO_WARM_UP
         if not isinstance(value, str):
             raise ValidationError(name, f"must be a path to a Python file, got {value!r}")
         return Path(os.path.expanduser(value))

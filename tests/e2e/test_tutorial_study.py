@@ -61,6 +61,7 @@ def test_tutorial_batch_completes_with_artifacts_and_telemetry(stack, tutorial_b
         assert result["metadata"]["simulation_name"] == "Basic Orbit Tutorial"
         assert result["metadata"]["entrypoint"] == "scenarios/aerospace/python/scenario_basic_orbit_lynx.py"
         assert result["metadata"]["runner_id"] in {"basilisk-runner-01", "local-runner-01"}
+        assert result["metadata"]["start"] == "warm"  # the tutorial config's defaults: a warm fork server
         assert stack.http.get(f"/jobs/{result['job_id']}/results") == result
 
         names = sorted(Path(p).name for p in result["output_files"])

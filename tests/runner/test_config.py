@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 from lynx_common.errors import ValidationError
-from lynx_runner.config import CommandSpec, RunnerConfig, load_config, parse_cpu, parse_memory, resolve_python
+from lynx_runner.config import (
+    AUTO_WARM_UP,
+    CommandSpec,
+    RunnerConfig,
+    load_config,
+    parse_cpu,
+    parse_memory,
+    resolve_python,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TUTORIAL_CONFIG = REPO / "configs" / "lynx-runner-basilisk.yaml"
@@ -191,9 +199,16 @@ def test_tutorial_config_keeps_its_defaults_for_the_new_options(monkeypatch):
     config = load_config(TUTORIAL_CONFIG, env={})
     assert config.warm_start is True
     assert config.preload == ("auto",)
+    assert config.warm_up == AUTO_WARM_UP and AUTO_WARM_UP.is_file()
     assert config.command is None
     assert config.log_cap_bytes == 10 * 2**20
     assert config.job_memory_limit == 0
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", AUTO_WARM_UP), ("none", None), ("", None)])
+def test_warm_up_takes_auto_or_none(tmp_path, monkeypatch, value, expected):
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, env={"LYNX_RUNNER_WARM_UP": value}).warm_up == expected
 
 
 def test_example_configs_load(monkeypatch):

@@ -50,6 +50,8 @@ STDERR_TAIL_CHARS = 2000
 MEMORY_POLL_S = 0.25
 DRAIN_TIMEOUT_S = 2.0
 FORKSERVER_RETRY_S = 30.0
+# A job leased while the fork server preloads waits this long for it before starting cold.
+FORKSERVER_WAIT_S = 15.0
 _OOM_PATTERNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 
 
@@ -381,15 +383,37 @@ class BasiliskEngine(ScenarioEngine):
     def __init__(self, config: RunnerConfig, runner_id: str, telemetry_stub: tel_grpc.TelemetryServiceStub):
         super().__init__(config, runner_id, telemetry_stub)
         self.forkserver: ForkServer | None = None
+        self._starting: asyncio.Task | None = None
         self._retry_after = 0.0
 
     def describe(self) -> dict[str, str]:
         return {"entrypoint": str(self.config.basilisk_entrypoint)}
 
     async def start(self) -> None:
-        """With warm_start, start the fork server; if it cannot start, jobs run cold (logged)."""
+        """With warm_start, start the fork server in the background, so the runner registers at
+        once; jobs leased while it preloads wait for it a little, then run cold (logged)."""
         if self.config.warm_start:
-            await self._start_forkserver()
+            self._starting = asyncio.create_task(self._start_forkserver(), name="forkserver-start")
+
+    async def wait_warm(self) -> None:
+        """Wait until a fork server start in progress has finished, however it ends."""
+        if self._starting is not None:
+            await asyncio.gather(asyncio.shield(self._starting), return_exceptions=True)
+
+    def _ensure_forkserver(self) -> None:
+        """(Re)start the fork server in the background when it is gone and a retry is due."""
+        if self._starting is not None and not self._starting.done():
+            return
+        if (self.forkserver is not None and self.forkserver.alive) or time.monotonic() < self._retry_after:
+            return
+        self._starting = asyncio.create_task(self._restart_forkserver(), name="forkserver-restart")
+
+    async def _restart_forkserver(self) -> None:
+        if self.forkserver is not None:
+            log.warning("the fork server is gone; restarting it")
+            await self.forkserver.close()
+            self.forkserver = None
+        await self._start_forkserver()
 
     async def _start_forkserver(self) -> None:
         try:
@@ -411,7 +435,11 @@ class BasiliskEngine(ScenarioEngine):
         self.forkserver = server
 
     async def close(self) -> None:
-        """Stop the fork server."""
+        """Stop the fork server (and a start still in progress)."""
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
+            self._starting = None
         if self.forkserver is not None:
             await self.forkserver.close()
             self.forkserver = None
@@ -427,12 +455,12 @@ class BasiliskEngine(ScenarioEngine):
     async def spawn(self, spec: LaunchSpec) -> JobProcess:
         """Fork from the warm server when it runs; restart it if it died; otherwise start cold."""
         if self.config.warm_start:
-            if (self.forkserver is None or not self.forkserver.alive) and time.monotonic() >= self._retry_after:
-                if self.forkserver is not None:
-                    log.warning("the fork server is gone; restarting it")
-                    await self.forkserver.close()
-                    self.forkserver = None
-                await self._start_forkserver()
+            self._ensure_forkserver()
+            if self._starting is not None and not self._starting.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._starting), FORKSERVER_WAIT_S)
+                except TimeoutError:
+                    log.info("job %s: the fork server is still preloading; starting it cold", spec.job_id)
             if self.forkserver is not None and self.forkserver.alive:
                 try:
                     return await self.forkserver.spawn(spec)

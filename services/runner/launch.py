@@ -209,6 +209,9 @@ class ForkServer:
             await self.close()
             reason = exc or "timeout"
             raise ForkServerError(f"the fork server did not become ready ({reason}); see {self.log_path}") from None
+        except asyncio.CancelledError:
+            await self.close()  # the runner is stopping while the server preloads: leave nothing behind
+            raise
         self.preloaded = hello.get("preloaded", [])
         self.failed = hello.get("failed", {})
         for name, error in self.failed.items():

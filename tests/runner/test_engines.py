@@ -70,6 +70,8 @@ async def engines(telemetry):
         engine = kind(config, "runner-test", stub)
         await engine.start()
         built.append(engine)
+        if hasattr(engine, "wait_warm"):
+            await engine.wait_warm()  # the fork server starts in the background
         return engine
 
     yield make
@@ -472,3 +474,35 @@ async def test_two_warm_jobs_at_once_each_get_their_own_exit(engines, base_confi
     )
     assert [r.exit_code for r in results] == [3, 0, -signal.SIGKILL]
     assert all(r.metadata["start"] == "warm" for r in results)
+
+
+async def test_the_runner_does_not_wait_for_the_fork_server_to_preload(engines, base_config, tmp_path):
+    slow = tmp_path / "slow_warm_up.py"
+    slow.write_text("import time\ntime.sleep(3)\n")
+    engine = BasiliskEngine(replace(base_config, warm_up=slow), "runner-test", None)
+    started = time.monotonic()
+    await engine.start()
+    try:
+        assert time.monotonic() - started < 1.0, "start() waited for the preload"
+        assert engine.forkserver is None
+        await engine.wait_warm()
+        assert engine.forkserver is not None and engine.forkserver.alive
+    finally:
+        await engine.close()
+
+
+async def test_closing_while_the_fork_server_preloads_leaves_nothing_running(base_config, tmp_path):
+    marker = tmp_path / "pid"
+    slow = tmp_path / "slow_warm_up.py"
+    slow.write_text(f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(30)\n")
+    engine = BasiliskEngine(replace(base_config, warm_up=slow), "runner-test", None)
+    await engine.start()
+    deadline = time.monotonic() + 20
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    pid = int(marker.read_text())
+    await engine.close()
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not alive(pid)

@@ -39,7 +39,6 @@ SCENARIO = REPO / "scenarios/aerospace/python/scenario_basic_orbit_lynx.py"
 STUDY = REPO / "scenarios/aerospace/configs/basic_orbit_tutorial.yaml"
 PARALLEL = 2
 PRELOAD = [
-    "grpc",
     "lynx_telemetry_client",
     "numpy",
     "matplotlib.pyplot",

@@ -3,26 +3,20 @@
 It pays, once, the first-use costs that imports alone do not, for the modules the fork server
 has already preloaded (and only those), so every forked job starts with them done:
 
-* `lynx_telemetry_client`: imports gRPC and the telemetry messages, which the client imports
-  lazily on its shipping thread (imported only: channels are created after the fork);
 * `matplotlib.pyplot`: lays out and renders a small labelled figure to PNG (fonts, text, the
   backend pyplot resolves, which is Agg on a headless runner) and closes it;
 * `Basilisk.utilities.SimulationBaseClass`: builds and steps a tiny point-mass orbit (SWIG types,
   messaging, integrator), then stops the progress-bar thread Basilisk's first run starts.
 
-It leaves no threads, opens no channel and no figure. It runs with the fork server's
+It never imports gRPC: gRPC's core starts threads and holds locks that a forked child would
+inherit, so a job could deadlock in its first channel (seen in testing with `grpc` preloaded).
+It leaves no threads and no open figure. It runs with the fork server's
 interpreter, so it imports nothing from Lynx; a failure is reported in the fork server's log
 and never stops warm starts.
 """
 
 import io
 import sys
-
-
-def warm_telemetry_client() -> None:
-    """Import what the telemetry client imports lazily (gRPC, its messages)."""
-    import grpc  # noqa: F401
-    import lynx_telemetry_client.telemetry_service_pb2  # noqa: F401
 
 
 def warm_plot() -> None:
@@ -85,7 +79,6 @@ def main() -> None:
     """Warm what is preloaded; each part is independent of the others."""
     failures = []
     parts = (
-        ("lynx_telemetry_client", warm_telemetry_client),
         ("matplotlib.pyplot", warm_plot),
         ("Basilisk.utilities.SimulationBaseClass", warm_simulation),
     )

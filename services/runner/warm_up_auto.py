@@ -6,11 +6,11 @@ has already preloaded (and only those), so every forked job starts with them don
 * `matplotlib.pyplot`: lays out and renders a small labelled figure to PNG (fonts, text, the
   backend pyplot resolves, which is Agg on a headless runner) and closes it;
 * `Basilisk.utilities.SimulationBaseClass`: builds and steps a tiny point-mass orbit (SWIG types,
-  messaging, integrator), then stops the progress-bar thread Basilisk's first run starts.
+  messaging, integrator), then stops the progress-bar thread Basilisk's first run starts and drops
+  tqdm's write lock (a semaphore that forked jobs would otherwise share).
 
-It never imports gRPC: gRPC's core starts threads and holds locks that a forked child would
-inherit, so a job could deadlock in its first channel (seen in testing with `grpc` preloaded).
-It leaves no threads and no open figure. It runs with the fork server's
+It never imports gRPC (its core keeps process-wide state a forked child would inherit), and it
+leaves no threads, no shared lock and no open figure. It runs with the fork server's
 interpreter, so it imports nothing from Lynx; a failure is reported in the fork server's log
 and never stops warm starts.
 """
@@ -65,14 +65,26 @@ def warm_simulation() -> None:
     sim.ExecuteSimulation()
 
 
-def stop_progress_monitor() -> None:
-    """Basilisk's ExecuteSimulation shows a tqdm bar, whose first use starts tqdm's monitor thread;
-    the fork server must hold no threads when it forks, so stop it (each job starts its own)."""
+def reset_progress_bars() -> None:
+    """Basilisk's ExecuteSimulation shows a tqdm bar. Its first use starts tqdm's monitor thread
+    (the fork server must hold no threads when it forks: stop it) and creates tqdm's write lock,
+    which includes a multiprocessing RLock: a semaphore every forked job would share. A job
+    SIGKILLed while it draws its bar (early termination, timeout, cancel) would leave that
+    semaphore held and the next job's first bar would wait forever. Drop both, so every job
+    creates its own."""
     tqdm_module = sys.modules.get("tqdm.std")
-    monitor = getattr(getattr(tqdm_module, "tqdm", None), "monitor", None)
+    if tqdm_module is None:
+        return
+    tqdm_class = getattr(tqdm_module, "tqdm", None)
+    monitor = getattr(tqdm_class, "monitor", None)
     if monitor is not None:
         monitor.exit()
-        tqdm_module.tqdm.monitor = None
+        tqdm_class.monitor = None
+    if tqdm_class is not None and "_lock" in vars(tqdm_class):
+        del tqdm_class._lock
+    write_lock = getattr(tqdm_module, "TqdmDefaultWriteLock", None)
+    if write_lock is not None and "mp_lock" in vars(write_lock):
+        del write_lock.mp_lock
 
 
 def main() -> None:
@@ -88,7 +100,7 @@ def main() -> None:
                 warm()
             except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs speed
                 failures.append(f"{warm.__name__}: {type(exc).__name__}: {exc}")
-    stop_progress_monitor()
+    reset_progress_bars()
     if failures:
         raise RuntimeError("; ".join(failures))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -323,3 +324,21 @@ def test_preload_none_turns_auto_off(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_config(None, env={"LYNX_RUNNER_PRELOAD": "none"}).preload == ()
     assert load_config(write(tmp_path, "preload: []\n"), env={}).preload == ()
+
+
+def test_auto_warm_up_leaves_no_progress_bar_lock_for_jobs_to_share():
+    """A semaphore created in the fork server is shared by every forked job: a job killed while
+    holding tqdm's lock would block the next job's progress bar forever."""
+    probe = (
+        "import runpy, sys, threading\n"
+        "from Basilisk.utilities import SimulationBaseClass\n"
+        "import matplotlib.pyplot\n"
+        f"runpy.run_path({str(AUTO_WARM_UP)!r}, run_name='__lynx_warm_up__')\n"
+        "import tqdm.std as t\n"
+        "assert 'tqdm.std' in sys.modules, 'the warm-up did not run a simulation'\n"
+        "assert '_lock' not in vars(t.tqdm) and 'mp_lock' not in vars(t.TqdmDefaultWriteLock)\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -18,38 +18,14 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-import grpc
 import pytest
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
-from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
-from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
-from lynx_common.server import GrpcServer
 from lynx_runner.config import CommandSpec, RunnerConfig
 from lynx_runner.engine import BasiliskEngine, CommandEngine, JobHandle, build_engines
-from lynx_telemetry.server import TelemetryServicer
-from lynx_telemetry.store import TelemetryStore
 
 pytestmark = pytest.mark.timeout(90)
 SCENARIOS = Path(__file__).parent / "scenarios"
-
-
-@pytest.fixture
-async def telemetry(tmp_path):
-    """A real telemetry-ingest server; yields (stub, store)."""
-    store = await TelemetryStore.open(tmp_path / "telemetry.db")
-    server = GrpcServer(
-        lambda s: tel_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(store), s),
-        [tel_pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name],
-    )
-    await server.start()
-    channel = grpc.aio.insecure_channel(server.address)
-    try:
-        yield tel_grpc.TelemetryServiceStub(channel), store
-    finally:
-        await channel.close()
-        await server.stop(0)
-        await store.close()
 
 
 @pytest.fixture

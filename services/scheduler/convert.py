@@ -8,7 +8,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_scheduler import core
-from lynx_scheduler.store import AttemptRow, BatchRow, JobRow, RunnerRow, result_bytes
+from lynx_scheduler.store import AttemptRow, BatchRow, JobRow, RunnerRow
 
 _BATCH_STATUS = {
     core.PENDING: pb.BATCH_STATUS_PENDING,
@@ -117,7 +117,3 @@ def runner_to_proto(r: RunnerRow) -> pb.Runner:
         running_jobs=r.running_jobs,
     )
 
-
-def result_of(job_id: str, reason: str, message: str) -> bytes:
-    """A serialized failed JobResult written by the scheduler itself."""
-    return result_bytes(job_id, 0, reason, message)

@@ -179,11 +179,6 @@ def decide_after_loss(losses: int, policy: RetryPolicy, stopping: bool = False) 
     return Decision(PENDING, lost=True)
 
 
-def next_status_after_failure(reason: str, failures: int, max_retries: int) -> str:
-    """Status of a job whose attempt failed; `failures` counts this one."""
-    return decide_after_failure(reason, failures, RetryPolicy(max_retries=max_retries)).status
-
-
 def failure_budget(max_failed_jobs: float | None, total_jobs: int) -> float:
     """The most failed jobs a batch may have: a count (>= 1), a fraction of the batch (< 1) or no limit."""
     if max_failed_jobs is None:

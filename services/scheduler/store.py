@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -230,6 +231,14 @@ async def _add_missing_columns(db: aiosqlite.Connection) -> None:
     await db.commit()
 
 
+_INSERT_JOB = "INSERT INTO jobs (job_id, batch_id, run_id, parameters, status) VALUES (?,?,?,?,?)"
+
+
+def _new_jobs(batch_id: str, runs: list[tuple[int, dict]]):
+    for run_id, params in runs:
+        yield (str(uuid.uuid4()), batch_id, run_id, json.dumps(params), PENDING)
+
+
 class Store:
     """All scheduler state in one SQLite file; every method is one transaction.
 
@@ -264,22 +273,53 @@ class Store:
 
     # ---- batches -------------------------------------------------------------------------
 
-    async def insert_batch(self, batch: BatchRow, jobs: list[tuple[str, int, dict]]) -> None:
-        """Insert a batch and its pending jobs (job_id, run_id, parameters) atomically."""
+    async def insert_hidden_batch(self, batch: BatchRow) -> None:
+        """Insert a batch with ready = 0: listings and dispatch ignore it until reveal_batch()."""
         async with self.transaction() as db:
             await db.execute(
                 "INSERT INTO batches (batch_id, name, config, seed, total_jobs, engine, sim_type, max_parallel,"
-                " max_retries, cancelled, created_at, warnings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " max_retries, cancelled, created_at, ready, warnings) VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?)",
                 (
                     batch.batch_id, batch.name, batch.config, batch.seed, batch.total_jobs,
                     batch.engine, batch.sim_type, batch.max_parallel, batch.max_retries, int(batch.cancelled),
                     batch.created_at, json.dumps(batch.warnings),
                 ),
             )
-            await db.executemany(
-                "INSERT INTO jobs (job_id, batch_id, run_id, parameters, status) VALUES (?,?,?,?,?)",
-                ((jid, batch.batch_id, rid, json.dumps(p), PENDING) for jid, rid, p in jobs),
+
+    async def add_jobs(self, batch_id: str, runs: list[tuple[int, dict]]) -> None:
+        """Insert pending jobs (run_id, parameters) of a batch in one short transaction."""
+        async with self.transaction() as db:
+            await db.executemany(_INSERT_JOB, _new_jobs(batch_id, runs))
+
+    async def reveal_batch(self, batch_id: str, total_jobs: int) -> None:
+        """A submission finished inserting its jobs: the batch becomes visible and leasable."""
+        async with self.transaction() as db:
+            await db.execute("UPDATE batches SET ready = 1, total_jobs = ? WHERE batch_id = ?", (total_jobs, batch_id))
+
+    async def discard_unready_batch(self, batch_id: str) -> None:
+        """Remove a submission that did not complete (a batch still ready = 0) and its jobs."""
+        async with self.transaction() as db:
+            await db.execute(
+                "DELETE FROM jobs WHERE batch_id = (SELECT batch_id FROM batches WHERE batch_id = ? AND ready = 0)",
+                (batch_id,),
             )
+            await db.execute("DELETE FROM batches WHERE batch_id = ? AND ready = 0", (batch_id,))
+
+    async def extend_batch(self, batch_id: str, runs: list[tuple[int, dict]]) -> None:
+        """Add pending jobs to a batch and open it again, atomically."""
+        async with self.transaction() as db:
+            await db.executemany(_INSERT_JOB, _new_jobs(batch_id, runs))
+            await db.execute(
+                "UPDATE batches SET total_jobs = total_jobs + ?, finished_at = NULL WHERE batch_id = ?",
+                (len(runs), batch_id),
+            )
+
+    async def next_run_id(self, batch_id: str) -> int:
+        """The run id after the batch's last one (its run count)."""
+        rows = await self.db.execute_fetchall(
+            "SELECT COALESCE(MAX(run_id) + 1, 0) FROM jobs WHERE batch_id = ?", (batch_id,)
+        )
+        return rows[0][0]
 
     async def delete_unready_batches(self) -> int:
         """At start-up: batches whose submission died half-way (ready = 0) go, with their jobs."""
@@ -348,12 +388,6 @@ class Store:
             (RUNNING, PENDING),
         )
         return [(_batch(r[:-1]), r[-1]) for r in rows]
-
-    async def running_count(self, batch_id: str) -> int:
-        rows = await self.db.execute_fetchall(
-            "SELECT COUNT(*) FROM jobs WHERE batch_id = ? AND status = ?", (batch_id, RUNNING)
-        )
-        return rows[0][0]
 
     async def pending_jobs(self, batch_id: str, limit: int, now: float | None = None) -> list[JobRow]:
         """Pending jobs in run order whose backoff has passed at `now` (all of them when None)."""

@@ -32,7 +32,6 @@ from lynx_scheduler.store import BatchRow, Store
 log = logging.getLogger(__name__)
 SAMPLER_DEADLINE_S = 600.0
 MAX_EXTEND_RUNS = 1_000_000
-_INSERT_JOB = "INSERT INTO jobs (job_id, batch_id, run_id, parameters, status) VALUES (?,?,?,?,?)"
 
 
 class SamplingError(Exception):
@@ -215,14 +214,15 @@ class Submissions:
             created_at=time.time(),
             started_at=None,
             finished_at=None,
+            warnings=sample.warnings,
         )
         try:
             inserted = await self._insert(batch, sample)
         except SamplingError as exc:
-            await self._discard(batch.batch_id)
+            await self.store.discard_unready_batch(batch.batch_id)
             await context.abort(exc.code, str(exc))
         except BaseException:
-            await self._discard(batch.batch_id)
+            await self.store.discard_unready_batch(batch.batch_id)
             raise
         log.info("batch %s queued with %d jobs (seed %d)", batch.batch_id, inserted, seed)
         self.dispatcher.wake()
@@ -232,37 +232,18 @@ class Submissions:
 
     async def _insert(self, batch: BatchRow, sample: Sample) -> int:
         """Insert the batch hidden, its jobs chunk by chunk, then reveal it; returns the job count."""
-        async with self.store.transaction() as db:
-            await db.execute(
-                "INSERT INTO batches (batch_id, name, config, seed, total_jobs, engine, sim_type, max_parallel,"
-                " max_retries, cancelled, created_at, ready, warnings) VALUES (?,?,?,?,?,?,?,?,?,0,?,0,?)",
-                (
-                    batch.batch_id, batch.name, batch.config, batch.seed, batch.total_jobs, batch.engine,
-                    batch.sim_type, batch.max_parallel, batch.max_retries, batch.created_at,
-                    json.dumps(sample.warnings),
-                ),
-            )
+        await self.store.insert_hidden_batch(batch)
         inserted = 0
         async for chunk in sample.chunks:  # one short transaction per chunk: dispatch is never held up
-            async with self.store.transaction() as db:
-                await db.executemany(_INSERT_JOB, _job_rows(batch.batch_id, chunk))
+            await self.store.add_jobs(batch.batch_id, _runs(chunk))
             inserted += len(chunk)
         if sample.total_runs and inserted != sample.total_runs:
             raise SamplingError(
                 grpc.StatusCode.UNAVAILABLE,
                 f"sampler: announced {sample.total_runs} runs but sent {inserted}",
             )
-        async with self.store.transaction() as db:
-            await db.execute(
-                "UPDATE batches SET ready = 1, total_jobs = ? WHERE batch_id = ?", (inserted, batch.batch_id)
-            )
+        await self.store.reveal_batch(batch.batch_id, inserted)
         return inserted
-
-    async def _discard(self, batch_id: str) -> None:
-        """Remove a submission that did not complete."""
-        async with self.store.transaction() as db:
-            await db.execute("DELETE FROM jobs WHERE batch_id = ?", (batch_id,))
-            await db.execute("DELETE FROM batches WHERE batch_id = ? AND ready = 0", (batch_id,))
 
     # -- Preview ----------------------------------------------------------------------------
 
@@ -295,7 +276,7 @@ class Submissions:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"batch {batch.batch_id} is {why}: submit a new batch instead")
         config = cfg.BatchConfig.FromString(batch.config)
-        existing = await self._run_count(batch.batch_id)
+        existing = await self.store.next_run_id(batch.batch_id)
         method = config.monte_carlo.sampling_method or "latin_hypercube"
         if method == "latin_hypercube" and existing != config.monte_carlo.runs:
             # The sampler refines the original n-point design; a refined design cannot be refined again.
@@ -310,28 +291,16 @@ class Submissions:
             rows = [row async for chunk in sample.chunks for row in chunk]
         except SamplingError as exc:
             await context.abort(exc.code, str(exc))
-        async with self.store.transaction() as db:
-            await db.executemany(_INSERT_JOB, _job_rows(batch.batch_id, rows))
-            await db.execute(
-                "UPDATE batches SET total_jobs = total_jobs + ?, finished_at = NULL WHERE batch_id = ?",
-                (len(rows), batch.batch_id),
-            )
+        await self.store.extend_batch(batch.batch_id, _runs(rows))
         log.info("batch %s extended by %d jobs (runs %d..%d)", batch.batch_id, len(rows), existing,
                  existing + len(rows) - 1)
         self.dispatcher.wake()
         after = await self.store.get_batch(batch.batch_id)
         return pb.ExtendBatchResponse(batch=batch_to_proto(after), added_jobs=len(rows), warnings=sample.warnings)
 
-    async def _run_count(self, batch_id: str) -> int:
-        async with self.store.db.execute(
-            "SELECT COALESCE(MAX(run_id) + 1, 0) FROM jobs WHERE batch_id = ?", (batch_id,)
-        ) as cur:
-            return (await cur.fetchone())[0]
 
-
-def _job_rows(batch_id: str, chunk: list[tuple[int, dict, int]]):
-    for run_id, params, _seed in chunk:
-        yield (str(uuid.uuid4()), batch_id, run_id, json.dumps(params), core.PENDING)
+def _runs(chunk: list[tuple[int, dict, int]]) -> list[tuple[int, dict]]:
+    return [(run_id, params) for run_id, params, _seed in chunk]
 
 
 def _sampling_error(exc: grpc.aio.AioRpcError) -> SamplingError:

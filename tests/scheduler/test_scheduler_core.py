@@ -42,7 +42,8 @@ def test_batch_status(c, cancelled, expected):
     ],
 )
 def test_next_status_after_failure(reason, failures, max_retries, expected):
-    assert core.next_status_after_failure(reason, failures, max_retries) == expected
+    policy = core.RetryPolicy(max_retries=max_retries)
+    assert core.decide_after_failure(reason, failures, policy).status == expected
 
 
 def test_throughput_and_estimate():

@@ -11,17 +11,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore \
     MPLCONFIGDIR=/tmp/matplotlib
 
-# Install Lynx (with Basilisk for the runner's scenarios) and the scenario
-# telemetry client as ordinary, non-editable packages, then drop the sources.
+# Install every Lynx package (the CLI with Basilisk for the runner's scenarios)
+# and the scenario telemetry client as ordinary, non-editable packages, then
+# drop the sources. Each package is its own folder with its own pyproject.toml.
 WORKDIR /src
-COPY pyproject.toml README.md ./
 COPY gen/python gen/python
 COPY services services
 COPY gateway gateway
 COPY cli cli
 COPY clients/python clients/python
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ".[basilisk]" ./clients/python \
+    pip install ./gen/python "./services/common[sqlite]" ./services/sampler ./services/scheduler \
+        ./services/telemetry ./services/runner ./gateway "./cli[basilisk]" ./clients/python \
  && rm -rf /src
 
 # What the runner launches: scenarios and runner configs, relative to /app

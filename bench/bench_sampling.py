@@ -19,13 +19,14 @@ from collections.abc import Callable
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from scipy import stats
+from scipy.stats import qmc
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 from lynx_common.server import client_channel
 from lynx_sampler import core
-from scipy import stats
-from scipy.stats import qmc
 
 # A mix of distributions, cycled to the requested number of parameters.
 MIX: list[dict] = [

@@ -16,11 +16,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.lynx-setup-stamp
-want=$(cat pyproject.toml clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)
+# Every package of the repository, each from its own folder (folder = import path), editable.
+PACKAGES=(gen/python "services/common[sqlite]" services/sampler services/scheduler services/telemetry
+          services/runner gateway "cli[basilisk]" clients/python)
+want=$(cat pyproject.toml gen/python/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml \
+       cli/pyproject.toml clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv (Lynx, Basilisk, test tools)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[basilisk,test]" -e clients/python
+  editable=()
+  for package in "${PACKAGES[@]}"; do editable+=(-e "$package"); done
+  # pip >= 25.1 for --group (PEP 735 dependency groups: the test tools in ./pyproject.toml)
+  .venv/bin/python -m pip install --quiet "${editable[@]}" --group test
   echo "$want" > "$stamp"
 fi
 

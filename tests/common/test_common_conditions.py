@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from lynx_common.conditions import parse_condition
 from lynx_common.errors import ValidationError
 

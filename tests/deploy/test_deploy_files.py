@@ -28,14 +28,17 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
 from lynx_runner.config import RunnerConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict] = COMPOSE["services"]
-PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-CLIENT_PYPROJECT = tomllib.loads((ROOT / "clients/python/pyproject.toml").read_text())
-SCRIPTS: dict[str, str] = PYPROJECT["project"]["scripts"]
+# Every installable package of the repository: its folder -> its pyproject.toml.
+PACKAGE_DIRS = sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("**/pyproject.toml")
+                      if p.parent != ROOT and not {".venv", "node_modules"} & set(p.relative_to(ROOT).parts))
+PYPROJECTS = {d: tomllib.loads((ROOT / d / "pyproject.toml").read_text()) for d in PACKAGE_DIRS}
+SCRIPTS: dict[str, str] = {k: v for p in PYPROJECTS.values() for k, v in p["project"].get("scripts", {}).items()}
 GRPC_SCRIPTS = {"lynx-sampler", "lynx-scheduler", "lynx-telemetry"}
 HEALTHCHECK_MODULE = "lynx_common.healthcheck"
 PYTHON_NAMES = {"python", "python3", "python3.11"}
@@ -471,6 +474,7 @@ async def test_grpc_health_probe_exits_0_for_a_serving_server_and_1_for_a_dead_p
 
 async def test_gateway_health_probe_exits_0_against_a_running_gateway():
     from aiohttp import web
+
     from lynx_gateway.server import build_app
 
     runner = web.AppRunner(build_app("127.0.0.1:1", "127.0.0.1:1"))
@@ -509,12 +513,12 @@ def test_dockerfile_instructions_are_valid_and_from_comes_first():
     assert first_real.upper() == "FROM"
 
 
-def test_base_image_python_satisfies_both_pyprojects():
+def test_base_image_python_satisfies_every_pyproject():
     base = DOCKERFILE.all("FROM")[-1].split()[0]
     match = re.fullmatch(r"python:(\d+)\.(\d+)(?:[.-].*)?", base)
     assert match, f"base image {base} is not an official python image"
     version = (int(match[1]), int(match[2]))
-    for project in (PYPROJECT, CLIENT_PYPROJECT):
+    for project in PYPROJECTS.values():
         minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)", project["project"]["requires-python"])
         assert version >= (int(minimum[1]), int(minimum[2]))
 
@@ -530,15 +534,12 @@ def test_every_copy_source_exists_and_is_in_the_build_context():
 
 def test_dockerfile_copies_what_pip_needs_to_build_lynx():
     copied = {PurePosixPath(s) for sources, _, _ in DOCKERFILE.copies() for s in sources}
-    # setuptools reads the readme named in pyproject and every package-dir
-    needed = {"pyproject.toml", PYPROJECT["project"]["readme"], "clients/python"}
-    needed |= set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
-    for path in needed:
+    for path in PACKAGE_DIRS:
         path = PurePosixPath(path)
         assert path in copied or any(c in path.parents for c in copied), f"{path} is not copied"
 
 
-def test_dockerfile_installs_lynx_with_basilisk_and_the_client_non_editable():
+def test_dockerfile_installs_every_package_with_basilisk_non_editable():
     installs = []
     for run in DOCKERFILE.all("RUN"):
         for command in re.split(r"&&|;", run):
@@ -547,8 +548,9 @@ def test_dockerfile_installs_lynx_with_basilisk_and_the_client_non_editable():
                 installs.append(tokens[tokens.index("install") + 1 :])
     assert installs, "no pip install in the Dockerfile"
     args = [a for tokens in installs for a in tokens]
-    assert ".[basilisk]" in args
-    assert any(PurePosixPath(a) == PurePosixPath("clients/python") for a in args)
+    installed = {PurePosixPath(a.split("[")[0]) for a in args if not a.startswith("-")}
+    assert {PurePosixPath(d) for d in PACKAGE_DIRS} <= installed, installed
+    assert "./cli[basilisk]" in args
     assert "-e" not in args and "--editable" not in args
 
 
@@ -568,5 +570,5 @@ def test_default_command_is_a_console_script():
 def test_dockerignore_keeps_local_environments_out_of_the_image():
     for path in (".venv", ".venv/bin/python", "node_modules", "node_modules/.bin/buf", ".git"):
         assert is_dockerignored(path), path
-    for path in ("pyproject.toml", "README.md", "services/telemetry/server.py", "scenarios", "configs"):
+    for path in ("pyproject.toml", "README.md", "services/telemetry/lynx_telemetry/server.py", "scenarios", "configs"):
         assert not is_dockerignored(path), path

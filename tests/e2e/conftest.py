@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from lynx_cli.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]

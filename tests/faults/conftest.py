@@ -8,6 +8,7 @@ import subprocess
 import grpc
 import pytest
 from fault_harness import BIN, REPO, Stack
+
 from lynx_cli.stack import free_port
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import yaml
+
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_cli.stack import free_port

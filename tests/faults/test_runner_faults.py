@@ -7,6 +7,7 @@ import signal
 import time
 
 from fault_harness import alive, batch_config, wait_for
+
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 
 

@@ -8,6 +8,7 @@ import signal
 import time
 
 from fault_harness import wait_for
+
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_common.server import client_channel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+
 from lynx_gateway.openapi import SPEC
 from lynx_gateway.server import build_app
 

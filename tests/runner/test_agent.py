@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_common.server import GrpcServer

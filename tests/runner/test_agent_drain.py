@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb

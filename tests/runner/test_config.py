@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from lynx_common.errors import ValidationError
 from lynx_runner.config import (
     AUTO_WARM_UP,

@@ -6,6 +6,7 @@ import asyncio
 import os
 
 import pytest
+
 from lynx_runner import host
 from lynx_runner.config import RunnerConfig
 from lynx_runner.streams import BadTelemetryLine, CappedLog, parse_telemetry_line

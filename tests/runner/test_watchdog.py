@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx_common.errors import ValidationError
 from lynx_runner.watchdog import Watchdog

@@ -7,9 +7,10 @@ import hashlib
 import math
 
 from google.protobuf import struct_pb2
+from scipy import stats
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as pb
-from scipy import stats
 
 # Continuous distributions and the scipy distribution each must follow, written out from the
 # documented meaning of the fields (not taken from the sampler's own objects).

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sampler_cases import ALL, CHOICE, ERRORS, INTEGER, with_defaults
+
 from lynx_common.errors import ValidationError
 from lynx_sampler import core
-from sampler_cases import ALL, CHOICE, ERRORS, INTEGER, with_defaults
 
 UNIFORM = {"type": "uniform", "min": 1.0, "max": 2.0}
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from google.protobuf import struct_pb2
+from sampler_cases import ALL
+
 from lynx.sampler.v1 import sampler_service_pb2 as pb
-from lynx_common.seeds import run_seed, run_seeds
 from lynx_sampler import core
 from lynx_sampler.encoding import encoded_chunks, varint, varint_table
-from sampler_cases import ALL
+from lynx_sampler.seeds import run_seed, run_seeds
 
 
 @pytest.mark.parametrize("batch_seed", [0, 1, 42, 2**32 - 1, 2**32, 2**52 + 7, 2**63 - 1])

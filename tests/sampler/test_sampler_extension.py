@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lynx_sampler import core
 from sampler_cases import ALL, CONTINUOUS, snapshot
 from scipy import stats
 from test_sampler_statistics import assert_one_point_per_stratum
+
+from lynx_sampler import core
 
 CORRELATION = {"parameters": ["uniform", "normal", "integer"], "matrix": [[1, 0.5, -0.3], [0.5, 1, 0], [-0.3, 0, 1]]}
 

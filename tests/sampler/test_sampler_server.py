@@ -8,14 +8,15 @@ import pytest
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from sampler_cases import ALL, ERRORS, to_request
+from scipy import stats
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
-from lynx_common.seeds import run_seed
 from lynx_sampler import core
+from lynx_sampler.seeds import run_seed
 from lynx_sampler.server import build_server
-from sampler_cases import ALL, ERRORS, to_request
-from scipy import stats
 
 pytestmark = pytest.mark.timeout(60)
 

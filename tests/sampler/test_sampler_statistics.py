@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from lynx_sampler import core
 from sampler_cases import ALL, CHOICE, CHOICE_P, CONTINUOUS, INTEGER
 from scipy import stats
+
+from lynx_sampler import core
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "scenarios/aerospace/configs/basic_orbit_tutorial.yaml"
 SAMPLING = ("random", "latin_hypercube", "sobol", "halton")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from lynx_sampler import core
 
 README = Path(__file__).resolve().parents[2] / "README.md"

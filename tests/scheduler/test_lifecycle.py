@@ -8,8 +8,9 @@ import json
 
 import grpc
 import pytest
-from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from scheduler_harness import batch, submit, tutorial_config
+
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 
 
 async def _job(stub, job_id: str) -> pb.Job:

@@ -7,9 +7,10 @@ import json
 
 import grpc
 import pytest
-from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx_common.seeds import run_seed
 from scheduler_harness import TUTORIAL, batch, submit, tutorial_config
+
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_sampler.seeds import run_seed
 
 
 async def test_runner_never_gets_more_than_its_slots(scheduler):

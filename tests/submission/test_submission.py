@@ -7,14 +7,15 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-from lynx_common.seeds import run_seed
 from lynx_common.server import GrpcServer, client_channel
 from lynx_gateway.convert import config_from_json
+from lynx_sampler.seeds import run_seed
 from lynx_sampler.server import build_server as build_sampler
 from lynx_scheduler.dispatch import Dispatcher
 from lynx_scheduler.server import SchedulerServicer

@@ -25,8 +25,9 @@ import tomllib
 from pathlib import Path
 
 import grpc
-import lynx_telemetry_client
 import pytest
+
+import lynx_telemetry_client
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_telemetry_client import NullTelemetryClient, TelemetryClient, telemetry_client_from_env

@@ -36,6 +36,7 @@ from Basilisk.utilities import (  # noqa: E402
     orbitalMotion,
     simIncludeGravBody,
 )
+
 from lynx_telemetry_client import telemetry_client_from_env  # noqa: E402
 
 STEP_NS = macros.sec2nano(10.0)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import yaml
+
 from lynx_common.errors import ValidationError
 
 ENV_PREFIX = "LYNX_RUNNER_"

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import yaml
+
 from lynx_cli.api import DEFAULT_URL, Api, ApiError
 from lynx_cli.stack import Ports, Stack, StackError
 

@@ -21,9 +21,10 @@ import struct
 from collections.abc import Iterator
 
 import numpy as np
-from lynx_common.seeds import run_seeds
+
 from lynx_sampler.core import Sample
 from lynx_sampler.distributions import Choice
+from lynx_sampler.seeds import run_seeds
 
 
 def varint(value: int) -> bytes:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosqlite
+
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.sqlite import open_database
 from lynx_scheduler import core

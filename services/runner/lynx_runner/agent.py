@@ -13,6 +13,7 @@ import logging
 import time
 
 import grpc
+
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc

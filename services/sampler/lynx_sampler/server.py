@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import struct_pb2
+
 from lynx.common.v1 import batch_config_pb2
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx_common.errors import ValidationError

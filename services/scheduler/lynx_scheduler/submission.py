@@ -18,12 +18,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.errors import ValidationError
-from lynx_common.seeds import run_seed
+from lynx_sampler.seeds import run_seed
 from lynx_scheduler import core
 from lynx_scheduler.convert import batch_to_proto
 from lynx_scheduler.dispatch import Dispatcher

@@ -10,9 +10,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
+
 from lynx_common.errors import ValidationError
 from lynx_sampler.distributions import Choice, Constant, Parameter, is_number
-from scipy import stats
 
 PARAMETERS = "monte_carlo.correlation.parameters"
 MATRIX = "monte_carlo.correlation.matrix"

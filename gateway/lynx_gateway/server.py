@@ -9,6 +9,7 @@ import re
 
 import grpc
 from aiohttp import web
+
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb

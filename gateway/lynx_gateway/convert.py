@@ -7,6 +7,7 @@ import io
 import json
 
 from google.protobuf import json_format
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
 from lynx_common.sqlite import open_database
 
 SCHEMA = """

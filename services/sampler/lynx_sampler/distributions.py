@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from lynx_common.errors import ValidationError
 from scipy import stats
+
+from lynx_common.errors import ValidationError
 
 # Unit-cube points are clipped into [U_MIN, U_MAX] so no inverse CDF returns +-inf; the clip
 # moves only points within 2**-53 of 0 or 1 and never out of their stratum.

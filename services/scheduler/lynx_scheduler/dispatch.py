@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx_common.seeds import run_seed
+from lynx_sampler.seeds import run_seed
 from lynx_scheduler import core
 from lynx_scheduler.store import BatchRow, Ending, JobRow, Report, Settled, Store
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from lynx_common.errors import ValidationError
 from lynx_sampler import correlation as corr_mod
 from lynx_sampler import methods

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from google.protobuf import struct_pb2, timestamp_pb2
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_scheduler import core

@@ -9,13 +9,18 @@ if [ -x node_modules/.bin/buf ]; then
   echo "== buf lint / format"
   node_modules/.bin/buf lint
   node_modules/.bin/buf format --diff --exit-code
-  # The v1 contract as first published (walking skeleton): later changes must be additive.
-  baseline=fb424efe46e38ec599444bc8fe91cd2fcbbd6057
-  if git cat-file -e "$baseline^{commit}" 2>/dev/null; then
-    echo "== buf breaking against ${baseline:0:7}"
-    node_modules/.bin/buf breaking --against ".git#ref=$baseline,depth=100000"
+  # The released contract is what main holds: a branch is checked against main; main itself
+  # against its previous commit, so no single commit on main breaks it. (FILE rules, buf.yaml.)
+  if [ "$(git rev-parse --abbrev-ref HEAD)" != main ] && git rev-parse -q --verify main >/dev/null; then
+    against=$(git rev-parse main)
   else
-    echo "== buf breaking skipped: baseline commit $baseline is not in this clone"
+    against=$(git rev-parse -q --verify HEAD~1 || true)
+  fi
+  if [ -n "$against" ]; then
+    echo "== buf breaking against ${against:0:7}"
+    node_modules/.bin/buf breaking --against ".git#ref=$against,depth=100000"
+  else
+    echo "== buf breaking skipped: no earlier contract in this clone"
   fi
 fi
 

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+
+from lynx_common.reflection import enable_server_reflection
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def client_channel(target: str) -> grpc.aio.Channel:
 
 
 class GrpcServer:
-    """A grpc.aio server with health and reflection, started on host:port (0 = any free port)."""
+    """A grpc.aio server with health and reflection (v1 and v1alpha), started on host:port (0 = any free port)."""
 
     def __init__(
         self,
@@ -52,9 +53,7 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.service_names = list(service_names)
-        reflection.enable_server_reflection(
-            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        enable_server_reflection([*self.service_names, health.SERVICE_NAME], self.server)
         self.port = self.server.add_insecure_port(f"{host}:{port}")
         if self.port == 0:
             raise OSError(f"cannot bind {host}:{port}")

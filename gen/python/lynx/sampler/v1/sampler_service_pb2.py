@@ -22,23 +22,21 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from lynx.common.v1 import batch_config_pb2 as lynx_dot_common_dot_v1_dot_batch__config__pb2
+from lynx.common.v1 import parameters_pb2 as lynx_dot_common_dot_v1_dot_parameters__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%lynx/sampler/v1/sampler_service.proto\x12\x0flynx.sampler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a!lynx/common/v1/batch_config.proto\"\xd4\x01\n\rSampleRequest\x12/\n\x0b\x64ispersions\x18\x01 \x03(\x0b\x32\x1a.lynx.common.v1.Dispersion\x12\x17\n\x0fsampling_method\x18\x02 \x01(\t\x12\x0c\n\x04runs\x18\x03 \x01(\x05\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12\x14\n\x0coptimization\x18\x05 \x01(\t\x12\x30\n\x0b\x63orrelation\x18\x06 \x01(\x0b\x32\x1b.lynx.common.v1.Correlation\x12\x15\n\rexisting_runs\x18\x07 \x01(\x05\"m\n\x0eSampleResponse\x12\x35\n\x0eparameter_sets\x18\x01 \x03(\x0b\x32\x1d.lynx.sampler.v1.ParameterSet\x12\x12\n\ntotal_runs\x18\x02 \x01(\x05\x12\x10\n\x08warnings\x18\x03 \x03(\t\"Y\n\x0cParameterSet\x12\x0e\n\x06run_id\x18\x01 \x01(\x05\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04seed\x18\x03 \x01(\x03\x32]\n\x0eSamplerService\x12K\n\x06Sample\x12\x1e.lynx.sampler.v1.SampleRequest\x1a\x1f.lynx.sampler.v1.SampleResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%lynx/sampler/v1/sampler_service.proto\x12\x0flynx.sampler.v1\x1a!lynx/common/v1/batch_config.proto\x1a\x1flynx/common/v1/parameters.proto\"\xd4\x01\n\rSampleRequest\x12/\n\x0b\x64ispersions\x18\x01 \x03(\x0b\x32\x1a.lynx.common.v1.Dispersion\x12\x17\n\x0fsampling_method\x18\x02 \x01(\t\x12\x0c\n\x04runs\x18\x03 \x01(\x05\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12\x14\n\x0coptimization\x18\x05 \x01(\t\x12\x30\n\x0b\x63orrelation\x18\x06 \x01(\x0b\x32\x1b.lynx.common.v1.Correlation\x12\x15\n\rexisting_runs\x18\x07 \x01(\x05\"v\n\x0eSampleResponse\x12\x12\n\ntotal_runs\x18\x02 \x01(\x05\x12\x10\n\x08warnings\x18\x03 \x03(\t\x12(\n\x04runs\x18\x04 \x01(\x0b\x32\x1a.lynx.common.v1.RunColumnsJ\x04\x08\x01\x10\x02R\x0eparameter_sets2]\n\x0eSamplerService\x12K\n\x06Sample\x12\x1e.lynx.sampler.v1.SampleRequest\x1a\x1f.lynx.sampler.v1.SampleResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lynx.sampler.v1.sampler_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SAMPLEREQUEST']._serialized_start=124
-  _globals['_SAMPLEREQUEST']._serialized_end=336
-  _globals['_SAMPLERESPONSE']._serialized_start=338
-  _globals['_SAMPLERESPONSE']._serialized_end=447
-  _globals['_PARAMETERSET']._serialized_start=449
-  _globals['_PARAMETERSET']._serialized_end=538
-  _globals['_SAMPLERSERVICE']._serialized_start=540
-  _globals['_SAMPLERSERVICE']._serialized_end=633
+  _globals['_SAMPLEREQUEST']._serialized_start=127
+  _globals['_SAMPLEREQUEST']._serialized_end=339
+  _globals['_SAMPLERESPONSE']._serialized_start=341
+  _globals['_SAMPLERESPONSE']._serialized_end=459
+  _globals['_SAMPLERSERVICE']._serialized_start=461
+  _globals['_SAMPLERSERVICE']._serialized_end=554
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,5 @@
-from google.protobuf import struct_pb2 as _struct_pb2
 from lynx.common.v1 import batch_config_pb2 as _batch_config_pb2
+from lynx.common.v1 import parameters_pb2 as _parameters_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -27,21 +27,11 @@ class SampleRequest(_message.Message):
     def __init__(self, dispersions: _Optional[_Iterable[_Union[_batch_config_pb2.Dispersion, _Mapping]]] = ..., sampling_method: _Optional[str] = ..., runs: _Optional[int] = ..., seed: _Optional[int] = ..., optimization: _Optional[str] = ..., correlation: _Optional[_Union[_batch_config_pb2.Correlation, _Mapping]] = ..., existing_runs: _Optional[int] = ...) -> None: ...
 
 class SampleResponse(_message.Message):
-    __slots__ = ("parameter_sets", "total_runs", "warnings")
-    PARAMETER_SETS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("total_runs", "warnings", "runs")
     TOTAL_RUNS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
-    parameter_sets: _containers.RepeatedCompositeFieldContainer[ParameterSet]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
     total_runs: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, parameter_sets: _Optional[_Iterable[_Union[ParameterSet, _Mapping]]] = ..., total_runs: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class ParameterSet(_message.Message):
-    __slots__ = ("run_id", "parameters", "seed")
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
-    SEED_FIELD_NUMBER: _ClassVar[int]
-    run_id: int
-    parameters: _struct_pb2.Struct
-    seed: int
-    def __init__(self, run_id: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+    runs: _parameters_pb2.RunColumns
+    def __init__(self, total_runs: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., runs: _Optional[_Union[_parameters_pb2.RunColumns, _Mapping]] = ...) -> None: ...

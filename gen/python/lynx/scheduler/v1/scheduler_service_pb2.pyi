@@ -1,8 +1,8 @@
 import datetime
 
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from lynx.common.v1 import batch_config_pb2 as _batch_config_pb2
+from lynx.common.v1 import parameters_pb2 as _parameters_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -30,6 +30,28 @@ class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATUS_FAILED: _ClassVar[JobStatus]
     JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
 
+class TerminationReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TERMINATION_REASON_UNSPECIFIED: _ClassVar[TerminationReason]
+    TERMINATION_REASON_EXITED: _ClassVar[TerminationReason]
+    TERMINATION_REASON_EARLY_TERMINATION: _ClassVar[TerminationReason]
+    TERMINATION_REASON_TIMEOUT: _ClassVar[TerminationReason]
+    TERMINATION_REASON_CANCELLED: _ClassVar[TerminationReason]
+    TERMINATION_REASON_LAUNCH_ERROR: _ClassVar[TerminationReason]
+    TERMINATION_REASON_RUNNER_LOST: _ClassVar[TerminationReason]
+    TERMINATION_REASON_OUT_OF_MEMORY: _ClassVar[TerminationReason]
+    TERMINATION_REASON_RELEASED: _ClassVar[TerminationReason]
+
+class AttemptOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ATTEMPT_OUTCOME_UNSPECIFIED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_RUNNING: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_COMPLETED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_FAILED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_RUNNER_LOST: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_RELEASED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_CANCELLED: _ClassVar[AttemptOutcome]
+
 class RunnerStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RUNNER_STATUS_UNSPECIFIED: _ClassVar[RunnerStatus]
@@ -47,26 +69,44 @@ JOB_STATUS_RUNNING: JobStatus
 JOB_STATUS_COMPLETED: JobStatus
 JOB_STATUS_FAILED: JobStatus
 JOB_STATUS_CANCELLED: JobStatus
+TERMINATION_REASON_UNSPECIFIED: TerminationReason
+TERMINATION_REASON_EXITED: TerminationReason
+TERMINATION_REASON_EARLY_TERMINATION: TerminationReason
+TERMINATION_REASON_TIMEOUT: TerminationReason
+TERMINATION_REASON_CANCELLED: TerminationReason
+TERMINATION_REASON_LAUNCH_ERROR: TerminationReason
+TERMINATION_REASON_RUNNER_LOST: TerminationReason
+TERMINATION_REASON_OUT_OF_MEMORY: TerminationReason
+TERMINATION_REASON_RELEASED: TerminationReason
+ATTEMPT_OUTCOME_UNSPECIFIED: AttemptOutcome
+ATTEMPT_OUTCOME_RUNNING: AttemptOutcome
+ATTEMPT_OUTCOME_COMPLETED: AttemptOutcome
+ATTEMPT_OUTCOME_FAILED: AttemptOutcome
+ATTEMPT_OUTCOME_RUNNER_LOST: AttemptOutcome
+ATTEMPT_OUTCOME_RELEASED: AttemptOutcome
+ATTEMPT_OUTCOME_CANCELLED: AttemptOutcome
 RUNNER_STATUS_UNSPECIFIED: RunnerStatus
 RUNNER_STATUS_ONLINE: RunnerStatus
 RUNNER_STATUS_OFFLINE: RunnerStatus
 
+class JobStatusCount(_message.Message):
+    __slots__ = ("status", "count")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    status: JobStatus
+    count: int
+    def __init__(self, status: _Optional[_Union[JobStatus, str]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class TerminationReasonCount(_message.Message):
+    __slots__ = ("reason", "count")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    reason: TerminationReason
+    count: int
+    def __init__(self, reason: _Optional[_Union[TerminationReason, str]] = ..., count: _Optional[int] = ...) -> None: ...
+
 class Batch(_message.Message):
     __slots__ = ("batch_id", "name", "status", "total_jobs", "jobs_by_status", "throughput_jobs_per_minute", "estimated_completion_time_mins", "seed", "config", "created_at", "started_at", "finished_at", "status_message", "early_terminated_jobs", "failures_by_reason", "warnings")
-    class JobsByStatusEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: int
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
-    class FailuresByReasonEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: int
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -87,7 +127,7 @@ class Batch(_message.Message):
     name: str
     status: BatchStatus
     total_jobs: int
-    jobs_by_status: _containers.ScalarMap[str, int]
+    jobs_by_status: _containers.RepeatedCompositeFieldContainer[JobStatusCount]
     throughput_jobs_per_minute: float
     estimated_completion_time_mins: float
     seed: int
@@ -97,9 +137,9 @@ class Batch(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     status_message: str
     early_terminated_jobs: int
-    failures_by_reason: _containers.ScalarMap[str, int]
+    failures_by_reason: _containers.RepeatedCompositeFieldContainer[TerminationReasonCount]
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, batch_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., total_jobs: _Optional[int] = ..., jobs_by_status: _Optional[_Mapping[str, int]] = ..., throughput_jobs_per_minute: _Optional[float] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_message: _Optional[str] = ..., early_terminated_jobs: _Optional[int] = ..., failures_by_reason: _Optional[_Mapping[str, int]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, batch_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., total_jobs: _Optional[int] = ..., jobs_by_status: _Optional[_Iterable[_Union[JobStatusCount, _Mapping]]] = ..., throughput_jobs_per_minute: _Optional[float] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_message: _Optional[str] = ..., early_terminated_jobs: _Optional[int] = ..., failures_by_reason: _Optional[_Iterable[_Union[TerminationReasonCount, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobResult(_message.Message):
     __slots__ = ("job_id", "success", "execution_time_secs", "output_files", "metadata", "error_message", "exit_code", "termination_reason", "attempt", "telemetry_samples_sent", "telemetry_samples_dropped", "files", "termination_variable", "termination_condition", "termination_value")
@@ -132,7 +172,7 @@ class JobResult(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     error_message: str
     exit_code: int
-    termination_reason: str
+    termination_reason: TerminationReason
     attempt: int
     telemetry_samples_sent: int
     telemetry_samples_dropped: int
@@ -140,7 +180,7 @@ class JobResult(_message.Message):
     termination_variable: str
     termination_condition: str
     termination_value: float
-    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[str] = ..., attempt: _Optional[int] = ..., telemetry_samples_sent: _Optional[int] = ..., telemetry_samples_dropped: _Optional[int] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[_Union[TerminationReason, str]] = ..., attempt: _Optional[int] = ..., telemetry_samples_sent: _Optional[int] = ..., telemetry_samples_dropped: _Optional[int] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ...) -> None: ...
 
 class OutputFile(_message.Message):
     __slots__ = ("path", "relative_path", "size_bytes", "sha256")
@@ -169,15 +209,15 @@ class Attempt(_message.Message):
     runner_id: str
     started_at: _timestamp_pb2.Timestamp
     ended_at: _timestamp_pb2.Timestamp
-    outcome: str
+    outcome: AttemptOutcome
     exit_code: int
-    termination_reason: str
+    termination_reason: TerminationReason
     error_message: str
     ignored_reports: int
-    def __init__(self, attempt: _Optional[int] = ..., runner_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[str] = ..., error_message: _Optional[str] = ..., ignored_reports: _Optional[int] = ...) -> None: ...
+    def __init__(self, attempt: _Optional[int] = ..., runner_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[_Union[TerminationReason, str]] = ..., error_message: _Optional[str] = ..., ignored_reports: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "batch_id", "run_id", "status", "parameters", "attempts", "runner_id", "result", "attempt_history", "not_before", "runner_losses")
+    __slots__ = ("job_id", "batch_id", "run_id", "status", "parameters", "attempts", "runner_id", "result", "attempt_history", "not_before", "runner_losses", "seed")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -189,18 +229,20 @@ class Job(_message.Message):
     ATTEMPT_HISTORY_FIELD_NUMBER: _ClassVar[int]
     NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
     RUNNER_LOSSES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     batch_id: str
     run_id: int
     status: JobStatus
-    parameters: _struct_pb2.Struct
+    parameters: _containers.RepeatedCompositeFieldContainer[_parameters_pb2.Parameter]
     attempts: int
     runner_id: str
     result: JobResult
     attempt_history: _containers.RepeatedCompositeFieldContainer[Attempt]
     not_before: _timestamp_pb2.Timestamp
     runner_losses: int
-    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., run_id: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., attempts: _Optional[int] = ..., runner_id: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., attempt_history: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., runner_losses: _Optional[int] = ...) -> None: ...
+    seed: int
+    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., run_id: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., parameters: _Optional[_Iterable[_Union[_parameters_pb2.Parameter, _Mapping]]] = ..., attempts: _Optional[int] = ..., runner_id: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., attempt_history: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., runner_losses: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class RunnerCapabilities(_message.Message):
     __slots__ = ("max_concurrent_jobs", "supported_simulation_types", "gpu_available", "memory_gb", "cpu_cores")
@@ -449,12 +491,10 @@ class RunningJob(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("running_job_ids", "running_jobs")
-    RUNNING_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("running_jobs",)
     RUNNING_JOBS_FIELD_NUMBER: _ClassVar[int]
-    running_job_ids: _containers.RepeatedScalarFieldContainer[str]
     running_jobs: _containers.RepeatedCompositeFieldContainer[RunningJob]
-    def __init__(self, running_job_ids: _Optional[_Iterable[str]] = ..., running_jobs: _Optional[_Iterable[_Union[RunningJob, _Mapping]]] = ...) -> None: ...
+    def __init__(self, running_jobs: _Optional[_Iterable[_Union[RunningJob, _Mapping]]] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ("job_id", "attempt")

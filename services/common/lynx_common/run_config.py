@@ -1,0 +1,45 @@
+"""The run config a scenario reads from TETRYX_RUN_CONFIG: one definition for leases and previews."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+DEFAULT_SAMPLING_METHOD = "latin_hypercube"
+
+
+def iso(ts: float) -> str:
+    """UTC ISO-8601 with a Z, as in the tutorial."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_config(
+    run_id: int,
+    parameters: dict[str, object],
+    *,
+    simulation_name: str,
+    simulation_version: str,
+    duration_minutes: float,
+    sampling_method: str,
+    generated_at: float,
+    ids: dict[str, object],
+) -> dict:
+    """`{"run_id", "parameters", "metadata"}`; `parameters` keep their declared order and types
+    (int stays int, str stays str); `ids` (batch_id, job_id, batch_seed, seed, ...) join the metadata."""
+    return {
+        "run_id": run_id,
+        "parameters": parameters,
+        "metadata": {
+            "simulation_name": simulation_name,
+            "simulation_version": simulation_version,
+            "duration_minutes": duration_minutes,
+            "sampling_method": sampling_method or DEFAULT_SAMPLING_METHOD,
+            "generated_at": iso(generated_at),
+            **ids,
+        },
+    }
+
+
+def run_config_json(run_id: int, parameters: dict[str, object], **fields) -> str:
+    """run_config() as the JSON text the runner writes verbatim."""
+    return json.dumps(run_config(run_id, parameters, **fields))

@@ -208,7 +208,7 @@ def _preview_offline(config: dict, runs: int | None, limit: int | None) -> dict:
 
 def cmd_preview(args) -> int:
     from lynx_common.errors import ValidationError
-    from lynx_gateway.convert import run_configs_csv
+    from lynx_common.run_config import run_configs_csv
     from lynx_scheduler.submission import SamplingError
 
     body = submission(load_study(args.config), None, args.runs)

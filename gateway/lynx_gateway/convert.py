@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 from google.protobuf import json_format
@@ -101,18 +99,6 @@ def preview_json(chunks: list[pb.PreviewResponse]) -> dict:
         "warnings": list(first.warnings),
         "run_configs": [json.loads(doc) for c in chunks for doc in c.run_config_json],
     }
-
-
-def run_configs_csv(run_configs: list[dict]) -> str:
-    """Run configs as CSV: run_id, seed, then one column per parameter in declared order."""
-    out = io.StringIO()
-    names = list(run_configs[0]["parameters"]) if run_configs else []
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["run_id", "seed", *names])
-    for doc in run_configs:
-        params = doc["parameters"]
-        writer.writerow([doc["run_id"], doc["metadata"].get("seed", ""), *(params[n] for n in names)])
-    return out.getvalue()
 
 
 def submit_request(body: object) -> pb.SubmitBatchRequest:

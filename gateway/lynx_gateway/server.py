@@ -15,6 +15,7 @@ from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.errors import ValidationError
+from lynx_common.run_config import run_configs_csv
 from lynx_common.server import client_channel, configure_logging
 from lynx_gateway import convert
 from lynx_gateway.openapi import SPEC
@@ -99,7 +100,7 @@ class Gateway:
         call = self.scheduler.Preview(convert.preview_request(body), timeout=SUBMIT_DEADLINE_S)
         document = convert.preview_json([chunk async for chunk in call])
         if fmt == "csv":
-            return web.Response(text=convert.run_configs_csv(document["run_configs"]), content_type="text/csv")
+            return web.Response(text=run_configs_csv(document["run_configs"]), content_type="text/csv")
         return web.json_response(document)
 
     async def extend_batch(self, request: web.Request) -> web.Response:

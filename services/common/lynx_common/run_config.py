@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime
 
@@ -43,3 +45,15 @@ def run_config(
 def run_config_json(run_id: int, parameters: dict[str, object], **fields) -> str:
     """run_config() as the JSON text the runner writes verbatim."""
     return json.dumps(run_config(run_id, parameters, **fields))
+
+
+def run_configs_csv(run_configs: list[dict]) -> str:
+    """Run configs as CSV: run_id, seed, then one column per parameter in declared order."""
+    out = io.StringIO()
+    names = list(run_configs[0]["parameters"]) if run_configs else []
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "seed", *names])
+    for doc in run_configs:
+        params = doc["parameters"]
+        writer.writerow([doc["run_id"], doc["metadata"].get("seed", ""), *(params[n] for n in names)])
+    return out.getvalue()

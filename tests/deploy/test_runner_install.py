@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -20,10 +21,14 @@ def runner_venv(tmp_path_factory) -> Path:
     env_dir = tmp_path_factory.mktemp("runner-venv")
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    # non-editable, from the folders, as a runner host would (pip resolves grpcio etc. from the index)
+    # Copies of the three folders, as a runner host would have them (setuptools builds in the
+    # source folder, which must not be the checkout); non-editable; grpcio etc. from the index.
+    sources = tmp_path_factory.mktemp("runner-sources")
+    for package in RUNNER_PACKAGES:
+        shutil.copytree(ROOT / package, sources / package, ignore=shutil.ignore_patterns("*.egg-info", "build"))
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         *[str(ROOT / p) for p in RUNNER_PACKAGES]],
+         *[str(sources / p) for p in RUNNER_PACKAGES]],
         check=True, timeout=420,
     )
     return env_dir

@@ -10,7 +10,3 @@ class ValidationError(ValueError):
         super().__init__(f"{field} {problem}")
         self.field = field
         self.problem = problem
-
-
-class NotFoundError(LookupError):
-    """A named entity does not exist."""

@@ -19,6 +19,7 @@ from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_common.names import ATTEMPT_OUTCOME
 from lynx_common.server import GrpcServer, client_channel
 from lynx_runner.main import drain_grace
 from lynx_sampler.server import build_server as build_sampler
@@ -133,7 +134,7 @@ async def test_sigterm_drains_then_hands_back_what_is_left(stub, tmp_path):
         for job in running:
             job = jobs[job.job_id]
             assert job.status == pb.JOB_STATUS_PENDING  # handed back, waiting for another runner
-            assert [(a.attempt, a.outcome) for a in job.attempt_history] == [(1, "released")]
+            assert [(a.attempt, ATTEMPT_OUTCOME.name(a.outcome)) for a in job.attempt_history] == [(1, "released")]
             assert job.runner_losses == 0
         assert sum(j.attempts for j in jobs.values()) == 2  # the third job was never leased to it
     finally:
@@ -172,7 +173,7 @@ async def test_a_second_signal_stops_at_once_and_the_jobs_count_as_lost(stub, tm
             j = (await stub.GetJob(pb.GetJobRequest(job_id=job.job_id), timeout=5)).job
             return j if j.status == pb.JOB_STATUS_PENDING else None
         lost = await _until(requeued, 5, "the job to be requeued after the lease TTL")
-        assert lost.runner_losses == 1 and lost.attempt_history[0].outcome == "runner_lost"
+        assert lost.runner_losses == 1 and ATTEMPT_OUTCOME.name(lost.attempt_history[0].outcome) == "runner_lost"
     finally:
         proc.kill()
 

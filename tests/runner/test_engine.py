@@ -20,6 +20,7 @@ import pytest
 
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
+from lynx_common.names import TERMINATION_REASON
 from lynx_runner.config import RunnerConfig
 from lynx_runner.engine import BasiliskEngine, JobHandle
 
@@ -145,7 +146,7 @@ async def test_successful_run_follows_the_tetryx_contract(make_engine, workdir, 
     result = await engine.run(JobHandle(lease))
 
     assert result.success, result.error_message
-    assert result.termination_reason == "exited"
+    assert TERMINATION_REASON.name(result.termination_reason) == "exited"
     assert result.exit_code == 0
     assert not result.HasField("error_message")
     assert result.job_id == lease.job_id
@@ -201,7 +202,7 @@ async def test_nonzero_exit_reports_code_and_stderr_tail(make_engine):
     result = await engine.run(JobHandle(make_lease()))
     assert not result.success
     assert result.exit_code == 3
-    assert result.termination_reason == "exited"
+    assert TERMINATION_REASON.name(result.termination_reason) == "exited"
     assert "code 3" in result.error_message
     assert "FATAL: eccentricity out of range" in result.error_message
     assert "this goes to stdout" not in result.error_message
@@ -232,7 +233,7 @@ async def test_timeout_kills_the_scenario(make_engine):
     started = time.monotonic()
     result = await engine.run(JobHandle(make_lease(timeout_seconds=1)))
     elapsed = time.monotonic() - started
-    assert result.termination_reason == "timeout"
+    assert TERMINATION_REASON.name(result.termination_reason) == "timeout"
     assert not result.success
     assert result.exit_code < 0
     assert "timed out" in result.error_message
@@ -265,7 +266,7 @@ async def test_early_termination_on_telemetry_breach(make_engine, telemetry):
     result = await engine.run(JobHandle(lease))
     elapsed = time.monotonic() - started
 
-    assert result.termination_reason == "early_termination", result.error_message
+    assert TERMINATION_REASON.name(result.termination_reason) == "early_termination", result.error_message
     assert not result.success
     assert "x > 50" in result.error_message
     assert "100" in result.error_message
@@ -320,7 +321,7 @@ async def test_cancel_kills_the_scenario_and_its_grandchildren(make_engine, tmp_
         assert not is_gone(pid)
         handle.cancel("user stopped the batch")
         result = await asyncio.wait_for(task, 15)
-        assert result.termination_reason == "cancelled"
+        assert TERMINATION_REASON.name(result.termination_reason) == "cancelled"
         assert not result.success
         assert "user stopped the batch" in result.error_message
         assert time.monotonic() - started < 20
@@ -386,7 +387,7 @@ async def test_unsafe_job_ids_are_refused(make_engine, tmp_path, job_id):
     marker = tmp_path / "ran.txt"
     engine = make_engine(f"from pathlib import Path; Path({str(marker)!r}).write_text('ran')")
     result = await engine.run(JobHandle(make_lease(job_id=job_id)))
-    assert result.termination_reason == "launch_error"
+    assert TERMINATION_REASON.name(result.termination_reason) == "launch_error"
     assert not result.success
     assert "job id" in result.error_message
     assert not marker.exists(), "the scenario must not run"
@@ -397,7 +398,7 @@ async def test_unsafe_job_ids_are_refused(make_engine, tmp_path, job_id):
 async def test_missing_entrypoint_is_a_launch_error(make_engine, tmp_path):
     engine = make_engine("pass", basilisk_entrypoint=tmp_path / "nope.py")
     result = await engine.run(JobHandle(make_lease()))
-    assert result.termination_reason == "launch_error"
+    assert TERMINATION_REASON.name(result.termination_reason) == "launch_error"
     assert not result.success
     assert "nope.py" in result.error_message
 
@@ -405,6 +406,6 @@ async def test_missing_entrypoint_is_a_launch_error(make_engine, tmp_path):
 async def test_missing_python_is_a_launch_error(make_engine):
     engine = make_engine("pass", python_executable="python-lynx-does-not-exist")
     result = await engine.run(JobHandle(make_lease()))
-    assert result.termination_reason == "launch_error"
+    assert TERMINATION_REASON.name(result.termination_reason) == "launch_error"
     assert not result.success
     assert "python-lynx-does-not-exist" in result.error_message

@@ -22,6 +22,7 @@ import pytest
 
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
+from lynx_common.names import TERMINATION_REASON
 from lynx_runner.config import CommandSpec, RunnerConfig
 from lynx_runner.engine import BasiliskEngine, CommandEngine, JobHandle, build_engines
 
@@ -129,7 +130,7 @@ async def test_a_scenario_cannot_tell_a_warm_start_from_a_cold_one(engines, base
         assert c.metadata["start"] == "cold" and w.metadata["start"] == "warm"
         assert (c.exit_code, w.exit_code) == (expected_code, expected_code), mode
         assert c.success == w.success == (expected_code == 0)
-        assert c.termination_reason == w.termination_reason == "exited"
+        assert [TERMINATION_REASON.name(r.termination_reason) for r in (c, w)] == ["exited", "exited"]
         seen_cold, seen_warm = cold_seen[mode], warm_seen[mode]
         assert seen_cold.pop("telemetry_host") == seen_warm.pop("telemetry_host") == "127.0.0.1"
         assert seen_cold.pop("random") != seen_warm.pop("random")
@@ -174,7 +175,7 @@ async def test_a_dead_fork_server_is_restarted_and_its_running_job_reported(engi
     first_server = warm.forkserver
     first_server.kill()
     result = await asyncio.wait_for(task, 30)
-    assert result.termination_reason == "runner_lost"
+    assert TERMINATION_REASON.name(result.termination_reason) == "runner_lost"
     assert "fork server died" in result.error_message
     assert not result.success
 
@@ -240,7 +241,7 @@ async def test_watchdog_fires_on_stdout_telemetry_and_kills_the_bash_group(engin
     result = await engine.run(JobHandle(job))
 
     assert time.monotonic() - started < 20
-    assert result.termination_reason == "early_termination"
+    assert TERMINATION_REASON.name(result.termination_reason) == "early_termination"
     assert not result.success
     assert result.termination_variable == "orbit.radius_km"
     assert result.termination_condition == "<= 6500"
@@ -270,7 +271,7 @@ async def test_missing_command_executable_is_a_launch_error(engines, base_config
     config = replace(base_config, engines=("command",), command=CommandSpec(str(tmp_path / "nope"), ()))
     engine = await engines(config, CommandEngine)
     result = await engine.run(JobHandle(lease(engine="command")))
-    assert result.termination_reason == "launch_error"
+    assert TERMINATION_REASON.name(result.termination_reason) == "launch_error"
     assert "nope" in result.error_message
 
 
@@ -289,7 +290,7 @@ async def test_timeout_kills_the_whole_group_grandchildren_included(engines, bas
     engine = await engines(replace(base_config, warm_start=warm))
     job = lease(parameters={"mode": "grandchild"}, timeout_seconds=1.5)
     result = await engine.run(JobHandle(job))
-    assert result.termination_reason == "timeout"
+    assert TERMINATION_REASON.name(result.termination_reason) == "timeout"
     assert result.exit_code == -signal.SIGKILL
     grandchild = int((tmp_path / "runs" / job.job_id / "grandchild.pid").read_text())
     assert await gone(grandchild), f"grandchild {grandchild} survived ({'warm' if warm else 'cold'})"
@@ -303,7 +304,7 @@ async def test_cancel_kills_a_warm_or_cold_job(engines, base_config, tmp_path, w
     pid = int(await file_text(tmp_path / "runs" / handle.lease.job_id / "grandchild.pid"))
     handle.cancel("user stopped the batch")
     result = await asyncio.wait_for(task, 20)
-    assert result.termination_reason == "cancelled"
+    assert TERMINATION_REASON.name(result.termination_reason) == "cancelled"
     assert "user stopped the batch" in result.error_message
     assert await gone(pid)
 
@@ -328,7 +329,7 @@ async def test_logs_are_capped_keeping_the_head_and_error_keeps_the_stderr_tail(
 async def test_memory_limit_turns_a_memory_error_into_out_of_memory(engines, base_config):
     engine = await engines(replace(base_config, job_memory_limit=200 * 2**20))
     result = await engine.run(JobHandle(lease(parameters={"mode": "hog_heap"})))
-    assert result.termination_reason == "out_of_memory", result.error_message
+    assert TERMINATION_REASON.name(result.termination_reason) == "out_of_memory", result.error_message
     assert not result.success
     assert "200 MiB" in result.error_message
     assert result.metadata["memory_limit_bytes"] == str(200 * 2**20)
@@ -340,7 +341,7 @@ async def test_resident_memory_over_the_limit_is_killed(engines, base_config):
     started = time.monotonic()
     result = await engine.run(JobHandle(lease(parameters={"mode": "hog_shared"})))
     assert time.monotonic() - started < 20
-    assert result.termination_reason == "out_of_memory", result.error_message
+    assert TERMINATION_REASON.name(result.termination_reason) == "out_of_memory", result.error_message
     assert result.exit_code == -signal.SIGKILL
     assert "over its limit of 150 MiB" in result.error_message
 
@@ -395,7 +396,7 @@ async def test_grpc_telemetry_counts_and_early_termination_fields(engines, base_
         enabled=True, check_frequency_hz=20,
         conditions=[cfg.TerminationCondition(variable="x", condition="> 2.5E1", description="x ran away")]))
     result = await engine.run(JobHandle(job))
-    assert result.termination_reason == "early_termination"
+    assert TERMINATION_REASON.name(result.termination_reason) == "early_termination"
     assert (result.termination_variable, result.termination_condition) == ("x", "> 25")
     assert result.termination_value == 100.0
     assert "x > 25" in result.error_message and "100" in result.error_message

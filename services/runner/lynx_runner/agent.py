@@ -39,7 +39,7 @@ _SCHEDULER_OPTIONS = [
 def _launch_error(lease: pb.JobLease, message: str) -> pb.JobResult:
     """A failed result for an attempt that never ran its scenario."""
     return pb.JobResult(job_id=lease.job_id, attempt=lease.attempt, success=False,
-                        termination_reason="launch_error", error_message=message)
+                        termination_reason=pb.TERMINATION_REASON_LAUNCH_ERROR, error_message=message)
 
 
 class RunnerAgent:
@@ -167,9 +167,7 @@ class RunnerAgent:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval_secs)
-            running = self._running()
-            self._send(pb.ConnectRequest(heartbeat=pb.Heartbeat(
-                running_job_ids=[r.job_id for r in running], running_jobs=running)))
+            self._send(pb.ConnectRequest(heartbeat=pb.Heartbeat(running_jobs=self._running())))
 
     async def _session(self) -> None:
         outbox: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()

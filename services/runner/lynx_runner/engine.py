@@ -29,7 +29,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer
-from lynx_runner.config import RunnerConfig, resolve_python
+from lynx_runner.config import RunnerConfig, parse_memory, resolve_python
 from lynx_runner.endpoint import JobTelemetryServicer
 from lynx_runner.launch import (
     ForkServer,
@@ -68,11 +68,6 @@ class JobHandle:
         self.cancelled.set()
 
 
-def collect_outputs(output_dir: Path) -> list[str]:
-    """Absolute paths of the regular files under output_dir, sorted; links are not followed."""
-    return collect_files(output_dir).paths
-
-
 class Engine(Protocol):
     """What the agent needs from an engine: run one attempt to its end."""
 
@@ -97,15 +92,10 @@ def build_engines(
 
 
 def lease_memory_limit(lease: sched_pb.JobLease, default: int) -> int:
-    """Bytes the job may use: the lease's compute.container.memory_request once the lease carries it,
-    else the runner's job_memory_limit (0 = none). Today's JobLease has no compute field."""
-    if "compute" in lease.DESCRIPTOR.fields_by_name and lease.HasField("compute"):
-        from lynx_runner.config import parse_memory
-
-        request = lease.compute.container.memory_request
-        if request:
-            return parse_memory(request, "compute.container.memory_request")
-    return default
+    """Bytes the job may use: the lease's compute.container.memory_request when set, else the
+    runner's job_memory_limit (0 = none)."""
+    request = lease.compute.container.memory_request
+    return parse_memory(request, "compute.container.memory_request") if request else default
 
 
 @dataclass
@@ -162,9 +152,9 @@ class StdoutTelemetry:
 
 @dataclass
 class Outcome:
-    """How supervision ended: reason, message and (on early termination) the breach."""
+    """How supervision ended: reason (a TerminationReason), message and (on early termination) the breach."""
 
-    reason: str
+    reason: sched_pb.TerminationReason.ValueType
     message: str = ""
     breach: Breach | None = None
 
@@ -209,7 +199,7 @@ class ScenarioEngine:
                                   **fields)
 
     def _launch_error(self, lease: sched_pb.JobLease, started: float, message: str) -> sched_pb.JobResult:
-        return self._result(lease, started, success=False, termination_reason="launch_error",
+        return self._result(lease, started, success=False, termination_reason=sched_pb.TERMINATION_REASON_LAUNCH_ERROR,
                             error_message=message, exit_code=-1)
 
     async def run(self, handle: JobHandle) -> sched_pb.JobResult:
@@ -224,6 +214,7 @@ class ScenarioEngine:
                 raise ValueError("the lease's run config is not a JSON object")
             paths = prepare_dirs(self.config.output_root, lease.job_id)
             paths.run_config.write_text(json.dumps(document, indent=2))
+            memory_limit = lease_memory_limit(lease, self.config.job_memory_limit)
         except Exception as exc:  # noqa: BLE001 - reported as the job's failure
             return self._launch_error(lease, started, f"cannot launch: {exc}")
 
@@ -239,7 +230,6 @@ class ScenarioEngine:
         lines = StdoutTelemetry(watchdog, relay)
         env = {**os.environ, "TETRYX_RUN_CONFIG": str(paths.run_config), "TETRYX_TELEMETRY_URL": endpoint.address,
                "TETRYX_OUTPUT_DIR": str(paths.output_dir)}
-        memory_limit = lease_memory_limit(lease, self.config.job_memory_limit)
         stdout = CappedLog(paths.private_dir / "stdout.log", self.config.log_cap_bytes, lines.on_line)
         stderr = CappedLog(paths.private_dir / "stderr.log", self.config.log_cap_bytes)
         proc = None
@@ -267,7 +257,7 @@ class ScenarioEngine:
             spec.stdout_fd, spec.stderr_fd, spec.memory_limit = out_w, err_w, memory_limit
             proc = await self.spawn(spec)
         except (LaunchError, ValidationError, OSError, ValueError) as exc:
-            return None, Outcome("launch_error", f"cannot launch: {exc}")
+            return None, Outcome(sched_pb.TERMINATION_REASON_LAUNCH_ERROR, f"cannot launch: {exc}")
         finally:
             os.close(out_w)
             os.close(err_w)
@@ -301,7 +291,7 @@ class ScenarioEngine:
                 outcome = self._verdict(proc, handle, watchdog, waiter, deadline, timeout, memory_limit)
                 if outcome is None:
                     continue
-                if outcome.reason == "exited":
+                if outcome.reason == sched_pb.TERMINATION_REASON_EXITED:
                     kill_group(proc.pid)  # reap grandchildren the scenario left behind
                     return outcome
                 if not waiter.done():
@@ -321,18 +311,19 @@ class ScenarioEngine:
         """Why supervision should end now, or None to keep waiting."""
         breach = watchdog.check()
         if breach is not None:
-            return Outcome("early_termination", breach.message(), breach)
+            return Outcome(sched_pb.TERMINATION_REASON_EARLY_TERMINATION, breach.message(), breach)
         if handle.cancelled.is_set():
-            return Outcome("cancelled", f"cancelled: {handle.cancel_reason}")
+            return Outcome(sched_pb.TERMINATION_REASON_CANCELLED, f"cancelled: {handle.cancel_reason}")
         if waiter.done():
-            return Outcome("exited")
+            return Outcome(sched_pb.TERMINATION_REASON_EXITED)
         if memory_limit:
             rss = group_rss_bytes(proc.pid)
             if rss > memory_limit:
-                return Outcome("out_of_memory", f"out of memory: the job used {rss / 2**20:.0f} MiB resident, over "
-                                                f"its limit of {memory_limit / 2**20:.0f} MiB; killed")
+                return Outcome(sched_pb.TERMINATION_REASON_OUT_OF_MEMORY,
+                               f"out of memory: the job used {rss / 2**20:.0f} MiB resident, over "
+                               f"its limit of {memory_limit / 2**20:.0f} MiB; killed")
         if deadline is not None and time.monotonic() >= deadline:
-            return Outcome("timeout", f"timed out after {timeout:g} s (job_timeout_seconds)")
+            return Outcome(sched_pb.TERMINATION_REASON_TIMEOUT, f"timed out after {timeout:g} s (job_timeout_seconds)")
         return None
 
     def _finish(self, lease: sched_pb.JobLease, started: float, paths: JobPaths, proc: JobProcess | None,
@@ -343,22 +334,22 @@ class ScenarioEngine:
         reason, message = outcome.reason, outcome.message
         tail = stderr.tail_text(STDERR_TAIL_CHARS)
         if proc is not None and proc.lost:
-            reason, message = "runner_lost", "the runner's fork server died while the job ran; the job was killed"
-        elif reason == "exited" and exit_code != 0:
+            reason = sched_pb.TERMINATION_REASON_RUNNER_LOST
+            message = "the runner's fork server died while the job ran; the job was killed"
+        elif reason == sched_pb.TERMINATION_REASON_EXITED and exit_code != 0:
             if memory_limit and any(p in tail for p in _OOM_PATTERNS):
-                reason = "out_of_memory"
+                reason = sched_pb.TERMINATION_REASON_OUT_OF_MEMORY
                 message = (f"out of memory: the job hit its limit of {memory_limit / 2**20:.0f} MiB "
                            f"(exit code {exit_code})")
             else:
                 message = f"scenario exited with code {exit_code}"
             message += f"; stderr tail:\n{tail}" if tail else ""
-        success = reason == "exited" and exit_code == 0
+        success = reason == sched_pb.TERMINATION_REASON_EXITED and exit_code == 0
         collected = collect_files(paths.output_dir)
-        sent = getattr(servicer, "received", relay.received - lines.received) + lines.received
-        dropped = getattr(servicer, "dropped", 0) + lines.malformed
         result = self._result(lease, started, success=success, exit_code=exit_code, termination_reason=reason,
                               output_files=collected.paths, files=collected.files,
-                              telemetry_samples_sent=sent, telemetry_samples_dropped=dropped)
+                              telemetry_samples_sent=servicer.received + lines.received,
+                              telemetry_samples_dropped=servicer.dropped + lines.malformed)
         result.metadata["telemetry_samples"] = str(relay.received)
         result.metadata["start"] = "warm" if proc is not None and proc.warm else "cold"
         if memory_limit:

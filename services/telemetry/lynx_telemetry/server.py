@@ -13,11 +13,10 @@ import zlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import grpc
-
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
+from lynx_common.status import abort_invalid
 from lynx_telemetry.hub import Hub
 from lynx_telemetry.store import TelemetryStore
 
@@ -38,7 +37,7 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
         accepted = 0
         async for request in request_iterator:
             if not request.job_id:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id is required")
+                await abort_invalid(context, "job_id", "is required")
             await self.store.append(request.job_id, request.batch_id, request.samples)
             if self.hub.subscriptions:
                 self.hub.publish(request.job_id, request.batch_id, _finite(request.samples))
@@ -47,9 +46,9 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
 
     async def Query(self, request: pb.QueryRequest, context) -> pb.QueryResponse:
         if not request.job_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id is required")
+            await abort_invalid(context, "job_id", "is required")
         if request.limit < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "limit must not be negative")
+            await abort_invalid(context, "limit", "must not be negative")
         start_ns, end_ns = await _time_window(request, context)
         series = await self.store.query(
             request.job_id,
@@ -68,7 +67,7 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
     async def Subscribe(self, request: pb.SubscribeRequest, context) -> AsyncIterator[pb.SubscribeResponse]:
         """Samples published from now on; the response headers mean the subscription is live."""
         if not request.batch_id and not request.job_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch_id or job_id is required")
+            await abort_invalid(context, "batch_id or job_id", "is required")
         sub = self.hub.subscribe(request.batch_id, request.job_id, list(request.variables))
         try:
             await context.send_initial_metadata(())
@@ -80,12 +79,9 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
     async def Export(self, request: pb.ExportRequest, context) -> AsyncIterator[pb.ExportResponse]:
         """Stored samples as CSV (job_id,timestamp_ns,variable,value), in chunks, gzip when asked."""
         if not request.job_id and not request.batch_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id or batch_id is required")
+            await abort_invalid(context, "job_id or batch_id", "is required")
         if request.compression not in COMPRESSIONS:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f'compression must be "" or "gzip", not {request.compression!r}',
-            )
+            await abort_invalid(context, "compression", f'must be "" or "gzip", not {request.compression!r}')
         start_ns, end_ns = await _time_window(request, context)
         pages = self.store.export_rows(request.job_id, request.batch_id, list(request.variables), start_ns, end_ns)
         async with contextlib.aclosing(pages):  # closes the export's connection even when the client leaves
@@ -111,7 +107,7 @@ async def _time_window(request, context) -> tuple[int | None, int | None]:
     start_ns = request.start_ns if request.HasField("start_ns") else None
     end_ns = request.end_ns if request.HasField("end_ns") else None
     if start_ns is not None and end_ns is not None and start_ns > end_ns:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "start_ns must not be after end_ns")
+        await abort_invalid(context, "start_ns", "must not be after end_ns")
     return start_ns, end_ns
 
 

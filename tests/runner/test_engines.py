@@ -335,6 +335,18 @@ async def test_memory_limit_turns_a_memory_error_into_out_of_memory(engines, bas
     assert result.metadata["memory_limit_bytes"] == str(200 * 2**20)
 
 
+async def test_the_batch_memory_request_wins_over_the_runner_limit(engines, base_config):
+    engine = await engines(replace(base_config, job_memory_limit=2**30))
+    request = cfg.Compute(container=cfg.Container(memory_request="200Mi"))
+    result = await engine.run(JobHandle(lease(parameters={"mode": "hog_heap"}, compute=request)))
+    assert TERMINATION_REASON.name(result.termination_reason) == "out_of_memory", result.error_message
+    assert result.metadata["memory_limit_bytes"] == str(200 * 2**20)
+    request.container.memory_request = "lots"
+    result = await engine.run(JobHandle(lease(parameters={"mode": "ok"}, compute=request)))
+    assert TERMINATION_REASON.name(result.termination_reason) == "launch_error"
+    assert "compute.container.memory_request must be a memory quantity" in result.error_message
+
+
 async def test_resident_memory_over_the_limit_is_killed(engines, base_config):
     # shared anonymous memory escapes RLIMIT_DATA; the runner's /proc polling catches it
     engine = await engines(replace(base_config, job_memory_limit=150 * 2**20, warm_start=False))

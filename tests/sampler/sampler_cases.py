@@ -280,15 +280,15 @@ def to_request(dispersions: list, options: dict) -> pb.SampleRequest:
 
 def snapshot() -> dict:
     """What a run's configuration is built from, for every method: the rows of a correlated
-    sample, of an extension, and a digest of the encoded gRPC chunks (parameters and seeds)."""
-    from lynx_sampler import core, encoding  # here so that importing the cases stays light
+    sample, of an extension, and a digest of the serialized gRPC chunks (typed columns and seeds)."""
+    from lynx_sampler import columns, core  # here so that importing the cases stays light
 
     out: dict = {}
     corr = {"parameters": ["uniform", "normal", "lognormal"], "matrix": [[1, 0.4, -0.2], [0.4, 1, 0.1], [-0.2, 0.1, 1]]}
     for method in ("random", "latin_hypercube", "sobol", "halton"):
         s = core.sample(ALL, method, 64, seed=2024, correlation=corr)
         e = core.sample(ALL, method, 64, seed=2024, existing_runs=64)
-        chunks = b"".join(encoding.encoded_chunks(s, 2024, 25))
+        chunks = b"".join(r.SerializeToString(deterministic=True) for r in columns.responses(s, 2024, 25))
         out[method] = [s.rows(), e.rows(), hashlib.sha256(chunks).hexdigest()]
     grid = [("u", {"type": "uniform", "min": 0.0, "max": 1.0, "levels": 3}), ("c", CHOICE)]
     out["grid"] = [core.sample(grid, "grid", 0, 2024).rows()]

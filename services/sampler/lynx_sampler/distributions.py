@@ -6,6 +6,7 @@ the index into `values` for `choice`. `to_python` turns codes into what a run co
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -18,7 +19,8 @@ from lynx_common.errors import ValidationError
 # moves only points within 2**-53 of 0 or 1 and never out of their stratum.
 U_MIN = 2.0**-60
 U_MAX = 1.0 - 2.0**-53
-# Integers travel as IEEE doubles in protobuf Structs; beyond 2**53 they stop being exact.
+# Distribution fields arrive as doubles (the batch config's proto fields and JSON numbers);
+# beyond 2**53 whole numbers stop being exact.
 MAX_EXACT_INT = 2**53
 
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -45,6 +47,11 @@ class Parameter:
     name: str
     kind: str
     levels: int | None
+
+    @property
+    def column(self) -> str:
+        """How the values travel: "numbers" (doubles), "integers", "texts" or "choices"."""
+        return "numbers"
 
     def from_unit(self, u: np.ndarray) -> np.ndarray:
         """Codes for points of [0, 1) through the inverse CDF (monotone, so strata are kept)."""
@@ -99,6 +106,10 @@ class IntegerUniform(Parameter):
         index = np.minimum(np.floor(np.clip(u, 0.0, U_MAX) * self.count), self.count - 1)
         return self.lo + index
 
+    @property
+    def column(self) -> str:
+        return "integers"
+
     def to_python(self, codes: np.ndarray) -> list:
         return codes.astype(np.int64).tolist()
 
@@ -110,7 +121,11 @@ class IntegerUniform(Parameter):
 
 @dataclass(frozen=True)
 class Choice(Parameter):
-    """One of `values` (numbers or strings), equally likely or by relative `weights`."""
+    """One of `values` (numbers or strings), equally likely or by relative `weights`.
+
+    Types: the values arrive as google.protobuf.Value (or JSON numbers), which has no integer
+    type, so when every number among the values is whole (and within +-2**53) those numbers are
+    integers; otherwise they are real numbers. Strings stay strings."""
 
     values: tuple = ()
     # Upper edge of each value's interval of [0, 1); None means equal weights.
@@ -124,8 +139,29 @@ class Choice(Parameter):
         # searchsorted on the inner edges: value i covers [edges[i-1], edges[i])
         return np.searchsorted(np.asarray(self.edges[:-1]), u, side="right").astype(float)
 
+    @functools.cached_property
+    def typed_values(self) -> tuple:
+        """The values as a run config carries them: str, int (whole numbers) or float."""
+        numbers = [v for v in self.values if not isinstance(v, str)]
+        whole = all(float(v).is_integer() and abs(v) <= MAX_EXACT_INT for v in numbers)
+        cast = int if whole else float
+        return tuple(v if isinstance(v, str) else cast(v) for v in self.values)
+
+    @property
+    def column(self) -> str:
+        """The column type: texts when every value is a string, integers or numbers when every
+        value is a number, choices (levels and indices) for a mix."""
+        kinds = {type(v) for v in self.typed_values}
+        if kinds == {str}:
+            return "texts"
+        if kinds == {int}:
+            return "integers"
+        if kinds == {float}:
+            return "numbers"
+        return "choices"
+
     def to_python(self, codes: np.ndarray) -> list:
-        values = self.values
+        values = self.typed_values
         return [values[i] for i in codes.astype(np.int64).tolist()]
 
     def grid_codes(self) -> np.ndarray:

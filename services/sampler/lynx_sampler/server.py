@@ -8,110 +8,40 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import struct_pb2
 
-from lynx.common.v1 import batch_config_pb2
 from lynx.sampler.v1 import sampler_service_pb2 as pb
+from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
+from lynx_common.status import abort_validation
 from lynx_sampler import core
-from lynx_sampler.encoding import encoded_chunks
+from lynx_sampler.columns import responses
+from lynx_sampler.specs import plan_request
 
 log = logging.getLogger(__name__)
-
-
-def from_value(value: struct_pb2.Value) -> object:
-    """A google.protobuf.Value as plain Python (None, bool, float, str, list or dict)."""
-    kind = value.WhichOneof("kind")
-    if kind == "number_value":
-        return value.number_value
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "list_value":
-        return [from_value(v) for v in value.list_value.values]
-    if kind == "struct_value":
-        return {k: from_value(v) for k, v in value.struct_value.fields.items()}
-    return None
-
-
-def distribution_spec(distribution: batch_config_pb2.Distribution) -> dict:
-    """{field: value} of the fields the user set, as plain Python (`values` as str/float)."""
-    spec: dict = {}
-    for f, v in distribution.ListFields():
-        if f.name == "values":
-            spec[f.name] = [from_value(x) for x in v]
-        elif f.name == "weights":
-            spec[f.name] = list(v)
-        else:
-            spec[f.name] = v
-    return spec
-
-
-def dispersion_specs(dispersions: list[batch_config_pb2.Dispersion]) -> list[tuple[str, dict]]:
-    """(name, {field: value}) of each dispersion, with only the fields the user set."""
-    return [(d.name, distribution_spec(d.distribution)) for d in dispersions]
-
-
-def correlation_spec(request: pb.SampleRequest) -> dict | None:
-    """The request's correlation as {parameters, matrix}, or None when it is not set."""
-    if not request.HasField("correlation"):
-        return None
-    correlation = request.correlation
-    spec: dict = {"parameters": list(correlation.parameters)}
-    if correlation.HasField("matrix"):
-        spec["matrix"] = [from_value(row) for row in correlation.matrix.values]
-    return spec
-
-
-def plan_request(request: pb.SampleRequest) -> core.Plan:
-    """Validate a SampleRequest (raises ValidationError naming the field)."""
-    return core.plan(
-        dispersion_specs(list(request.dispersions)),
-        method=request.sampling_method,
-        runs=request.runs,
-        seed=request.seed,
-        optimization=request.optimization,
-        correlation=correlation_spec(request),
-        existing_runs=request.existing_runs,
-    )
-
 
 SERVICE = pb.DESCRIPTOR.services_by_name["SamplerService"].full_name
 
 
-class SamplerServicer:
-    """Validates the spec, samples it and streams the points in chunks.
+class SamplerServicer(pb_grpc.SamplerServiceServicer):
+    """Validates the spec, samples it and streams the points as typed columns in chunks."""
 
-    `Sample` yields SampleResponse messages already serialized (by `lynx_sampler.encoding`,
-    canonical protobuf bytes), so the method is registered with a pass-through serializer
-    instead of the generated `add_SamplerServiceServicer_to_server`."""
-
-    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def Sample(
+        self, request: pb.SampleRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SampleResponse]:
         try:
             plan = plan_request(request)
         except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await abort_validation(context, exc)
         sample = await asyncio.to_thread(core.generate, plan)
-        log.info(
-            "sampled %d x %d with %s from run %d", len(sample), len(plan.params), plan.method, sample.first_run_id
-        )
-        for data in encoded_chunks(sample, request.seed):
-            yield data
-
-
-def _serialized(data: bytes) -> bytes:
-    """Response serializer for messages that are already bytes."""
-    return data
+        log.info("sampled %d x %d with %s from run %d", len(sample), len(plan.params), plan.method, sample.first_run_id)
+        for response in responses(sample, request.seed):
+            yield response
 
 
 def register(server: grpc.aio.Server) -> None:
-    """Add the SamplerService (Sample streaming pre-serialized responses) to `server`."""
-    handler = grpc.unary_stream_rpc_method_handler(
-        SamplerServicer().Sample, request_deserializer=pb.SampleRequest.FromString, response_serializer=_serialized
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Sample": handler}),))
+    """Add the SamplerService to `server`."""
+    pb_grpc.add_SamplerServiceServicer_to_server(SamplerServicer(), server)
 
 
 def build_server(host: str = "127.0.0.1", port: int = 0) -> GrpcServer:

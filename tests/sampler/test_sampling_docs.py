@@ -1,4 +1,4 @@
-"""Every YAML example in the README's Sampling section is a request the sampler accepts."""
+"""Every YAML example on docs/batch-config.md (the batch config and sampling page) is a request the sampler accepts."""
 
 from __future__ import annotations
 
@@ -10,21 +10,15 @@ import yaml
 
 from lynx_sampler import core
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "batch-config.md"
 DEFAULT_DISPERSIONS = {
     "mass_kg": {"distribution": {"type": "normal", "mean": 100, "std": 2}},
     "thrust_n": {"distribution": {"type": "uniform", "min": 490, "max": 510}},
 }
 
 
-def sampling_section() -> str:
-    text = README.read_text()
-    start = text.index("\n## Sampling\n")
-    return text[start : text.index("\n## ", start + 1)]
-
-
 def examples() -> list[dict]:
-    blocks = re.findall(r"```yaml\n(.*?)```", sampling_section(), flags=re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", PAGE.read_text(), flags=re.S)
     return [yaml.safe_load(block) for block in blocks]
 
 

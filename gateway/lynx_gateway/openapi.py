@@ -1,17 +1,27 @@
-"""The gateway's OpenAPI 3.1 document (served at GET /openapi.json)."""
+"""The gateway's OpenAPI 3.1 document (GET /openapi.json), its bodies generated from the proto descriptors."""
 
 from __future__ import annotations
 
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
+from lynx_gateway.rest import Schemas
+
+_schemas = Schemas()
+_ref = _schemas.ref
 _ERROR = {"$ref": "#/components/responses/Error"}
 _ID = {"in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _op(summary: str, schema: dict, *errors: int, params: list | None = None, body: dict | None = None) -> dict:
+def _op(op_id: str, summary: str, schema: dict, *errors: int, params: list | None = None,
+        body: dict | None = None, links: dict | None = None) -> dict:
     op: dict = {
+        "operationId": op_id,
         "summary": summary,
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}},
     }
-    for code in errors:
+    if links:
+        op["responses"]["200"]["links"] = links
+    for code in (*errors, 503):
         op["responses"][str(code)] = _ERROR
     if params:
         op["parameters"] = params
@@ -20,154 +30,57 @@ def _op(summary: str, schema: dict, *errors: int, params: list | None = None, bo
     return op
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _body(message, *skip: str) -> dict:
+    """A request body: the message's fields less those taken from the URL."""
+    return _schemas.build(message.DESCRIPTOR, skip=skip)
 
 
-def _with_id(name: str) -> list:
+def _query(message, *names: str) -> list:
+    """Query parameters from request fields (a repeated one as `?variable=a&variable=b`)."""
+    params = []
+    for name in names:
+        fd = message.DESCRIPTOR.fields_by_name[name]
+        param = {"name": "variable" if name == "variables" else name, "in": "query", "required": False,
+                 "schema": _schemas.value(fd)}
+        if fd.is_repeated:
+            param["schema"] = {"type": "array", "items": param["schema"]}
+            param["explode"] = True
+        params.append(param)
+    return params
+
+
+def _id(name: str = "id") -> list:
     return [{"name": name, **_ID}]
 
 
-STATUS_COUNTS = {
-    "type": "object",
-    "properties": {s: {"type": "integer"} for s in ("Pending", "Running", "Completed", "Failed", "Cancelled")},
+def _link(op_id: str, expression: str) -> dict:
+    return {"operationId": op_id, "parameters": {"id": expression}}
+
+
+_BATCH = _ref(pb.Batch.DESCRIPTOR)
+_BATCH_LINKS = {name: _link(op, "$response.body#/batch/batch_id") for name, op in (
+    ("GetBatch", "getBatch"), ("ListJobs", "listJobs"), ("BatchResults", "batchResults"))}
+_SUBMIT_LINKS = {
+    **{name: _link(op, "$response.body#/batch_id") for name, op in (
+        ("GetBatch", "getBatch"), ("ListJobs", "listJobs"), ("BatchResults", "batchResults"),
+        ("CancelBatch", "cancelBatch"), ("RerunFailed", "rerunFailed"),
+        ("ExportBatchTelemetry", "exportBatchTelemetry"))},
+    "ExtendBatch": {"operationId": "extendBatch", "parameters": {"id": "$response.body#/batch_id"},
+                    "requestBody": {"runs": 1}},
 }
-
-SCHEMAS = {
-    "Submission": {
-        "type": "object",
-        "required": ["config"],
-        "properties": {
-            "name": {"type": "string"},
-            "runs_override": {"type": ["integer", "null"], "minimum": 1},
-            "config": {"type": "object", "description": "Batch config (see README: simulation, monte_carlo, "
-                       "dispersions, compute, early_termination, telemetry)"},
-        },
-    },
-    "Submitted": {
-        "type": "object",
-        "properties": {
-            "batch_id": {"type": "string"},
-            "total_jobs": {"type": "integer"},
-            "estimated_completion_time_mins": {"type": ["number", "null"]},
-            "seed": {"type": "integer"},
-            "warnings": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "PreviewRequest": {
-        "type": "object",
-        "required": ["config"],
-        "properties": {
-            "runs_override": {"type": ["integer", "null"], "minimum": 1},
-            "limit": {"type": ["integer", "null"], "minimum": 1},
-            "config": {"type": "object"},
-        },
-    },
-    "Preview": {
-        "type": "object",
-        "properties": {
-            "seed": {"type": "integer"}, "total_runs": {"type": "integer"},
-            "warnings": {"type": "array", "items": {"type": "string"}},
-            "run_configs": {"type": "array", "items": {"type": "object", "properties": {
-                "run_id": {"type": "integer"}, "parameters": {"type": "object"}, "metadata": {"type": "object"}}}},
-        },
-    },
-    "Extension": {"type": "object", "required": ["runs"], "properties": {"runs": {"type": "integer", "minimum": 1}}},
-    "BatchStatus": {
-        "type": "object",
-        "properties": {
-            "batch": {"type": "object", "properties": {
-                "batch_id": {"type": "string"}, "name": {"type": "string"},
-                "status": {"enum": ["Pending", "Running", "Completed", "Failed", "Cancelled"]},
-                "total_jobs": {"type": "integer"}, "seed": {"type": "integer"},
-                "created_at": {"type": ["string", "null"]}, "started_at": {"type": ["string", "null"]},
-                "finished_at": {"type": ["string", "null"]}, "config": {"type": "object"}}},
-            "jobs_by_status": STATUS_COUNTS,
-            "throughput_jobs_per_minute": {"type": "number"},
-            "estimated_completion_time_mins": {"type": ["number", "null"]},
-            "early_terminated_jobs": {"type": "integer"},
-            "failures_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "status_message": {"type": ["string", "null"]},
-            "warnings": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "Attempt": {
-        "type": "object",
-        "properties": {
-            "attempt": {"type": "integer"}, "runner_id": {"type": ["string", "null"]},
-            "started_at": {"type": ["string", "null"]}, "ended_at": {"type": ["string", "null"]},
-            "outcome": {"type": "string"}, "exit_code": {"type": "integer"},
-            "termination_reason": {"type": ["string", "null"]}, "error_message": {"type": ["string", "null"]},
-            "ignored_reports": {"type": "integer"},
-        },
-    },
-    "JobResult": {
-        "type": "object",
-        "properties": {
-            "job_id": {"type": "string"}, "success": {"type": "boolean"},
-            "execution_time_secs": {"type": "number"},
-            "output_files": {"type": "array", "items": {"type": "string"}},
-            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-            "error_message": {"type": ["string", "null"]}, "exit_code": {"type": "integer"},
-            "termination_reason": {"type": "string"}, "attempt": {"type": "integer"},
-            "files": {"type": "array", "items": {"type": "object", "properties": {
-                "path": {"type": "string"}, "relative_path": {"type": "string"},
-                "size_bytes": {"type": "integer"}, "sha256": {"type": "string"}}}},
-            "telemetry_samples_sent": {"type": "integer"}, "telemetry_samples_dropped": {"type": "integer"},
-            "termination": {"type": ["object", "null"], "properties": {
-                "variable": {"type": "string"}, "condition": {"type": "string"},
-                "value": {"type": ["number", "null"]}}},
-        },
-    },
-    "Job": {
-        "type": "object",
-        "properties": {
-            "job_id": {"type": "string"}, "batch_id": {"type": "string"}, "run_id": {"type": "integer"},
-            "status": {"type": "string"}, "parameters": {"type": "object"}, "attempt_count": {"type": "integer"},
-            "attempts": {"type": "array", "items": _ref("Attempt")}, "runner_losses": {"type": "integer"},
-            "not_before": {"type": ["string", "null"]},
-            "runner_id": {"type": ["string", "null"]},
-            "result": {"oneOf": [_ref("JobResult"), {"type": "null"}]},
-        },
-    },
-    "Runner": {
-        "type": "object",
-        "properties": {
-            "runner_id": {"type": "string"}, "name": {"type": "string"}, "status": {"enum": ["Online", "Offline"]},
-            "engines": {"type": "array", "items": {"type": "string"}},
-            "capabilities": {"type": "object", "properties": {
-                "max_concurrent_jobs": {"type": "integer"},
-                "supported_simulation_types": {"type": "array", "items": {"type": "string"}},
-                "gpu_available": {"type": "boolean"}, "memory_gb": {"type": "number"},
-                "cpu_cores": {"type": "integer"}}},
-            "last_heartbeat": {"type": ["string", "null"]}, "running_jobs": {"type": "integer"},
-        },
-    },
-    "Telemetry": {
-        "type": "object",
-        "properties": {
-            "job_id": {"type": "string"},
-            "series": {"type": "object", "additionalProperties": {"type": "object", "properties": {
-                "timestamps_ns": {"type": "array", "items": {"type": "integer"}},
-                "values": {"type": "array", "items": {"type": "number"}}}}},
-        },
-    },
-    "Error": {
-        "type": "object",
-        "properties": {"error": {"type": "object", "properties": {
-            "message": {"type": "string"}, "field": {"type": "string"}}}},
-    },
-}
-
-_INT_QUERY = {"in": "query", "required": False, "schema": {"type": "integer"}}
-_VARIABLES = {"name": "variable", "in": "query", "required": False,
-              "schema": {"type": "array", "items": {"type": "string"}}, "explode": True}
-_EXPORT_PARAMS = [_VARIABLES, {"name": "start_ns", **_INT_QUERY}, {"name": "end_ns", **_INT_QUERY},
-                  {"name": "compression", "in": "query", "required": False, "schema": {"enum": ["", "gzip"]}}]
+_JOB_LINKS = {name: _link(op, "$response.body#/jobs/0/job_id") for name, op in (
+    ("GetJob", "getJob"), ("JobResults", "jobResults"), ("JobTelemetry", "jobTelemetry"))}
+_EXPORT_PARAMS = [*_query(tel_pb.ExportRequest, "variables", "start_ns", "end_ns"),
+                  {"name": "compression", "in": "query", "required": False, "schema": {"enum": ["", "gzip"]},
+                   "description": "default: the batch's telemetry.storage.compression"}]
+_TELEMETRY = _schemas.build(tel_pb.QueryResponse.DESCRIPTOR)
+_TELEMETRY = {**_TELEMETRY, "properties": {"job_id": {"type": "string"}, **_TELEMETRY["properties"]},
+              "required": ["job_id", *_TELEMETRY["required"]]}
+_PREVIEW = _schemas.build(pb.PreviewResponse.DESCRIPTOR)
 
 
-def _export_op(summary: str, *errors: int) -> dict:
-    op = _op(summary, {"type": "string"}, *errors, params=[*_with_id("id"), *_EXPORT_PARAMS])
+def _export_op(op_id: str, summary: str) -> dict:
+    op = _op(op_id, summary, {"type": "string"}, 400, 404, params=[*_id(), *_EXPORT_PARAMS])
     op["responses"]["200"] = {"description": "CSV job_id,timestamp_ns,variable,value (gzip when asked)",
                               "content": {"text/csv": {"schema": {"type": "string"}},
                                           "application/gzip": {"schema": {"type": "string",
@@ -176,63 +89,76 @@ def _export_op(summary: str, *errors: int) -> dict:
 
 
 def _stream_op() -> dict:
-    op = _op("Live telemetry of a batch, one JSON sample per line", {"type": "string"}, 404,
-             params=[*_with_id("id"), {"name": "job_id", "in": "query", "required": False,
-                                       "schema": {"type": "string"}}, _VARIABLES])
+    op = _op("streamBatchTelemetry", "Live telemetry of a batch, one JSON sample per line", {"type": "string"},
+             404, params=[*_id(), *_query(tel_pb.SubscribeRequest, "job_id", "variables")])
     op["responses"]["200"] = {"description": "newline-delimited JSON {job_id, timestamp_ns, values}",
                               "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
     return op
 
 
+def _list(key: str, item: dict) -> dict:
+    return {"type": "object", "properties": {key: {"type": "array", "items": item}}, "required": [key],
+            "additionalProperties": False}
+
+
+PATHS = {
+    "/jobs": {"post": _op("submitBatch", "Submit a batch", _schemas.build(pb.SubmitBatchResponse.DESCRIPTOR),
+                          400, body=_body(pb.SubmitBatchRequest), links=_SUBMIT_LINKS)},
+    "/preview": {"post": _op("preview", "Sample a config without running it (?format=csv for CSV)", _PREVIEW, 400,
+                             body=_body(pb.PreviewRequest),
+                             params=[{"name": "format", "in": "query", "required": False,
+                                      "schema": {"enum": ["json", "csv"]}}])},
+    "/batches": {"get": _op("listBatches", "List batches, newest first (without their configs)",
+                            _list("batches", _BATCH), 400, params=_query(pb.ListBatchesRequest, "limit"))},
+    "/batches/{id}": {"get": _op("getBatch", "A batch with its progress", _BATCH, 404, params=_id(),
+                                 links={"ListJobs": _link("listJobs", "$response.body#/batch/batch_id")})},
+    "/batches/{id}/cancel": {"post": _op("cancelBatch", "Cancel a batch",
+                                         _schemas.build(pb.CancelBatchResponse.DESCRIPTOR), 404, params=_id(),
+                                         links=_BATCH_LINKS)},
+    "/batches/{id}/extend": {"post": _op("extendBatch", "Add runs to a batch, continuing its sample",
+                                         _schemas.build(pb.ExtendBatchResponse.DESCRIPTOR), 400, 404, 409,
+                                         params=_id(), body=_body(pb.ExtendBatchRequest, "batch_id"),
+                                         links=_BATCH_LINKS)},
+    "/batches/{id}/rerun-failed": {"post": _op("rerunFailed", "Run a batch's failed jobs again (same parameters "
+                                               "and seeds)", _schemas.build(pb.RerunFailedResponse.DESCRIPTOR),
+                                               404, 409, params=_id(), links=_BATCH_LINKS)},
+    "/batches/{id}/telemetry/export": {"get": _export_op("exportBatchTelemetry", "Stored telemetry of a batch as CSV")},
+    "/batches/{id}/telemetry/stream": {"get": _stream_op()},
+    "/jobs/{id}/telemetry/export": {"get": _export_op("exportJobTelemetry", "Stored telemetry of a job as CSV")},
+    "/batches/{id}/jobs": {"get": _op("listJobs", "The jobs of a batch, in run order",
+                                      _list("jobs", _ref(pb.Job.DESCRIPTOR)), 404, params=_id(), links=_JOB_LINKS)},
+    "/batches/{id}/results": {"get": _op("batchResults", "Results of the finished jobs",
+                                         {"type": "array", "items": _ref(pb.JobResult.DESCRIPTOR)}, 404,
+                                         params=_id())},
+    "/jobs/{id}": {"get": _op("getJob", "A job", _ref(pb.Job.DESCRIPTOR), 404, params=_id(),
+                              links={"GetBatch": _link("getBatch", "$response.body#/batch_id")})},
+    "/jobs/{id}/results": {"get": _op("jobResults", "A job's final result", _ref(pb.JobResult.DESCRIPTOR),
+                                      404, 409, params=_id())},
+    "/jobs/{id}/telemetry": {"get": _op("jobTelemetry", "Stored telemetry of a job", _TELEMETRY, 400,
+                                        params=[*_id(), *_query(tel_pb.QueryRequest, "variables", "start_ns",
+                                                                "end_ns", "limit")])},
+    "/runners": {"get": _op("listRunners", "All runners", _list("runners", _ref(pb.Runner.DESCRIPTOR)))},
+    "/runners/{id}": {"get": _op("getRunner", "One runner", _ref(pb.Runner.DESCRIPTOR), 404, params=_id())},
+    "/healthz": {"get": _op("health", "Liveness of the gateway",
+                            {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]})},
+    "/openapi.json": {"get": _op("openapi", "This document", {"type": "object"})},
+}
+
+ERROR = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message"], "properties": {
+        "message": {"type": "string"},
+        "field": {"type": ["string", "null"], "description": "dotted path of the offending field, when known"}}}},
+}
+
 SPEC = {
     "openapi": "3.1.0",
     "info": {"title": "Lynx", "version": "0.1.0",
              "description": "Monte Carlo simulation studies: submit batches, follow them, read results."},
-    "paths": {
-        "/jobs": {"post": _op("Submit a batch", _ref("Submitted"), 400, 503, body=_ref("Submission"))},
-        "/preview": {"post": _op("Sample a config without running it (?format=csv for CSV)", _ref("Preview"),
-                                 400, 503, body=_ref("PreviewRequest"),
-                                 params=[{"name": "format", "in": "query", "required": False,
-                                          "schema": {"enum": ["json", "csv"]}}])},
-        "/batches": {"get": _op("List batches, newest first",
-                                {"type": "object", "properties": {"batches": {"type": "array",
-                                                                              "items": _ref("BatchStatus")}}},
-                                400, params=[{"name": "limit", **_INT_QUERY}])},
-        "/batches/{id}": {"get": _op("A batch with its progress", _ref("BatchStatus"), 404, params=_with_id("id"))},
-        "/batches/{id}/cancel": {"post": _op("Cancel a batch", _ref("BatchStatus"), 404, params=_with_id("id"))},
-        "/batches/{id}/extend": {"post": _op("Add runs to a batch, continuing its sample", _ref("BatchStatus"),
-                                             400, 404, 409, params=_with_id("id"), body=_ref("Extension"))},
-        "/batches/{id}/rerun-failed": {"post": _op("Run a batch's failed jobs again (same parameters and seeds)",
-                                                   _ref("BatchStatus"), 404, 409, params=_with_id("id"))},
-        "/batches/{id}/telemetry/export": {"get": _export_op("Stored telemetry of a batch as CSV", 400, 404)},
-        "/batches/{id}/telemetry/stream": {"get": _stream_op()},
-        "/jobs/{id}/telemetry/export": {"get": _export_op("Stored telemetry of a job as CSV", 400, 404)},
-        "/batches/{id}/jobs": {"get": _op("The jobs of a batch, in run order",
-                                          {"type": "object", "properties": {"jobs": {"type": "array",
-                                                                                     "items": _ref("Job")}}},
-                                          404, params=_with_id("id"))},
-        "/batches/{id}/results": {"get": _op("Results of the finished jobs",
-                                             {"type": "array", "items": _ref("JobResult")}, 404,
-                                             params=_with_id("id"))},
-        "/jobs/{id}": {"get": _op("A job", _ref("Job"), 404, params=_with_id("id"))},
-        "/jobs/{id}/results": {"get": _op("A job's final result", _ref("JobResult"), 404, 409,
-                                          params=_with_id("id"))},
-        "/jobs/{id}/telemetry": {"get": _op(
-            "Stored telemetry of a job", _ref("Telemetry"), 400,
-            params=[*_with_id("id"),
-                    {"name": "variable", "in": "query", "required": False,
-                     "schema": {"type": "array", "items": {"type": "string"}}, "explode": True},
-                    {"name": "start_ns", **_INT_QUERY}, {"name": "end_ns", **_INT_QUERY},
-                    {"name": "limit", **_INT_QUERY}])},
-        "/runners": {"get": _op("All runners",
-                                {"type": "object", "properties": {"runners": {"type": "array",
-                                                                              "items": _ref("Runner")}}})},
-        "/runners/{id}": {"get": _op("One runner", _ref("Runner"), 404, params=_with_id("id"))},
-        "/healthz": {"get": _op("Liveness of the gateway", {"type": "object"})},
-        "/openapi.json": {"get": _op("This document", {"type": "object"})},
-    },
+    "paths": PATHS,
     "components": {
-        "schemas": SCHEMAS,
-        "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": _ref("Error")}}}},
+        "schemas": {**_schemas.components, "Error": ERROR},
+        "responses": {"Error": {"description": "Error",
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
     },
 }

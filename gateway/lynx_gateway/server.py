@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 
 import grpc
 from aiohttp import web
@@ -14,18 +13,21 @@ from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
+from lynx_common import names
 from lynx_common.errors import ValidationError
 from lynx_common.run_config import run_configs_csv
 from lynx_common.server import client_channel, configure_logging
+from lynx_common.status import validation_error
 from lynx_gateway import convert
 from lynx_gateway.openapi import SPEC
+from lynx_gateway.rest import to_json
 
 log = logging.getLogger(__name__)
-# Validation messages start with the dotted path of the field, e.g. "monte_carlo.runs must be ...".
-_FIELD_PATH = re.compile(r"([A-Za-z_][\w\-]*(?:\[\d+\])?(?:\.[\w\-]+(?:\[\d+\])?)*) ")
 DEADLINE_S = 30.0
 SUBMIT_DEADLINE_S = 300.0
 MAX_BODY_BYTES = 16 * 1024 * 1024
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.NOT_FOUND: 404,
@@ -37,10 +39,8 @@ _HTTP_STATUS = {
 
 
 def error(status: int, message: str, field: str | None = None) -> web.Response:
-    body = {"error": {"message": message}}
-    if field:
-        body["error"]["field"] = field
-    return web.json_response(body, status=status)
+    """The JSON error body: {"error": {"message", "field"}}; field is null when no one field is at fault."""
+    return web.json_response({"error": {"message": message, "field": field or None}}, status=status)
 
 
 @web.middleware
@@ -53,11 +53,8 @@ async def errors_middleware(request: web.Request, handler):
     except grpc.aio.AioRpcError as exc:
         status = _HTTP_STATUS.get(exc.code(), 502)
         message = exc.details() or exc.code().name
-        field = None
-        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-            match = _FIELD_PATH.match(message)
-            field = match.group(1) if match else None
-        return error(status, message, field)
+        invalid = validation_error(exc) if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else None
+        return error(status, message, invalid.field if invalid else None)
 
 
 class Gateway:
@@ -81,16 +78,7 @@ class Gateway:
     async def submit(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         reply = await self.scheduler.SubmitBatch(convert.submit_request(body), timeout=SUBMIT_DEADLINE_S)
-        estimate = reply.estimated_completion_time_mins if reply.HasField("estimated_completion_time_mins") else None
-        return web.json_response(
-            {
-                "batch_id": reply.batch_id,
-                "total_jobs": reply.total_jobs,
-                "estimated_completion_time_mins": estimate,
-                "seed": reply.seed,
-                "warnings": list(reply.warnings),
-            }
-        )
+        return web.json_response(to_json(reply))
 
     async def preview(self, request: web.Request) -> web.Response:
         fmt = request.query.get("format", "json")
@@ -108,57 +96,55 @@ class Gateway:
         reply = await self.scheduler.ExtendBatch(
             convert.extend_request(request.match_info["id"], body), timeout=SUBMIT_DEADLINE_S
         )
-        return web.json_response(
-            {**convert.batch_json(reply.batch), "added_jobs": reply.added_jobs, "warnings": list(reply.warnings)}
-        )
+        return web.json_response(to_json(reply))
 
     async def rerun_failed(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.RerunFailed(
             pb.RerunFailedRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S
         )
-        return web.json_response({**convert.batch_json(reply.batch), "requeued_jobs": reply.requeued_jobs})
+        return web.json_response(to_json(reply))
 
     async def list_batches(self, request: web.Request) -> web.Response:
-        limit = _int_query(request, "limit", 100)
+        limit = _int_query(request, "limit", 100, INT32)
         reply = await self.scheduler.ListBatches(pb.ListBatchesRequest(limit=limit), timeout=DEADLINE_S)
-        return web.json_response({"batches": [convert.batch_json(b) for b in reply.batches]})
+        return web.json_response(to_json(reply))
 
     async def get_batch(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.GetBatch(pb.GetBatchRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S)
-        return web.json_response(convert.batch_json(reply.batch))
+        return web.json_response(to_json(reply.batch))
 
     async def cancel_batch(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.CancelBatch(
             pb.CancelBatchRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S
         )
-        return web.json_response({**convert.batch_json(reply.batch), "cancelled_jobs": reply.cancelled_jobs})
+        return web.json_response(to_json(reply))
 
     async def batch_results(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.GetBatchResults(
             pb.GetBatchResultsRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S
         )
-        return web.json_response([convert.result_json(r) for r in reply.results])
+        return web.json_response(to_json(reply)["results"])
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.ListJobs(pb.ListJobsRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S)
-        return web.json_response({"jobs": [convert.job_json(j) for j in reply.jobs]})
+        return web.json_response(to_json(reply))
 
     async def get_job(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.GetJob(pb.GetJobRequest(job_id=request.match_info["id"]), timeout=DEADLINE_S)
-        return web.json_response(convert.job_json(reply.job))
+        return web.json_response(to_json(reply.job))
 
     async def job_results(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.GetJob(pb.GetJobRequest(job_id=request.match_info["id"]), timeout=DEADLINE_S)
         job = reply.job
         if job.status not in (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED):
-            status = convert.STATUS_NAMES[pb.JobStatus.Name(job.status)]
+            status = names.JOB_STATUS.name(job.status)
             return error(409, f"job {job.job_id} has no final result yet (status {status})")
-        return web.json_response(convert.result_json(job.result))
+        return web.json_response(to_json(job.result))
 
     async def job_telemetry(self, request: web.Request) -> web.Response:
         job_id = request.match_info["id"]
         query = tel_pb.QueryRequest(
-            job_id=job_id, variables=request.query.getall("variable", []), limit=_int_query(request, "limit", 0)
+            job_id=job_id, variables=request.query.getall("variable", []), limit=_int_query(request, "limit", 0, INT32)
         )
         for name in ("start_ns", "end_ns"):
             if name in request.query:
@@ -234,13 +220,13 @@ class Gateway:
 
     async def list_runners(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.ListRunners(pb.ListRunnersRequest(), timeout=DEADLINE_S)
-        return web.json_response({"runners": [convert.runner_json(r) for r in reply.runners]})
+        return web.json_response(to_json(reply))
 
     async def get_runner(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.GetRunner(
             pb.GetRunnerRequest(runner_id=request.match_info["id"]), timeout=DEADLINE_S
         )
-        return web.json_response(convert.runner_json(reply.runner))
+        return web.json_response(to_json(reply.runner))
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -256,14 +242,17 @@ async def _json_body(request: web.Request) -> object:
         raise ValidationError("body", "is not valid JSON") from None
 
 
-def _int_query(request: web.Request, name: str, default: int) -> int:
+def _int_query(request: web.Request, name: str, default: int, bounds: tuple[int, int] = INT64) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ValidationError(name, f"must be a whole number, got {raw!r}") from None
+        value = None
+    if value is None or not bounds[0] <= value <= bounds[1]:
+        raise ValidationError(name, f"must be a whole number from {bounds[0]} to {bounds[1]}, got {raw!r}")
+    return value
 
 
 def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:

@@ -1,0 +1,97 @@
+"""schemathesis against the live gateway on the real stack: no 5xx, every response as the OpenAPI document says."""
+
+from __future__ import annotations
+
+import copy
+import json
+import urllib.request
+
+import hypothesis
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from lynx_cli.stack import Ports, Stack
+
+pytestmark = pytest.mark.e2e
+CHECKS = [not_a_server_error, response_schema_conformance]
+# Generated submissions stay small so a 2-core machine finishes in seconds: the run counts and
+# grid levels the document allows go up to a million runs (the sampler's own tests cover those).
+SMALL = 8
+# The live stream answers until the client hangs up; it is fuzzed with ids that do not exist.
+STREAM = "/batches/{id}/telemetry/stream"
+
+
+def _cap(node: object) -> None:
+    """Lower every run-count-like bound in a copy of the document (runs, runs_override, levels)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("runs", "runs_override", "levels", "limit") and isinstance(value, dict) and "maximum" in value:
+                value["maximum"] = SMALL
+            if key == "dispersions" and isinstance(value, dict) and value.get("type") == "object":
+                value["maxProperties"] = 3
+            _cap(value)
+    elif isinstance(node, list):
+        for value in node:
+            _cap(value)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    stack = Stack(tmp_path_factory.mktemp("stack"), Ports(0, 0, 0, 0))
+    stack.start()
+    try:
+        yield stack.ports.gateway_url
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def schema(gateway):
+    with urllib.request.urlopen(f"{gateway}/openapi.json", timeout=10) as reply:
+        document = json.load(reply)
+    document = copy.deepcopy(document)
+    _cap(document["components"])
+    _cap(document["paths"])
+    loaded = schemathesis.openapi.from_dict(document)
+    loaded.config.update(base_url=gateway)
+    loaded.config.generation.update(max_examples=12, no_shrink=True, database="none")
+    return loaded
+
+
+SETTINGS = hypothesis.settings(
+    max_examples=12, deadline=None, derandomize=True, database=None,
+    suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+)
+
+
+def test_every_operation_stateless(schema):
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 19
+    for operation in operations:
+
+        @SETTINGS
+        @given(case=operation.as_strategy())
+        def check(case):
+            if operation.path == STREAM:
+                case.path_parameters = {"id": "no-such-batch"}
+            case.call_and_validate(checks=CHECKS, timeout=30)
+
+        check()
+
+
+def test_linked_operations_stateful(schema):
+    machine = schema.as_state_machine()
+
+    class Workflow(machine):
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS)
+
+        def get_call_kwargs(self, case):
+            return {"timeout": 30}
+
+    links = {name for name in Workflow.bundles}
+    assert any("submitBatch" in str(n) or "POST /jobs" in str(n) for n in links), links
+    Workflow.run(settings=hypothesis.settings(SETTINGS, max_examples=10, stateful_step_count=6))

@@ -1,6 +1,6 @@
 """Benchmark: 100,000 runs x 20 parameters through lynx_sampler.core, beside scipy.stats.qmc
 called directly on the same sizes (unit points alone, and mapped through the same scipy ppf),
-and the gRPC streaming path from a real sampler process on 127.0.0.1.
+and the gRPC streaming path (typed columns) from a real sampler process on 127.0.0.1.
 
 Run: .venv/bin/python bench/bench_sampling.py [--runs N] [--dims D] [--repeat R]
 """
@@ -27,6 +27,7 @@ from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 from lynx_common.server import client_channel
 from lynx_sampler import core
+from lynx_sampler.columns import rows
 
 # A mix of distributions, cycled to the requested number of parameters.
 MIX: list[dict] = [
@@ -128,13 +129,14 @@ def proto_dispersions(dims: int) -> list[cfg.Dispersion]:
     return out
 
 
-async def stream_once(address: str, request: pb.SampleRequest) -> tuple[int, int]:
-    """Consume a whole Sample stream; (points, chunks)."""
+async def stream_once(address: str, request: pb.SampleRequest, decode: bool = False) -> tuple[int, int]:
+    """Consume a whole Sample stream (typed columns), optionally decoding every run to Python
+    values as a run config carries them; (points, chunks)."""
     async with client_channel(address) as channel:
         stub = pb_grpc.SamplerServiceStub(channel)
         points = chunks = 0
         async for response in stub.Sample(request, timeout=300):
-            points += len(response.parameter_sets)
+            points += len(rows(response.runs)) if decode else len(response.runs.run_ids)
             chunks += 1
         return points, chunks
 
@@ -170,15 +172,16 @@ async def grpc_bench(runs: int, dims: int, repeat: int) -> None:
     address = f"127.0.0.1:{port}"
     try:
         await wait_serving(address)
-        for method in ("latin_hypercube", "sobol"):
+        for method, decode in (("latin_hypercube", False), ("sobol", False), ("latin_hypercube", True)):
             request = pb.SampleRequest(dispersions=proto_dispersions(dims), sampling_method=method, runs=runs, seed=7)
             times = []
             for _ in range(repeat):
                 start = time.perf_counter()
-                points, chunks = await stream_once(address, request)
+                points, chunks = await stream_once(address, request, decode)
                 times.append(time.perf_counter() - start)
+            what = " + decoded to Python rows" if decode else ""
             print(
-                f"grpc stream {method}: {points} runs x {dims} parameters in {chunks} chunks: "
+                f"grpc stream {method}{what}: {points} runs x {dims} parameters in {chunks} chunks: "
                 f"{min(times):.3f} s (best of {repeat}; sampler in its own process, client here)"
             )
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -14,10 +13,16 @@ from pathlib import Path
 import yaml
 
 from lynx_cli.api import DEFAULT_URL, Api, ApiError
-from lynx_cli.stack import Ports, Stack, StackError
 
-TERMINAL = ("Completed", "Failed", "Cancelled")
 DEFAULT_RUNNER_CONFIG = Path("configs/lynx-runner-basilisk.yaml")
+
+
+def batch_status(enum_name: str) -> str:
+    """The REST name of a BatchStatus value, from the protos ("COMPLETED" -> "Completed")."""
+    from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+    from lynx_common.names import BATCH_STATUS
+
+    return BATCH_STATUS.name(pb.BatchStatus.Value(f"BATCH_STATUS_{enum_name}"))
 
 
 def load_study(path: Path) -> dict:
@@ -54,6 +59,7 @@ def progress_line(status: dict) -> str:
 def follow(api: Api, batch_id: str, interval: float = 1.0, out=sys.stdout, watch=None) -> dict:
     """Poll the batch, printing a line whenever progress changes, until it is terminal."""
     last = None
+    terminal = {batch_status(s) for s in ("COMPLETED", "FAILED", "CANCELLED")}
     while True:
         if watch is not None:
             watch()
@@ -62,7 +68,7 @@ def follow(api: Api, batch_id: str, interval: float = 1.0, out=sys.stdout, watch
         if key != last:
             print(f"  {time.strftime('%H:%M:%S')}  {progress_line(status)}", file=out, flush=True)
             last = key
-        if status["batch"]["status"] in TERMINAL:
+        if status["batch"]["status"] in terminal:
             return status
         time.sleep(interval)
 
@@ -97,6 +103,8 @@ def _interrupt_on_signals() -> None:
 
 
 def cmd_up(args) -> int:
+    from lynx_cli.stack import Ports, Stack, StackError
+
     stack = Stack(args.data_dir, Ports(args.scheduler_port, args.sampler_port, args.telemetry_port, args.http_port),
                   args.runners, args.runner_config)
     _interrupt_on_signals()
@@ -121,6 +129,8 @@ def cmd_up(args) -> int:
 
 def cmd_run(args) -> int:
     """Bring a private stack up, run one study to the end, print its results, stop."""
+    from lynx_cli.stack import Ports, Stack, StackError
+
     body = submission(load_study(args.config), args.name, args.runs)
     stack = Stack(args.data_dir, Ports(0, 0, 0, args.http_port), args.runners, args.runner_config)
     _interrupt_on_signals()
@@ -136,7 +146,7 @@ def cmd_run(args) -> int:
         results = show_results(api, reply["batch_id"])
         ok = sum(r["success"] for r in results)
         print(f"\nbatch {final['batch']['status']}: {ok}/{len(results)} jobs succeeded")
-        return 0 if final["batch"]["status"] == "Completed" and ok == len(results) else 1
+        return 0 if final["batch"]["status"] == batch_status("COMPLETED") and ok == len(results) else 1
     except (StackError, ApiError) as exc:
         print(f"lynx run: {exc}", file=sys.stderr)
         return 1
@@ -154,7 +164,7 @@ def cmd_submit(args) -> int:
     if args.wait:
         final = follow(api, reply["batch_id"])
         show_results(api, reply["batch_id"])
-        return 0 if final["batch"]["status"] == "Completed" else 1
+        return 0 if final["batch"]["status"] == batch_status("COMPLETED") else 1
     return 0
 
 
@@ -181,35 +191,9 @@ def cmd_cancel(args) -> int:
     return 0
 
 
-def _preview_offline(config: dict, runs: int | None, limit: int | None) -> dict:
-    """Sample a config with an in-process sampler server on a free loopback port: no stack needed."""
-    from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
-    from lynx_common.server import client_channel
-    from lynx_gateway.convert import config_from_json
-    from lynx_sampler.server import build_server
-    from lynx_scheduler.submission import start_preview
-
-    async def go() -> dict:
-        server = build_server("127.0.0.1", 0)
-        await server.start()
-        try:
-            async with client_channel(server.address) as channel:
-                preview = await start_preview(
-                    sampler_grpc.SamplerServiceStub(channel), config_from_json(config), runs or 0, limit or 0
-                )
-                docs = [doc async for chunk in preview.run_configs for doc in chunk]
-        finally:
-            await server.stop(grace=0)
-        return {"seed": preview.seed, "total_runs": preview.total_runs, "warnings": preview.warnings,
-                "run_configs": docs}
-
-    return asyncio.run(go())
-
-
 def cmd_preview(args) -> int:
     from lynx_common.errors import ValidationError
     from lynx_common.run_config import run_configs_csv
-    from lynx_scheduler.submission import SamplingError
 
     body = submission(load_study(args.config), None, args.runs)
     if args.url:
@@ -218,9 +202,11 @@ def cmd_preview(args) -> int:
         body.pop("name", None)
         document = Api(args.url).post("/preview", body)
     else:
+        from lynx_sampler.preview import preview
+
         try:
-            document = _preview_offline(body["config"], args.runs, args.limit)
-        except (ValidationError, SamplingError) as exc:
+            document = preview(body["config"], args.runs or 0, args.limit or 0)
+        except ValidationError as exc:
             print(f"lynx: {exc}", file=sys.stderr)
             return 2
     fmt = args.format or ("csv" if args.output and args.output.suffix == ".csv" else "json")

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-
-import grpc
 import pytest
-from fault_harness import BIN, REPO, Stack
+from fault_harness import REPO, Stack
 
-from lynx_cli.stack import free_port
+from lynx_cli import stack as lynx_stack
 
 
 @pytest.fixture(scope="session")
 def sampler_addr(tmp_path_factory):
     """One sampler process for every fault test (it keeps no state)."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("sampler") / "sampler.log").open("wb")
-    proc = subprocess.Popen([str(BIN / "lynx-sampler"), "--port", str(port)], cwd=REPO, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    addr = f"127.0.0.1:{port}"
-    channel = grpc.insecure_channel(addr)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=30)
-        yield addr
-    finally:
-        channel.close()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+    sampler = lynx_stack.Stack(tmp_path_factory.mktemp("sampler"), lynx_stack.Ports(0, 0, 0, 0),
+                              services=("sampler",), cwd=REPO, ready_timeout=30)
+    with sampler:
+        yield sampler.ports.sampler_addr
 
 
 @pytest.fixture

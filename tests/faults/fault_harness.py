@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -21,11 +20,10 @@ import yaml
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-from lynx_cli.stack import free_port
+from lynx_cli import stack as lynx_stack
 from lynx_gateway.convert import config_from_json
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SCENARIO = Path(__file__).parent / "scenarios" / "sleeper.py"
 HEARTBEAT_S = 0.5
 TERMINAL_BATCH = (pb.BATCH_STATUS_COMPLETED, pb.BATCH_STATUS_FAILED, pb.BATCH_STATUS_CANCELLED)
@@ -89,41 +87,22 @@ class Marks:
         return [pid for _, pid, _ in self.started() if alive(pid)]
 
 
-@dataclass
 class Stack:
-    """One scheduler (restartable) and any number of runners, all real processes."""
+    """One scheduler (restartable) and any number of runners, all real processes (lynx_cli.stack)."""
 
-    root: Path
-    sampler_addr: str
-    port: int = field(default_factory=free_port)
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-    channel: grpc.Channel | None = None
-
-    def __post_init__(self) -> None:
-        self.marks = Marks(self.root / "marks")
+    def __init__(self, root: Path, sampler_addr: str) -> None:
+        self.root = root
+        self.marks = Marks(root / "marks")
         self.marks.root.mkdir()
-        self.addr = f"127.0.0.1:{self.port}"
+        self.procs = lynx_stack.Stack(root / "data", lynx_stack.Ports(0, 0, 0, 0), services=("scheduler",),
+                                 sampler_addr=sampler_addr, cwd=REPO, ready_timeout=30)
+        self.addr = self.procs.ports.scheduler_addr
         self.channel = grpc.insecure_channel(self.addr)
         self.stub = pb_grpc.SchedulerServiceStub(self.channel)
 
-    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
-        log = (self.root / f"{name}.log").open("ab")
-        proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.procs[name] = proc
-        return proc
-
     def start_scheduler(self) -> None:
-        self._spawn("scheduler", [str(BIN / "lynx-scheduler"), "--port", str(self.port), "--data-dir",
-                                  str(self.root / "data"), "--sampler-addr", self.sampler_addr])
-        wait_for(self._scheduler_up, 30, "the scheduler to answer")
-
-    def _scheduler_up(self) -> bool:
-        try:
-            self.stub.ListRunners(pb.ListRunnersRequest(), timeout=1)
-            return True
-        except grpc.RpcError:
-            return False
+        """Start the scheduler, or start it again (same port and data) after kill("scheduler")."""
+        self.procs.restart("scheduler")
 
     def start_runner(self, runner_id: str, slots: int = 1, types=("faults",), wait: bool = True, **env) -> None:
         """A lynx-runner whose scenario sleeps FAULT_SLEEP s and exits FAULT_EXIT (from **env)."""
@@ -134,29 +113,16 @@ class Stack:
             "basilisk_entrypoint": str(SCENARIO), "max_concurrent_jobs": slots,
             "heartbeat_interval_secs": HEARTBEAT_S, "warm_start": False,
         }))
-        self._spawn(runner_id, [str(BIN / "lynx-runner"), "--config", str(config), "--runner-id", runner_id,
-                                "--drain-grace", "1"], {
-            "LYNX_SCHEDULER_ADDR": self.addr, "LYNX_TELEMETRY_ADDR": f"127.0.0.1:{free_port()}",
+        self.procs.add_runner(lynx_stack.Runner(runner_id, config=config, args=["--drain-grace", "1"], env={
             "FAULT_PID_DIR": str(self.marks.root), "FAULT_RUNNER": runner_id,
             **{k: str(v) for k, v in env.items()},
-        })
-        if wait:
-            wait_for(lambda: self.runner_online(runner_id), 30, f"runner {runner_id} to register")
-
-    def runner_online(self, runner_id: str) -> bool:
-        try:
-            runner = self.stub.GetRunner(pb.GetRunnerRequest(runner_id=runner_id), timeout=2).runner
-        except grpc.RpcError:
-            return False
-        return runner.status == pb.RUNNER_STATUS_ONLINE
+        }), wait=wait)
 
     def signal(self, name: str, sig: int) -> None:
-        self.procs[name].send_signal(sig)
+        self.procs.signal(name, sig)
 
     def kill(self, name: str) -> None:
-        proc = self.procs[name]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        self.procs.kill(name)
 
     def submit(self, runs: int, config=None, name: str = "faults") -> str:
         reply = self.stub.SubmitBatch(pb.SubmitBatchRequest(name=name, runs_override=runs,
@@ -193,9 +159,6 @@ class Stack:
 
     def close(self) -> None:
         self.channel.close()
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(10)
+        self.procs.stop(grace=0)
         for pid in self.marks.running():  # a SIGKILLed runner's orphans
             os.kill(pid, signal.SIGKILL)

@@ -22,7 +22,8 @@ from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
 from lynx_common.names import TERMINATION_REASON
 from lynx_runner.config import RunnerConfig
-from lynx_runner.engine import BasiliskEngine, JobHandle
+from lynx_runner.engine import JobHandle
+from lynx_runner.engines import BasiliskEngine
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -24,7 +24,8 @@ from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
 from lynx_common.names import TERMINATION_REASON
 from lynx_runner.config import CommandSpec, RunnerConfig
-from lynx_runner.engine import BasiliskEngine, CommandEngine, JobHandle, build_engines
+from lynx_runner.engine import JobHandle
+from lynx_runner.engines import BasiliskEngine, CommandEngine, build_engines
 
 pytestmark = pytest.mark.timeout(90)
 SCENARIOS = Path(__file__).parent / "scenarios"

@@ -1,10 +1,4 @@
-"""The runner's link to the scheduler: register, heartbeat, take leases, report results, drain.
-
-Delivery: a job's final report (JobFinished or JobReleased) is kept until the scheduler acks it
-(ReportAck, sent after its store committed). After a reconnect the runner registers with the
-jobs it still runs and resends every unacknowledged report; the scheduler treats a resend
-idempotently.
-"""
+"""The runner's link to the scheduler: register, heartbeat, take leases, report results, drain."""
 
 from __future__ import annotations
 
@@ -19,7 +13,8 @@ from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.server import CLIENT_OPTIONS, client_channel
 from lynx_runner.config import RunnerConfig
-from lynx_runner.engine import Engine, JobHandle, build_engines
+from lynx_runner.engine import Engine, JobHandle
+from lynx_runner.engines import build_engines
 from lynx_runner.host import host_capabilities
 
 log = logging.getLogger(__name__)
@@ -43,7 +38,13 @@ def _launch_error(lease: pb.JobLease, message: str) -> pb.JobResult:
 
 
 class RunnerAgent:
-    """Holds one Connect stream at a time, reconnecting with backoff until stopped."""
+    """Holds one Connect stream at a time, reconnecting with backoff until stopped.
+
+    Delivery: a job's final report (JobFinished or JobReleased) is kept until the scheduler acks it
+    (ReportAck, sent after its store committed). After a reconnect the runner registers with the
+    jobs it still runs and resends every unacknowledged report; the scheduler treats a resend
+    idempotently.
+    """
 
     def __init__(
         self, config: RunnerConfig, runner_id: str, name: str, scheduler_addr: str, telemetry_addr: str,

@@ -34,7 +34,6 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "cli"), str(REPO)]
 SCENARIO = REPO / "scenarios/aerospace/python/scenario_basic_orbit_lynx.py"
 STUDY = REPO / "scenarios/aerospace/configs/basic_orbit_tutorial.yaml"
 PARALLEL = 2
@@ -178,13 +177,15 @@ def runner_config(path: Path, output_root: Path, mode: str) -> Path:
 
 def bench_lynx(runs: int, work: Path, mode: str) -> float:
     """Seconds from submitting the tutorial study (runs_override=runs) to the batch's end."""
+    from lynx.scheduler.v1 import scheduler_service_pb2 as pb
     from lynx_cli.api import Api
     from lynx_cli.stack import Ports, Stack
+    from lynx_common.names import BATCH_STATUS
 
+    terminal = {BATCH_STATUS.name(s) for s in (pb.BATCH_STATUS_COMPLETED, pb.BATCH_STATUS_FAILED,
+                                               pb.BATCH_STATUS_CANCELLED)}
     config = runner_config(work / "runner.yaml", work / "runs", mode)
-    stack = Stack(work / "data", Ports(0, 0, 0, 0), runners=1, runner_config=config)
-    stack.start()
-    try:
+    with Stack(work / "data", Ports(0, 0, 0, 0), runners=1, runner_config=config) as stack:
         api = Api(stack.ports.gateway_url)
         body = {"name": f"bench-{mode}", "runs_override": runs,
                 "config": yaml.safe_load(STUDY.read_text())}
@@ -192,17 +193,15 @@ def bench_lynx(runs: int, work: Path, mode: str) -> float:
         batch_id = api.post("/jobs", body)["batch_id"]
         while True:
             status = api.get(f"/batches/{batch_id}")
-            if status["batch"]["status"] in ("Completed", "Failed", "Cancelled"):
+            if status["batch"]["status"] in terminal:
                 break
             stack.watch()
             time.sleep(0.25)  # each poll costs the gateway and scheduler CPU that the runs need
         elapsed = time.perf_counter() - started
         counts = status["jobs_by_status"]
-        if status["batch"]["status"] != "Completed":
+        if status["batch"]["status"] != BATCH_STATUS.name(pb.BATCH_STATUS_COMPLETED):
             print(f"  lynx {mode}: batch {status['batch']['status']}: {counts}")
         return elapsed
-    finally:
-        stack.stop()
 
 
 # ---------------------------------------------------------------- report

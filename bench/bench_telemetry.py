@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,11 +28,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import grpc
-
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
+from lynx_cli.stack import Ports, Stack
 from lynx_common.server import GrpcServer, client_channel
 from lynx_runner.endpoint import JobTelemetryServicer
 from lynx_runner.relay import TelemetryRelay
@@ -83,26 +81,6 @@ SEND_COST = """
     client.close(120)
     print(best_empty / n * 1e6, best_send / n * 1e6, client.sent, client.dropped)
 """
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def start_ingest(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    """telemetry-ingest as its own process; returns it and its address once it answers."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lynx_telemetry.server", "--port", str(port), "--data-dir", str(data_dir),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    address = f"127.0.0.1:{port}"
-    async with grpc.aio.insecure_channel(address) as channel:
-        await asyncio.wait_for(channel.channel_ready(), 30)
-    return proc, address
 
 
 class PerJobEndpoint:
@@ -199,34 +177,34 @@ async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) ->
     print(f"    ratio:      {send_us / empty_us:.1f}x an empty loop iteration")
 
 
-async def main() -> None:
+async def bench(address: str, db_path: Path, samples: int, scenarios: int) -> None:
+    print("(1) end-to-end throughput")
+    await throughput(address, db_path, samples, scenarios, 100_000, "default")
+    await throughput(address, db_path, samples, scenarios, samples + 1, "nodrop")
+    print("(2) cost of one send()")
+    async with client_channel(address) as channel:
+        job = PerJobEndpoint(pb_grpc.TelemetryServiceStub(channel), "send-cost")
+        await job.start()
+        try:
+            await send_cost(job, samples, 3600.0, "shipping thread idle during the loop (ships at flush)")
+            await send_cost(job, samples, 0.02, "shipping thread shipping concurrently (default)")
+        finally:
+            await job.finish()
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200_000, help="samples per scenario process")
     parser.add_argument("--scenarios", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lynx-bench-telemetry-") as tmp:
         data_dir = Path(tmp)
-        ingest, address = await start_ingest(data_dir)
-        try:
-            print(f"telemetry-ingest pid {ingest.pid} on {address}, SQLite {data_dir / 'telemetry.db'}")
-            print("(1) end-to-end throughput")
-            await throughput(address, data_dir / "telemetry.db", args.samples, args.scenarios,
-                             100_000, "default")
-            await throughput(address, data_dir / "telemetry.db", args.samples, args.scenarios,
-                             args.samples + 1, "nodrop")
-            print("(2) cost of one send()")
-            async with client_channel(address) as channel:
-                job = PerJobEndpoint(pb_grpc.TelemetryServiceStub(channel), "send-cost")
-                await job.start()
-                try:
-                    await send_cost(job, args.samples, 3600.0, "shipping thread idle during the loop (ships at flush)")
-                    await send_cost(job, args.samples, 0.02, "shipping thread shipping concurrently (default)")
-                finally:
-                    await job.finish()
-        finally:
-            ingest.terminate()
-            await ingest.wait()
+        # telemetry-ingest as its own process, stopped (SIGTERM) when the bench ends
+        with Stack(data_dir, Ports(0, 0, 0, 0), services=("telemetry",)) as ingest:
+            address = ingest.ports.telemetry_addr
+            print(f"telemetry-ingest pid {ingest['telemetry'].pid} on {address}, SQLite {data_dir / 'telemetry.db'}")
+            asyncio.run(bench(address, data_dir / "telemetry.db", args.samples, args.scenarios))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -39,8 +40,6 @@ def tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return "(no log)"
 
-
-# ---------------------------------------------------------------- readiness probes
 
 
 def grpc_serving(addr: str) -> Probe:
@@ -123,8 +122,7 @@ def runner_online_via_scheduler(scheduler_addr: str, runner_id: str) -> Probe:
 
 def wait_until(probe: Probe, what: str, timeout: float = READY_TIMEOUT_S, watch: Iterable[Process] = (),
                interval: float = 0.1) -> None:
-    """Poll `probe` until it is true; raise StackError naming `what` on timeout, or at once if a
-    watched process exits."""
+    """Poll `probe` until true; StackError naming `what` on timeout, at once if a watched process exits."""
     watch = list(watch)
     deadline = time.monotonic() + timeout
     while True:
@@ -136,8 +134,6 @@ def wait_until(probe: Probe, what: str, timeout: float = READY_TIMEOUT_S, watch:
             raise StackError(f"{what} did not become ready within {timeout:.0f} s")
         time.sleep(interval)
 
-
-# ---------------------------------------------------------------- one process
 
 
 @dataclass
@@ -158,8 +154,6 @@ class Process:
 
     @property
     def pid(self) -> int:
-        if self.popen is None:
-            raise StackError(f"{self.name} was never started")
         return self.popen.pid
 
     def start(self) -> Process:
@@ -192,9 +186,8 @@ class Process:
 
     def signal(self, sig: int) -> None:
         """Send `sig` to its process group (SIGSTOP freezes it, SIGCONT wakes it)."""
-        if self.popen is not None and sig in (signal.SIGKILL, self.stop_signal, signal.SIGTERM, signal.SIGINT):
-            self.stopping = True
         if self.popen is not None:
+            self.stopping |= sig in (signal.SIGKILL, self.stop_signal, signal.SIGTERM, signal.SIGINT)
             _signal_group(self.popen, sig)
 
     def kill(self) -> None:
@@ -238,13 +231,9 @@ def _die_with_parent(argv: list[str], sig: int) -> list[str]:
 
 
 def _signal_group(popen: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(popen.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
-
-# ---------------------------------------------------------------- a stack
 
 
 @dataclass
@@ -290,17 +279,18 @@ class Runner:
 class Stack:
     """Any subset of sampler, telemetry, scheduler and gateway, plus runners, each its own process.
 
-    `runners` is a count (local-runner-01, ... with `runner_config`) or a list of Runner. The
-    processes are built here and started by start(); edit `stack.processes[name]` (argv, env)
-    before that to wrap one (a profiler). Without a sampler, pass `sampler_addr`. Runners count as
-    ready once the gateway (or, without one, the scheduler) lists them Online."""
+    `ports` default to free ones. `runners` is a count (local-runner-01, ... with `runner_config`)
+    or a list of Runner. Processes are built here and started by start(): edit
+    `stack.processes[name]` (argv, env) before that to wrap one (a profiler). Without a sampler,
+    pass `sampler_addr`. Runners are ready once the gateway (else the scheduler) lists them Online."""
 
     def __init__(self, data_dir: Path, ports: Ports | None = None, runners: int | Iterable[Runner] = 0,
                  runner_config: Path | None = None, *, services: Iterable[str] = SERVICES,
                  sampler_addr: str | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None,
                  ready_timeout: float = READY_TIMEOUT_S, stop_grace: float = STOP_GRACE_S) -> None:
         self.data_dir = Path(data_dir).absolute()
-        self.ports = (ports or Ports()).resolved()
+        self.logs = self.data_dir / "logs"
+        self.ports = (ports or Ports(0, 0, 0, 0)).resolved()
         self.services = tuple(services)
         unknown = set(self.services) - set(SERVICES)
         if unknown:
@@ -313,19 +303,10 @@ class Stack:
         self.cwd = cwd
         self.ready_timeout = ready_timeout
         self.stop_grace = stop_grace
-        self.processes: dict[str, Process] = {}
-        for name in SERVICES:
-            if name in self.services:
-                self.processes[name] = self._service(name)
+        self.processes = {name: self._service(name) for name in SERVICES if name in self.services}
         if isinstance(runners, int):
             runners = [Runner(f"local-runner-{i:02d}", f"Local Runner {i:02d}") for i in range(1, runners + 1)]
-        for runner in runners:
-            process = self.runner_process(runner)
-            self.processes[process.name] = process
-
-    @property
-    def logs(self) -> Path:
-        return self.data_dir / "logs"
+        self.processes.update((r.runner_id, self.runner_process(r)) for r in runners)
 
     def _service(self, name: str) -> Process:
         p, data = self.ports, str(self.data_dir)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -15,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from lynx_cli.stack import free_port
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_cli import stack as lynx_stack
+from lynx_common.names import BATCH_STATUS
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-TERMINAL = ("Completed", "Failed", "Cancelled")
+TERMINAL = tuple(BATCH_STATUS.name(s) for s in (pb.BATCH_STATUS_COMPLETED, pb.BATCH_STATUS_FAILED,
+                                                pb.BATCH_STATUS_CANCELLED))
 
 
 @dataclass
@@ -87,38 +89,9 @@ class Stack:
     telemetry_addr: str
 
 
-def _start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def _wait_up(log: Path, up: subprocess.Popen) -> None:
-    """`lynx up` prints "Lynx is up" once every service answers its health check."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if "Lynx is up" in log.read_text(errors="replace"):
-            return
-        if up.poll() is not None:
-            raise AssertionError(f"lynx up exited {up.returncode}:\n{log.read_text()}")
-        time.sleep(0.2)
-    raise AssertionError(f"lynx up never reported ready:\n{log.read_text()}")
-
-
-def _wait_runner(http: Http, runner_id: str, procs: list[subprocess.Popen], logs: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        for p in procs:
-            if p.poll() is not None:
-                raise AssertionError(f"{p.args} exited {p.returncode}; logs in {logs}")
-        try:
-            status, body = http.call("GET", f"/runners/{runner_id}")
-        except OSError:
-            status = 0
-        if status == 200 and body["status"] == "Online":
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"runner {runner_id} never came online; logs in {logs}")
+def _command(name: str, argv: list[str], env: dict, root: Path, **kw) -> lynx_stack.Process:
+    """A documented command run from the repository, stopped with Ctrl-C (SIGINT) as a user would."""
+    return lynx_stack.Process(name, argv, root / f"{name}.log", env, REPO, signal.SIGINT, **kw)
 
 
 @pytest.fixture(scope="session")
@@ -126,52 +99,40 @@ def stack(tmp_path_factory) -> Stack:
     """`lynx up` with one local runner, the tutorial's basilisk-runner-01, and a runner whose scenario always fails."""
     root = tmp_path_factory.mktemp("stack")
     output_root = root / "runs"
-    ports = {name: free_port() for name in ("http", "scheduler", "sampler", "telemetry")}
-    scheduler_addr = f"127.0.0.1:{ports['scheduler']}"
-    telemetry_addr = f"127.0.0.1:{ports['telemetry']}"
+    # The processes below are the user's commands; this Stack only holds them (and their ports).
+    procs = lynx_stack.Stack(root, lynx_stack.Ports(0, 0, 0, 0), services=(), ready_timeout=120, stop_grace=15)
+    ports = procs.ports
+    http = Http(ports.gateway_url)
     env = {
-        **os.environ,
         "LYNX_RUNNER_OUTPUT_ROOT": str(output_root),
-        "LYNX_SCHEDULER_ADDR": scheduler_addr,
-        "LYNX_TELEMETRY_ADDR": telemetry_addr,
+        "LYNX_SCHEDULER_ADDR": ports.scheduler_addr,
+        "LYNX_TELEMETRY_ADDR": ports.telemetry_addr,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    up = _start(
-        [str(BIN / "lynx"), "up", "--data-dir", str(root / "data"), "--http-port", str(ports["http"]),
-         "--scheduler-port", str(ports["scheduler"]), "--sampler-port", str(ports["sampler"]),
-         "--telemetry-port", str(ports["telemetry"]), "--runners", "1",
-         "--runner-config", "configs/lynx-runner-basilisk.yaml"],
-        env, root / "lynx-up.log",
-    )
-    runner = _start(
-        [str(BIN / "lynx-runner"), "--config", "configs/lynx-runner-basilisk.yaml",
-         "--runner-id", "basilisk-runner-01", "--name", "Basilisk Runner 01"],
-        env, root / "basilisk-runner-01.log",
-    )
-    failing = _start(
-        [str(BIN / "lynx-runner"), "--config", "configs/lynx-runner-basilisk.yaml",
-         "--runner-id", "failing-runner", "--name", "Always Failing"],
-        {**env, "LYNX_RUNNER_CAPABILITIES": "always-fails",
-         "LYNX_RUNNER_BASILISK_ENTRYPOINT": "tests/e2e/scenarios/exit_one.py"},
-        root / "failing-runner.log",
-    )
-    procs = [up, runner, failing]
-    http = Http(f"http://127.0.0.1:{ports['http']}")
+    runner = [str(BIN / "lynx-runner"), "--config", "configs/lynx-runner-basilisk.yaml"]
+    failing = {"LYNX_RUNNER_CAPABILITIES": "always-fails",
+               "LYNX_RUNNER_BASILISK_ENTRYPOINT": "tests/e2e/scenarios/exit_one.py"}
     try:
-        _wait_up(root / "lynx-up.log", up)
-        for runner_id in ("basilisk-runner-01", "failing-runner", "local-runner-01"):
-            _wait_runner(http, runner_id, procs, root)
-        yield Stack(http, output_root, scheduler_addr, telemetry_addr)
+        procs.add(_command(
+            "lynx-up",
+            [str(BIN / "lynx"), "up", "--data-dir", str(root / "data"), "--http-port", str(ports.http),
+             "--scheduler-port", str(ports.scheduler), "--sampler-port", str(ports.sampler),
+             "--telemetry-port", str(ports.telemetry), "--runners", "1",
+             "--runner-config", "configs/lynx-runner-basilisk.yaml"],
+            env, root, ready=lynx_stack.log_says(root / "lynx-up.log", "Lynx is up"),
+        ), wait=False)
+        for runner_id, name, extra in (
+            ("basilisk-runner-01", "Basilisk Runner 01", {}),
+            ("failing-runner", "Always Failing", failing),
+        ):
+            procs.add(_command(runner_id, [*runner, "--runner-id", runner_id, "--name", name], {**env, **extra},
+                               root, ready=lynx_stack.runner_online_via_gateway(http.base, runner_id)), wait=False)
+        procs.start()  # waits for "Lynx is up", then each runner Online
+        lynx_stack.wait_until(lynx_stack.runner_online_via_gateway(http.base, "local-runner-01"), "local-runner-01",
+                              procs.ready_timeout, procs.processes.values())
+        yield Stack(http, output_root, ports.scheduler_addr, ports.telemetry_addr)
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        procs.stop()
 
 
 @pytest.fixture

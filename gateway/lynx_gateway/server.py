@@ -152,14 +152,10 @@ class Gateway:
         reply = await self.telemetry.Query(query, timeout=DEADLINE_S)
         return web.json_response(convert.telemetry_json(job_id, reply))
 
-    async def _export_compression(self, request: web.Request, batch_id: str) -> str:
-        """?compression= when given, else what the batch's telemetry.storage.compression says."""
-        if "compression" in request.query:
-            return request.query["compression"]
-        reply = await self.scheduler.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=DEADLINE_S)
-        return reply.batch.config.telemetry.storage.compression
-
-    async def _export(self, request: web.Request, export: tel_pb.ExportRequest, name: str) -> web.StreamResponse:
+    async def _export(self, request: web.Request, export: tel_pb.ExportRequest, stored_compression: str,
+                      name: str) -> web.StreamResponse:
+        """Stream the CSV; ?compression= when given, else the batch's telemetry.storage.compression."""
+        export.compression = request.query.get("compression", stored_compression)
         export.variables.extend(request.query.getall("variable", []))
         for field in ("start_ns", "end_ns"):
             if field in request.query:
@@ -181,18 +177,19 @@ class Gateway:
         await response.write_eof()
         return response
 
+    async def _batch(self, batch_id: str) -> pb.Batch:
+        return (await self.scheduler.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=DEADLINE_S)).batch
+
     async def job_telemetry_export(self, request: web.Request) -> web.StreamResponse:
-        job_id = request.match_info["id"]
-        job = (await self.scheduler.GetJob(pb.GetJobRequest(job_id=job_id), timeout=DEADLINE_S)).job
-        compression = await self._export_compression(request, job.batch_id)
-        return await self._export(request, tel_pb.ExportRequest(job_id=job_id, compression=compression),
-                                  f"telemetry-{job_id}")
+        job = (await self.scheduler.GetJob(pb.GetJobRequest(job_id=request.match_info["id"]), timeout=DEADLINE_S)).job
+        batch = await self._batch(job.batch_id)
+        return await self._export(request, tel_pb.ExportRequest(job_id=job.job_id),
+                                  batch.config.telemetry.storage.compression, f"telemetry-{job.job_id}")
 
     async def batch_telemetry_export(self, request: web.Request) -> web.StreamResponse:
-        batch_id = request.match_info["id"]
-        compression = await self._export_compression(request, batch_id)
-        return await self._export(request, tel_pb.ExportRequest(batch_id=batch_id, compression=compression),
-                                  f"telemetry-{batch_id}")
+        batch = await self._batch(request.match_info["id"])  # 404 for an unknown batch; the file name is its id
+        return await self._export(request, tel_pb.ExportRequest(batch_id=batch.batch_id),
+                                  batch.config.telemetry.storage.compression, f"telemetry-{batch.batch_id}")
 
     async def batch_telemetry_stream(self, request: web.Request) -> web.StreamResponse:
         """Live samples of a batch as newline-delimited JSON, until the client hangs up."""

@@ -55,6 +55,15 @@ def schema(gateway):
     document = copy.deepcopy(document)
     _cap(document["components"])
     _cap(document["paths"])
+    # Narrow generation towards submissions the services accept, so links from POST /jobs are followed.
+    schemas = document["components"]["schemas"]
+    schemas["BatchConfig"]["required"] = ["dispersions", "monte_carlo"]
+    schemas["MonteCarlo"]["required"] = ["runs"]
+    schemas["MonteCarlo"]["properties"]["seed"].update(minimum=0, maximum=2**53 - 1)
+    for name in ("Compute", "TelemetryConfig", "EarlyTermination"):
+        for prop in schemas[name]["properties"].values():
+            if prop.get("type") in ("integer", "number"):
+                prop.update(minimum=0, maximum=60)
     loaded = schemathesis.openapi.from_dict(document)
     loaded.config.update(base_url=gateway)
     loaded.config.generation.update(max_examples=12, no_shrink=True, database="none")
@@ -74,7 +83,7 @@ def test_every_operation_stateless(schema):
 
         @SETTINGS
         @given(case=operation.as_strategy())
-        def check(case):
+        def check(case, operation=operation):
             if operation.path == STREAM:
                 case.path_parameters = {"id": "no-such-batch"}
             case.call_and_validate(checks=CHECKS, timeout=30)
@@ -92,6 +101,6 @@ def test_linked_operations_stateful(schema):
         def get_call_kwargs(self, case):
             return {"timeout": 30}
 
-    links = {name for name in Workflow.bundles}
-    assert any("submitBatch" in str(n) or "POST /jobs" in str(n) for n in links), links
+
+    assert "POST /jobs -> 200" in {str(name) for name in Workflow.bundles}  # its links are followed
     Workflow.run(settings=hypothesis.settings(SETTINGS, max_examples=10, stateful_step_count=6))

@@ -15,6 +15,7 @@ from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_common.names import JOB_STATUS, TERMINATION_REASON
 from lynx_common.server import GrpcServer, client_channel
 from lynx_gateway.convert import config_from_json
 from lynx_sampler.server import build_server as build_sampler
@@ -100,7 +101,8 @@ class FakeRunnerHost:
         return self.leases.empty()
 
     def finish(self, lease: pb.JobLease, success: bool, reason: str = "exited", attempt: int | None = None):
-        result = pb.JobResult(success=success, termination_reason=reason, exit_code=0 if success else 1)
+        result = pb.JobResult(success=success, termination_reason=TERMINATION_REASON.value(reason),
+                              exit_code=0 if success else 1)
         if not success:
             result.error_message = "boom"
         if self.running.get(lease.job_id) == (attempt or lease.attempt):
@@ -159,3 +161,13 @@ async def batch(stub, batch_id: str) -> pb.Batch:
     return (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=5)).batch
 
 
+
+
+def job_counts(b: pb.Batch) -> dict[str, int]:
+    """Batch.jobs_by_status as {"Pending": n, ...}."""
+    return {JOB_STATUS.name(c.status): c.count for c in b.jobs_by_status}
+
+
+def failures(b: pb.Batch) -> dict[str, int]:
+    """Batch.failures_by_reason as {"exited": n, ...}."""
+    return {TERMINATION_REASON.name(c.reason): c.count for c in b.failures_by_reason}

@@ -8,9 +8,11 @@ import json
 
 import grpc
 import pytest
-from scheduler_harness import batch, submit, tutorial_config
+from scheduler_harness import batch, failures, job_counts, submit, tutorial_config
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common.names import ATTEMPT_OUTCOME
+from lynx_common.status import field_violations
 
 
 async def _job(stub, job_id: str) -> pb.Job:
@@ -42,9 +44,9 @@ async def test_exceeding_the_failure_budget_aborts_the_batch(scheduler):
         await _settled(scheduler, lease.job_id, pb.JOB_STATUS_CANCELLED)
     b = await batch(scheduler, batch_id)
     assert b.status == pb.BATCH_STATUS_FAILED
-    assert dict(b.jobs_by_status) == {"Pending": 0, "Running": 0, "Completed": 0, "Failed": 2, "Cancelled": 4}
+    assert job_counts(b) == {"Pending": 0, "Running": 0, "Completed": 0, "Failed": 2, "Cancelled": 4}
     assert b.status_message.startswith("aborted: 2 of 6 jobs failed, exceeding compute.max_failed_jobs = 1")
-    assert dict(b.failures_by_reason) == {"exited": 2}
+    assert failures(b) == {"exited": 2}
 
 
 async def test_rerun_failed_requeues_failed_jobs_with_the_same_parameters(scheduler):
@@ -59,7 +61,7 @@ async def test_rerun_failed_requeues_failed_jobs_with_the_same_parameters(schedu
     host.finish(second, success=True)
     await _settled(scheduler, second.job_id, pb.JOB_STATUS_COMPLETED)
     b = await batch(scheduler, batch_id)
-    assert (b.status, b.early_terminated_jobs, dict(b.failures_by_reason)) == (
+    assert (b.status, b.early_terminated_jobs, failures(b)) == (
         pb.BATCH_STATUS_COMPLETED, 1, {"early_termination": 1})
     reply = await scheduler.RerunFailed(pb.RerunFailedRequest(batch_id=batch_id), timeout=5)
     assert reply.requeued_jobs == 1
@@ -70,7 +72,7 @@ async def test_rerun_failed_requeues_failed_jobs_with_the_same_parameters(schedu
     host.finish(again, success=True)
     await _settled(scheduler, first.job_id, pb.JOB_STATUS_COMPLETED)
     b = await batch(scheduler, batch_id)
-    assert (b.status, b.early_terminated_jobs, b.jobs_by_status["Completed"]) == (pb.BATCH_STATUS_COMPLETED, 0, 2)
+    assert (b.status, b.early_terminated_jobs, job_counts(b)["Completed"]) == (pb.BATCH_STATUS_COMPLETED, 0, 2)
     for bad, code in (("", grpc.StatusCode.INVALID_ARGUMENT), ("nope", grpc.StatusCode.NOT_FOUND)):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await scheduler.RerunFailed(pb.RerunFailedRequest(batch_id=bad), timeout=5)
@@ -93,7 +95,7 @@ async def test_a_draining_runner_gets_no_leases_and_released_jobs_run_elsewhere_
     leased = {(x.job_id, x.attempt) for x in (await staying.next_lease(), await staying.next_lease())}
     assert (lease.job_id, 2) in leased  # max_retries=0, yet the released job runs again
     job = await _job(scheduler, lease.job_id)
-    assert [(a.attempt, a.runner_id, a.outcome) for a in job.attempt_history] == [
+    assert [(a.attempt, a.runner_id, ATTEMPT_OUTCOME.name(a.outcome)) for a in job.attempt_history] == [
         (1, "leaving", "released"), (2, "staying", "running")]
     assert job.runner_losses == 0
     listed = {j.job_id: j for j in (await scheduler.ListJobs(pb.ListJobsRequest(batch_id=batch_id), timeout=5)).jobs}
@@ -150,7 +152,8 @@ async def test_a_runner_that_comes_back_without_its_job_loses_it(scheduler):
     assert (again.job_id, again.attempt) == (lease.job_id, 2)
     job = await _job(scheduler, lease.job_id)
     assert job.runner_losses == 1
-    assert [(a.attempt, a.outcome) for a in job.attempt_history] == [(1, "runner_lost"), (2, "running")]
+    outcomes = [(a.attempt, ATTEMPT_OUTCOME.name(a.outcome)) for a in job.attempt_history]
+    assert outcomes == [(1, "runner_lost"), (2, "running")]
 
 
 async def test_a_retry_waits_for_its_backoff(scheduler):
@@ -173,3 +176,4 @@ async def test_bad_retry_settings_are_invalid_argument_naming_the_field(schedule
         await submit(scheduler, tutorial_config(**{field: value}))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith(f"compute.{field} ")
+    assert field_violations(err.value)[0][0] == f"compute.{field}"

@@ -7,9 +7,10 @@ import json
 
 import grpc
 import pytest
-from scheduler_harness import TUTORIAL, batch, submit, tutorial_config
+from scheduler_harness import TUTORIAL, batch, job_counts, submit, tutorial_config
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common.status import field_violations
 from lynx_sampler.seeds import run_seed
 
 
@@ -25,6 +26,10 @@ async def test_runner_never_gets_more_than_its_slots(scheduler):
     assert run_config["metadata"]["simulation_name"] == "Basic Orbit Tutorial"
     assert run_config["metadata"]["batch_seed"] == 42
     assert run_config["metadata"]["seed"] == run_seed(42, run_config["run_id"])
+    job = (await scheduler.GetJob(pb.GetJobRequest(job_id=third.job_id), timeout=5)).job
+    assert job.seed == run_config["metadata"]["seed"]
+    assert [p.name for p in job.parameters] == list(run_config["parameters"])
+    assert [p.value.number for p in job.parameters] == list(run_config["parameters"].values())
     assert list(run_config["parameters"]) == list(TUTORIAL["config"]["dispersions"])
 
 
@@ -36,7 +41,7 @@ async def test_batch_max_parallel_jobs_caps_leases(scheduler):
     host.finish(lease, success=True)
     await host.next_lease()
     b = await batch(scheduler, batch_id)
-    assert b.jobs_by_status["Completed"] == 1 and b.jobs_by_status["Running"] == 1
+    assert job_counts(b)["Completed"] == 1 and job_counts(b)["Running"] == 1
     assert b.status == pb.BATCH_STATUS_RUNNING
 
 
@@ -114,10 +119,11 @@ async def test_invalid_submission_names_the_field(scheduler):
         await submit(scheduler, config)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "dispersions.eccentricity.distribution.max must be greater than min" in err.value.details()
+    assert field_violations(err.value)[0][0] == "dispersions.eccentricity.distribution.max"
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await submit(scheduler, tutorial_config(job_timeout_seconds=-1))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "compute.job_timeout_seconds" in err.value.details()
+    assert field_violations(err.value)[0][0] == "compute.job_timeout_seconds"
     listed = await scheduler.ListBatches(pb.ListBatchesRequest(), timeout=5)
     assert len(listed.batches) == 0
 

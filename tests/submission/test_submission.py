@@ -9,11 +9,13 @@ import grpc
 import pytest
 
 from lynx.common.v1 import batch_config_pb2 as cfg
+from lynx.common.v1 import parameters_pb2 as ppb
 from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_common.server import GrpcServer, client_channel
+from lynx_common.status import field_violations
 from lynx_gateway.convert import config_from_json
 from lynx_sampler.seeds import run_seed
 from lynx_sampler.server import build_server as build_sampler
@@ -38,9 +40,10 @@ class BrokenSampler(sampler_grpc.SamplerServiceServicer):
     """A sampler that dies after its first chunk, as a crashed sampler process would look."""
 
     async def Sample(self, request, context):
-        first = sampler_pb.ParameterSet(run_id=0)
-        first.parameters.update({d.name: 1.0 for d in request.dispersions})
-        yield sampler_pb.SampleResponse(total_runs=request.runs, parameter_sets=[first])
+        first = ppb.RunColumns(run_ids=[0], seeds=[7])
+        for d in request.dispersions:
+            first.parameters.add(name=d.name).numbers.values.append(1.0)
+        yield sampler_pb.SampleResponse(total_runs=request.runs, runs=first)
         await context.abort(grpc.StatusCode.INTERNAL, "sampler crashed")
 
 
@@ -87,7 +90,8 @@ async def jobs(stub, batch_id: str) -> list[pb.Job]:
 
 
 def params(job: pb.Job) -> dict:
-    return dict(job.parameters)
+    """A job's typed parameters as Python values, in declared order."""
+    return {p.name: getattr(p.value, p.value.WhichOneof("kind")) for p in job.parameters}
 
 
 async def test_preview_shows_exactly_the_runs_a_submission_queues(scheduler):
@@ -99,6 +103,7 @@ async def test_preview_shows_exactly_the_runs_a_submission_queues(scheduler):
     assert reply.seed == 42 and reply.total_jobs == 6
     queued = await jobs(scheduler, reply.batch_id)
     assert [params(j) for j in queued] == [d["parameters"] for d in docs]
+    assert [j.seed for j in queued] == [d["metadata"]["seed"] for d in docs]
     # Nothing was queued by the preview itself.
     listed = (await scheduler.ListBatches(pb.ListBatchesRequest(), timeout=5)).batches
     assert [b.batch_id for b in listed] == [reply.batch_id]
@@ -142,6 +147,7 @@ async def test_preview_and_submit_errors_name_the_field(scheduler):
             await call
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.value.details().startswith("dispersions.eccentricity.distribution.max ")
+        assert field_violations(err.value)[0][0] == "dispersions.eccentricity.distribution.max"
     assert not (await scheduler.ListBatches(pb.ListBatchesRequest(), timeout=5)).batches
 
 
@@ -167,7 +173,7 @@ async def test_extend_rejects_bad_requests(scheduler):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await scheduler.ExtendBatch(pb.ExtendBatchRequest(batch_id=reply.batch_id, runs=0), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert err.value.details().startswith("runs ")
+    assert err.value.details().startswith("runs ") and field_violations(err.value)[0][0] == "runs"
 
 
 async def test_integer_and_choice_parameters_reach_the_run_config_as_written(scheduler):
@@ -181,6 +187,11 @@ async def test_integer_and_choice_parameters_reach_the_run_config_as_written(sch
     assert all(isinstance(t, int) for t in thrusters) and set(thrusters) <= {1, 2, 3, 4}
     assert {d["parameters"]["mode"] for d in docs} <= {"safe", "nominal"}
     assert '"thrusters": 3.0' not in json.dumps(docs)
+    reply = await scheduler.SubmitBatch(pb.SubmitBatchRequest(runs_override=40, config=config), timeout=30)
+    queued = await jobs(scheduler, reply.batch_id)
+    assert [params(j) for j in queued] == [d["parameters"] for d in docs]  # typed the same way
+    kinds = {p.name: p.value.WhichOneof("kind") for p in queued[0].parameters}
+    assert (kinds["thrusters"], kinds["mode"], kinds["semi_major_axis_m"]) == ("integer", "text", "number")
 
 
 async def test_a_sampler_dying_mid_stream_leaves_no_half_batch(tmp_path):

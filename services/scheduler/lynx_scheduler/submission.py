@@ -1,78 +1,59 @@
 """Submitting, previewing and extending batches: validate, stream the sample in, queue the jobs.
 
-The sample arrives from the sampler in chunks and goes to SQLite chunk by chunk, so the
-scheduler's memory does not grow with the batch. While its jobs are being inserted a batch
-has `ready = 0`: the dispatcher and the listings ignore it, and a submission that dies half
-way is deleted (here on error, at start-up after a crash).
+The sample arrives from the sampler in typed column chunks (RunColumns) and goes to SQLite chunk
+by chunk, so the scheduler's memory does not grow with the batch. While its jobs are being
+inserted a batch has `ready = 0`: the dispatcher and the listings ignore it, and a submission
+that dies half way is deleted (here on error, at start-up after a crash).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 
 from lynx.common.v1 import batch_config_pb2 as cfg
+from lynx.common.v1 import parameters_pb2 as ppb
 from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.errors import ValidationError
-from lynx_sampler.seeds import run_seed
-from lynx_scheduler import core
+from lynx_common.run_config import run_config
+from lynx_common.status import abort_invalid, abort_validation, validation_error
+from lynx_scheduler import columns, validation
 from lynx_scheduler.convert import batch_to_proto
 from lynx_scheduler.dispatch import Dispatcher
-from lynx_scheduler.store import BatchRow, Store
+from lynx_scheduler.rows import BatchRow
+from lynx_scheduler.store import Store
 
 log = logging.getLogger(__name__)
-SAMPLER_DEADLINE_S = 600.0
+SAMPLER_DEADLINE_S = 600.0  # the whole Sample stream, however big the batch
 MAX_EXTEND_RUNS = 1_000_000
 
 
 class SamplingError(Exception):
-    """The sampler refused the spec (INVALID_ARGUMENT) or could not be reached (UNAVAILABLE)."""
+    """The sampler refused the spec (INVALID_ARGUMENT, with its field violation when it sent
+    one) or could not be reached or broke off (UNAVAILABLE)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, violation: ValidationError | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.violation = violation
 
 
 @dataclass
 class Sample:
-    """A sample being streamed: its size and caveats, then its chunks of (run_id, parameters, seed)."""
+    """A sample being streamed: its size and caveats, then its checked chunks of runs."""
 
     total_runs: int
     warnings: list[str]
-    chunks: AsyncIterator[list[tuple[int, dict, int]]]
-
-
-def value_casts(config: cfg.BatchConfig) -> dict[str, Callable[[object], object]]:
-    """Per-parameter conversion of sampled values: whole-number parameters become ints in the
-    run config (Struct carries every number as a double)."""
-    casts: dict[str, Callable[[object], object]] = {}
-    for d in config.dispersions:
-        dist = d.distribution
-        whole = dist.type == "integer_uniform" or (
-            dist.type == "choice"
-            and dist.values
-            and all(v.WhichOneof("kind") == "number_value" and float(v.number_value).is_integer()
-                    for v in dist.values)
-        )
-        if whole:
-            casts[d.name] = _as_int
-    return casts
-
-
-def _as_int(value: object) -> object:
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return value
+    chunks: AsyncIterator[ppb.RunColumns]
 
 
 def _chosen_seed(config: cfg.BatchConfig) -> int:
@@ -97,8 +78,7 @@ async def _start_sample(
         existing_runs=existing_runs,
     )
     call = sampler.Sample(request, timeout=SAMPLER_DEADLINE_S)
-    names = [d.name for d in config.dispersions]  # keep the declared order
-    casts = value_casts(config)
+    names = [d.name for d in config.dispersions]  # the declared order
     try:
         first = await call.read()
     except grpc.aio.AioRpcError as exc:
@@ -106,33 +86,23 @@ async def _start_sample(
     if first is grpc.aio.EOF:
         raise SamplingError(grpc.StatusCode.UNAVAILABLE, "sampler: empty answer")
 
-    def rows(chunk: sampler_pb.SampleResponse) -> list[tuple[int, dict, int]]:
-        out = []
-        for ps in chunk.parameter_sets:
-            # Struct's mapping interface is slow; read the Value messages directly.
-            got = {
-                k: v.number_value if v.WhichOneof("kind") == "number_value" else v.string_value
-                for k, v in ps.parameters.fields.items()
-            }
-            try:
-                params = {name: got[name] for name in names}  # the declared order
-            except KeyError as exc:
-                raise SamplingError(grpc.StatusCode.UNAVAILABLE,
-                                    f"sampler: run {ps.run_id} lacks parameter {exc.args[0]!r}") from None
-            for name, cast in casts.items():
-                params[name] = cast(params[name])
-            out.append((ps.run_id, params, ps.seed))
-        return out
-
-    async def chunks() -> AsyncIterator[list[tuple[int, dict, int]]]:
+    def checked(chunk: sampler_pb.SampleResponse) -> ppb.RunColumns:
         try:
-            if first.parameter_sets:
-                yield rows(first)
+            columns.check(chunk.runs, names)
+        except columns.MalformedSample as exc:
+            raise SamplingError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+        return chunk.runs
+
+    async def chunks() -> AsyncIterator[ppb.RunColumns]:
+        try:
+            if first.runs.run_ids:
+                yield checked(first)
             while True:
                 chunk = await call.read()
                 if chunk is grpc.aio.EOF:
                     return
-                yield rows(chunk)
+                if chunk.runs.run_ids:
+                    yield checked(chunk)
         except grpc.aio.AioRpcError as exc:
             raise _sampling_error(exc) from None
         finally:
@@ -158,21 +128,24 @@ async def start_preview(
     (without batch and job ids). Raises ValidationError or SamplingError before any run config."""
     if limit < 0:
         raise ValidationError("limit", f"must not be negative, got {limit}")
-    plan = core.validate_config(config, runs_override)
+    plan = validation.validate_config(config, runs_override)
     seed = _chosen_seed(config)
     sample = await _start_sample(sampler, config, plan.runs, seed)
-    now = time.time()
+    sim = config.simulation
+    fields = dict(simulation_name=sim.name, simulation_version=sim.version, duration_minutes=sim.duration_minutes,
+                  sampling_method=config.monte_carlo.sampling_method, generated_at=time.time())
 
     async def run_configs() -> AsyncIterator[list[dict]]:
         sent = 0
         async for chunk in sample.chunks:
-            if limit:
-                chunk = chunk[: limit - sent]
-            sent += len(chunk)
+            n = len(chunk.run_ids) if not limit else min(len(chunk.run_ids), limit - sent)
+            values = columns.python_columns(chunk)
             yield [
-                core.run_config(run_id, params, config, now, {"batch_seed": seed, "seed": run_seed(seed, run_id)})
-                for run_id, params, _ in chunk
+                run_config(chunk.run_ids[i], columns.at(values, i), ids={"batch_seed": seed, "seed": chunk.seeds[i]},
+                           **fields)
+                for i in range(n)
             ]
+            sent += n
             if limit and sent >= limit:
                 return
 
@@ -192,13 +165,13 @@ class Submissions:
     async def submit(self, request: pb.SubmitBatchRequest, context) -> pb.SubmitBatchResponse:
         config = request.config
         try:
-            plan = core.validate_config(config, request.runs_override)
+            plan = validation.validate_config(config, request.runs_override)
             seed = _chosen_seed(config)
             sample = await _start_sample(self.sampler, config, plan.runs, seed)
         except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await abort_validation(context, exc)
         except SamplingError as exc:
-            await context.abort(exc.code, str(exc))
+            await _abort(context, exc)
         # The stored config says how many runs the batch was sampled with (runs_override, grid).
         config.monte_carlo.runs = sample.total_runs or plan.runs
         batch = BatchRow(
@@ -221,7 +194,7 @@ class Submissions:
             inserted = await self._insert(batch, sample)
         except SamplingError as exc:
             await self.store.discard_unready_batch(batch.batch_id)
-            await context.abort(exc.code, str(exc))
+            await _abort(context, exc)
         except BaseException:
             await self.store.discard_unready_batch(batch.batch_id)
             raise
@@ -236,8 +209,10 @@ class Submissions:
         await self.store.insert_hidden_batch(batch)
         inserted = 0
         async for chunk in sample.chunks:  # one short transaction per chunk: dispatch is never held up
-            await self.store.add_jobs(batch.batch_id, _runs(chunk))
-            inserted += len(chunk)
+            run_ids = list(chunk.run_ids)
+            await self.store.add_sample(batch.batch_id, run_ids[0], chunk.SerializeToString(), run_ids,
+                                        list(chunk.seeds))
+            inserted += len(run_ids)
         if sample.total_runs and inserted != sample.total_runs:
             raise SamplingError(
                 grpc.StatusCode.UNAVAILABLE,
@@ -252,15 +227,15 @@ class Submissions:
         try:
             preview = await start_preview(self.sampler, request.config, request.runs_override, request.limit)
         except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await abort_validation(context, exc)
         except SamplingError as exc:
-            await context.abort(exc.code, str(exc))
+            await _abort(context, exc)
         yield pb.PreviewResponse(seed=preview.seed, total_runs=preview.total_runs, warnings=preview.warnings)
         try:
             async for docs in preview.run_configs:
                 yield pb.PreviewResponse(run_config_json=[json.dumps(d) for d in docs])
         except SamplingError as exc:
-            await context.abort(exc.code, str(exc))
+            await _abort(context, exc)
 
     # -- ExtendBatch ------------------------------------------------------------------------
 
@@ -269,9 +244,7 @@ class Submissions:
         if batch is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"batch {request.batch_id!r} not found")
         if not 1 <= request.runs <= MAX_EXTEND_RUNS:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"runs must be between 1 and {MAX_EXTEND_RUNS}, got {request.runs}"
-            )
+            await abort_invalid(context, "runs", f"must be between 1 and {MAX_EXTEND_RUNS}, got {request.runs}")
         if batch.cancelled or batch.aborted:
             why = "cancelled" if batch.cancelled else f"aborted ({batch.status_message})"
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -281,33 +254,33 @@ class Submissions:
         method = config.monte_carlo.sampling_method or "latin_hypercube"
         if method == "latin_hypercube" and existing != config.monte_carlo.runs:
             # The sampler refines the original n-point design; a refined design cannot be refined again.
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"runs cannot be added: this latin_hypercube batch was already extended from "
+            await abort_invalid(
+                context, "runs",
+                f"cannot be added: this latin_hypercube batch was already extended from "
                 f"{config.monte_carlo.runs} to {existing} runs, and only its original design can be refined "
                 "with the one-point-per-stratum guarantee",
             )
         try:
             sample = await _start_sample(self.sampler, config, request.runs, batch.seed, existing_runs=existing)
-            rows = [row async for chunk in sample.chunks for row in chunk]
+            chunks = [(c.run_ids[0], c.SerializeToString(), list(c.run_ids), list(c.seeds))
+                      async for c in sample.chunks]
         except SamplingError as exc:
-            await context.abort(exc.code, str(exc))
-        await self.store.extend_batch(batch.batch_id, _runs(rows))
-        log.info("batch %s extended by %d jobs (runs %d..%d)", batch.batch_id, len(rows), existing,
-                 existing + len(rows) - 1)
+            await _abort(context, exc)
+        added = await self.store.extend_batch(batch.batch_id, chunks)
+        log.info("batch %s extended by %d jobs (runs %d..%d)", batch.batch_id, added, existing, existing + added - 1)
         self.dispatcher.wake()
         after = await self.store.get_batch(batch.batch_id)
-        return pb.ExtendBatchResponse(batch=batch_to_proto(after), added_jobs=len(rows), warnings=sample.warnings)
-
-
-def _runs(chunk: list[tuple[int, dict, int]]) -> list[tuple[int, dict]]:
-    return [(run_id, params) for run_id, params, _seed in chunk]
+        return pb.ExtendBatchResponse(batch=batch_to_proto(after), added_jobs=added, warnings=sample.warnings)
 
 
 def _sampling_error(exc: grpc.aio.AioRpcError) -> SamplingError:
-    code = exc.code()
-    if code != grpc.StatusCode.INVALID_ARGUMENT:
-        code = grpc.StatusCode.UNAVAILABLE
-    return SamplingError(code, f"sampler: {exc.details()}" if code != grpc.StatusCode.INVALID_ARGUMENT
-                         else exc.details())
+    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        return SamplingError(grpc.StatusCode.INVALID_ARGUMENT, exc.details(), validation_error(exc))
+    return SamplingError(grpc.StatusCode.UNAVAILABLE, f"sampler: {exc.details()}")
 
+
+async def _abort(context, exc: SamplingError) -> None:
+    """Abort with the sampler's field violation when it named one, else with its code and text."""
+    if exc.violation is not None:
+        await abort_validation(context, exc.violation)
+    await context.abort(exc.code, str(exc))

@@ -1,0 +1,115 @@
+"""Sampled runs as the sampler sends them (RunColumns) to Python values and typed Parameters, and back."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+
+from lynx.common.v1 import parameters_pb2 as ppb
+
+Columns = list[tuple[str, list]]  # (parameter name, one Python value per run), in declared order
+
+
+class MalformedSample(ValueError):
+    """A chunk from the sampler that does not hold what it should."""
+
+
+def value_of(v: ppb.ParameterValue) -> object:
+    """A ParameterValue as Python: float, int, str or bool (None when unset)."""
+    kind = v.WhichOneof("kind")
+    return getattr(v, kind) if kind else None
+
+
+def parameter_value(x: object) -> ppb.ParameterValue:
+    """A Python value as a typed ParameterValue (bool before int: True is an int in Python)."""
+    if isinstance(x, bool):
+        return ppb.ParameterValue(flag=x)
+    if isinstance(x, int):
+        return ppb.ParameterValue(integer=x)
+    if isinstance(x, str):
+        return ppb.ParameterValue(text=x)
+    return ppb.ParameterValue(number=float(x))
+
+
+def python_columns(runs: ppb.RunColumns) -> Columns:
+    """Every column as a list of Python values (ints stay ints, strings stay strings)."""
+    out: Columns = []
+    for column in runs.parameters:
+        kind = column.WhichOneof("values")
+        if kind == "choices":
+            levels = [value_of(v) for v in column.choices.levels]
+            try:
+                values = [levels[i] for i in column.choices.indices]
+            except IndexError:
+                raise MalformedSample(f"parameter {column.name!r}: choice index out of range") from None
+        elif kind is None:
+            values = []
+        else:
+            values = list(getattr(column, kind).values)
+        out.append((column.name, values))
+    return out
+
+
+def check(runs: ppb.RunColumns, names: Sequence[str]) -> None:
+    """A chunk has one seed and one value of every declared parameter per run, in declared order."""
+    n = len(runs.run_ids)
+    got = [c.name for c in runs.parameters]
+    if got != list(names):
+        missing = [name for name in names if name not in got]
+        what = f"lacks parameter {missing[0]!r}" if missing else f"sent parameters {got}, expected {list(names)}"
+        raise MalformedSample(f"sampler: chunk from run {runs.run_ids[0] if n else '?'} {what}")
+    if n and runs.run_ids[-1] - runs.run_ids[0] != n - 1:
+        raise MalformedSample(f"sampler: runs {runs.run_ids[0]}..{runs.run_ids[-1]} are not {n} consecutive runs")
+    if len(runs.seeds) != n:
+        raise MalformedSample(f"sampler: {len(runs.seeds)} seeds for {n} runs")
+    for column in runs.parameters:
+        kind = column.WhichOneof("values")
+        size = len(column.choices.indices) if kind == "choices" else len(getattr(column, kind).values) if kind else 0
+        if size != n:
+            raise MalformedSample(f"sampler: parameter {column.name!r} has {size} values for {n} runs")
+
+
+def rows(columns: Columns) -> list[dict[str, object]]:
+    """Per-run {name: value} in declared order."""
+    names = [name for name, _ in columns]
+    return [dict(zip(names, values, strict=True)) for values in zip(*(v for _, v in columns), strict=True)]
+
+
+def at(columns: Columns, index: int) -> dict[str, object]:
+    """Run `index` of a chunk as {name: value} in declared order."""
+    return {name: values[index] for name, values in columns}
+
+
+class SampleCache:
+    """Decoded sample chunks by sample_id (a few, most recently used), so leasing the runs of one
+    chunk decodes it once."""
+
+    def __init__(self, load: Callable[[int], Awaitable[tuple[int, bytes] | None]], size: int = 2) -> None:
+        self._load = load
+        self._size = size
+        self._chunks: OrderedDict[int, tuple[int, Columns]] = OrderedDict()
+
+    async def of(self, job) -> dict[str, object]:
+        """A job's parameters (a JobRow: from its sample chunk, or its pre-version-2 JSON)."""
+        if job.legacy_parameters is not None:
+            return job.legacy_parameters
+        return await self.parameters(job.sample_id, job.run_id)
+
+    async def parameters(self, sample_id: int | None, run_id: int) -> dict[str, object]:
+        """The parameters of `run_id`, stored in sample chunk `sample_id`."""
+        if sample_id is None:
+            return {}
+        chunk = self._chunks.get(sample_id)
+        if chunk is None:
+            stored = await self._load(sample_id)
+            if stored is None:
+                return {}
+            first_run_id, blob = stored
+            chunk = (first_run_id, python_columns(ppb.RunColumns.FromString(blob)))
+            self._chunks[sample_id] = chunk
+            while len(self._chunks) > self._size:
+                self._chunks.popitem(last=False)
+        else:
+            self._chunks.move_to_end(sample_id)
+        first_run_id, columns = chunk
+        return at(columns, run_id - first_run_id)

@@ -21,6 +21,7 @@ import yaml
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_cli import stack as lynx_stack
+from lynx_common.names import ATTEMPT_OUTCOME, JOB_STATUS, TERMINATION_REASON
 from lynx_gateway.convert import config_from_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +41,26 @@ def batch_config(sim_type: str = "faults", **compute):
     for key, value in compute.items():
         setattr(config.compute, key, value)
     return config
+
+
+def outcome(attempt: pb.Attempt) -> str:
+    """An attempt's outcome as the REST API names it ("runner_lost")."""
+    return ATTEMPT_OUTCOME.name(attempt.outcome)
+
+
+def reason(value: int) -> str:
+    """A termination reason as the REST API names it ("cancelled")."""
+    return TERMINATION_REASON.name(value)
+
+
+def jobs_by_status(batch: pb.Batch) -> dict[str, int]:
+    """{"Cancelled": 5, ...} from the batch's status counts."""
+    return {JOB_STATUS.name(c.status): c.count for c in batch.jobs_by_status}
+
+
+def failures_by_reason(batch: pb.Batch) -> dict[str, int]:
+    """{"exited": 1, ...} from the batch's failure counts."""
+    return {reason(c.reason): c.count for c in batch.failures_by_reason}
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):

@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from fault_harness import alive, batch_config, wait_for
+from fault_harness import alive, batch_config, failures_by_reason, jobs_by_status, outcome, reason, wait_for
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 
@@ -24,7 +24,7 @@ def test_killed_runner_jobs_finish_on_another_runner(stack):
     assert all(j.status == pb.JOB_STATUS_COMPLETED for j in jobs)
     lost = stack.job(job_id)
     assert lost.runner_losses == 1
-    assert [(a.attempt, a.runner_id, a.outcome) for a in lost.attempt_history] == [
+    assert [(a.attempt, a.runner_id, outcome(a)) for a in lost.attempt_history] == [
         (1, "doomed", "runner_lost"), (2, "survivor", "completed")]
     assert lost.result.attempt == 2 and lost.result.metadata["runner_id"] == "survivor"
 
@@ -46,7 +46,7 @@ def test_frozen_runner_late_result_is_ignored_and_its_process_killed(stack):
     assert not stack.marks.done(job_id, pid)
     job = wait_for(lambda: (j := stack.job(job_id)).attempt_history[0].ignored_reports and j, 5,
                    "the stale attempt's report to be recorded as ignored")
-    assert [(a.attempt, a.runner_id, a.outcome) for a in job.attempt_history] == [
+    assert [(a.attempt, a.runner_id, outcome(a)) for a in job.attempt_history] == [
         (1, "frozen", "runner_lost"), (2, "awake", "completed")]
     assert job.attempt_history[0].ignored_reports == 1
     assert job.status == pb.JOB_STATUS_COMPLETED and job.result.attempt == 2
@@ -65,9 +65,9 @@ def test_cancel_kills_every_running_scenario_within_two_seconds(stack):
     wait_for(lambda: not any(alive(p) for p in pids), 2.0, "every scenario of the batch to die", interval=0.05)
     b = wait_for(lambda: (b := stack.batch(batch_id)).status == pb.BATCH_STATUS_CANCELLED and b,
                  2.0 - (time.monotonic() - started) + 0.5, "the batch to read Cancelled", interval=0.05)
-    assert b.jobs_by_status["Cancelled"] == 5
+    assert jobs_by_status(b)["Cancelled"] == 5
     jobs = stack.assert_one_result_each(batch_id)
-    assert {j.result.termination_reason for j in jobs} == {"cancelled"}
+    assert {reason(j.result.termination_reason) for j in jobs} == {"cancelled"}
     assert not stack.marks.running()
 
 
@@ -77,11 +77,11 @@ def test_failing_job_exhausts_retries_with_backoff(stack):
     batch_id = stack.submit(1, config)
     b = stack.wait_finished(batch_id, timeout=20)
     assert b.status == pb.BATCH_STATUS_FAILED
-    assert dict(b.failures_by_reason) == {"exited": 1}
+    assert failures_by_reason(b) == {"exited": 1}
     (job,) = stack.assert_one_result_each(batch_id)
     job = stack.job(job.job_id)
     history = job.attempt_history
-    assert [(a.attempt, a.outcome, a.exit_code) for a in history] == [(1, "failed", 3), (2, "failed", 3),
+    assert [(a.attempt, outcome(a), a.exit_code) for a in history] == [(1, "failed", 3), (2, "failed", 3),
                                                                       (3, "failed", 3)]
     gaps = [history[i + 1].started_at.ToMilliseconds() - history[i].ended_at.ToMilliseconds() for i in (0, 1)]
     assert gaps[0] >= 500 and gaps[1] >= 1000, gaps  # 0.5 s, then doubled

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from fault_harness import wait_for
+from fault_harness import outcome, wait_for
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
@@ -32,7 +32,7 @@ def test_scheduler_killed_mid_batch_and_restarted_loses_and_repeats_nothing(stac
     assert sorted(job for job, _, _ in stack.marks.started()) == sorted(j.job_id for j in jobs)
     for j in jobs:
         (attempt,) = stack.job(j.job_id).attempt_history
-        assert attempt.outcome == "completed" and attempt.ignored_reports == 0
+        assert outcome(attempt) == "completed" and attempt.ignored_reports == 0
 
 
 def test_after_a_restart_jobs_whose_runner_never_returns_run_elsewhere(stack):
@@ -48,7 +48,7 @@ def test_after_a_restart_jobs_whose_runner_never_returns_run_elsewhere(stack):
     assert stack.wait_finished(batch_id, timeout=30).status == pb.BATCH_STATUS_COMPLETED
     (job,) = stack.assert_one_result_each(batch_id)
     job = stack.job(job.job_id)
-    assert [(a.attempt, a.runner_id, a.outcome) for a in job.attempt_history] == [
+    assert [(a.attempt, a.runner_id, outcome(a)) for a in job.attempt_history] == [
         (1, "gone", "runner_lost"), (2, "heir", "completed")]
     assert job.runner_losses == 1
     # The job waited out the restart grace window (max(TTL, 5 s)) for its runner to come back.
@@ -89,7 +89,7 @@ class FakeRunner:
                 await self.acks.put(message.ack)
 
     def finish(self, job_id: str, attempt: int) -> None:
-        result = pb.JobResult(success=True, termination_reason="exited", exit_code=0)
+        result = pb.JobResult(success=True, termination_reason=pb.TERMINATION_REASON_EXITED, exit_code=0)
         self.outbox.put_nowait(pb.ConnectRequest(job_finished=pb.JobFinished(
             job_id=job_id, attempt=attempt, result=result)))
 
@@ -141,7 +141,7 @@ async def test_duplicate_and_stale_reports_count_once(stack):
         job = await _job(stub, stale.job_id)
         assert job.status == pb.JOB_STATUS_COMPLETED and job.result.attempt == 2
         assert job.result.metadata["runner_id"] == "second"
-        assert [(a.attempt, a.outcome, a.ignored_reports) for a in job.attempt_history] == [
+        assert [(a.attempt, outcome(a), a.ignored_reports) for a in job.attempt_history] == [
             (1, "runner_lost", 1), (2, "completed", 0)]
         results = (await stub.GetBatchResults(pb.GetBatchResultsRequest(batch_id=batch_id), timeout=5)).results
         assert [r.attempt for r in results] == [2]

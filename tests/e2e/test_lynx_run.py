@@ -52,3 +52,29 @@ def test_lynx_run_reports_a_bad_config_and_stops(tmp_path):
     assert "HTTP 400" in done.stderr and "monte_carlo.sampling_method" in done.stderr
     assert "Traceback" not in done.stderr
     assert str(tmp_path / "d") not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def test_lynx_preview_offline_writes_the_run_configs_the_gateway_would(stack, tmp_path):
+    study = "scenarios/aerospace/configs/basic_orbit_tutorial.yaml"
+    out = tmp_path / "runs.csv"
+    done = subprocess.run([str(BIN / "lynx"), "preview", study, "--runs", "4", "--limit", "3", "-o", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 3 of 4 run configs" in done.stderr and "(seed 42)" in done.stderr
+    online = subprocess.run([str(BIN / "lynx"), "preview", study, "--runs", "4", "--limit", "3", "--format", "csv",
+                             "--url", stack.http.base], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert online.returncode == 0, online.stderr
+    assert out.read_text() == online.stdout
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("run_id,seed,semi_major_axis_m,")
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]
+
+
+def test_lynx_preview_offline_names_the_bad_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "scenarios/aerospace/configs/basic_orbit_tutorial.yaml").read_text()
+                   .replace("sampling_method: latin_hypercube", "sampling_method: astrology"))
+    done = subprocess.run([str(BIN / "lynx"), "preview", str(bad)], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert "monte_carlo.sampling_method" in done.stderr and "Traceback" not in done.stderr

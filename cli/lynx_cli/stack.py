@@ -140,7 +140,7 @@ def wait_until(probe: Probe, what: str, timeout: float = READY_TIMEOUT_S, watch:
 class Process:
     """One child process: spawned in its own session (signals reach everything it starts that stays
     in it), stdout and stderr appended to `log`, `env` laid over os.environ, and `stop_signal` sent
-    to it if this process dies, even by SIGKILL (Linux)."""
+    to it if this process (strictly: the thread that started it) dies, even by SIGKILL (Linux)."""
 
     name: str
     argv: list[str]

@@ -79,7 +79,8 @@ class NoopRunner:
             kind = message.WhichOneof("message")
             if kind == "lease":
                 lease = message.lease
-                result = pb.JobResult(success=True, termination_reason="exited", execution_time_secs=0.0)
+                result = pb.JobResult(success=True, termination_reason=pb.TERMINATION_REASON_EXITED,
+                                      execution_time_secs=0.0)
                 self.outbox.put_nowait(pb.ConnectRequest(job_finished=pb.JobFinished(
                     job_id=lease.job_id, attempt=lease.attempt, result=result)))
             elif kind == "ack":
@@ -119,7 +120,8 @@ async def throughput(stub, jobs: int, runners: int, slots: int) -> tuple[float, 
         await asyncio.sleep(0.01)
     ended = time.perf_counter()
     batch = (await stub.GetBatch(pb.GetBatchRequest(batch_id=reply.batch_id), timeout=10)).batch
-    assert batch.jobs_by_status["Completed"] == jobs, dict(batch.jobs_by_status)
+    completed = {c.status: c.count for c in batch.jobs_by_status}.get(pb.JOB_STATUS_COMPLETED, 0)
+    assert completed == jobs, batch.jobs_by_status
     for host in hosts:
         await host.close()
     return jobs / (ended - started), jobs / (ended - submitted)

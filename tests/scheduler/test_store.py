@@ -8,7 +8,7 @@ from lynx.common.v1 import parameters_pb2 as ppb
 from lynx_scheduler import policy
 from lynx_scheduler.columns import SampleCache
 from lynx_scheduler.rows import BatchRow
-from lynx_scheduler.store import Store, new_ids
+from lynx_scheduler.store import Store, job_ids
 
 
 def _batch(batch_id: str) -> BatchRow:
@@ -63,7 +63,8 @@ async def test_jobs_keep_their_seed_and_typed_parameters_across_chunks(tmp_path)
         await store.close()
 
 
-def test_job_ids_are_distinct_version_4_uuids():
-    ids = new_ids(1000)
-    assert len(set(ids)) == 1000
-    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+def test_job_ids_are_distinct_uuid_shaped_and_ascend_with_the_run():
+    ids = job_ids(range(1000)) + job_ids(range(1000))
+    assert len(set(ids)) == 2000
+    assert all(str(uuid.UUID(i)) == i for i in ids)
+    assert ids[:1000] == sorted(ids[:1000])

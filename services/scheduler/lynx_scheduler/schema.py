@@ -8,7 +8,8 @@ import aiosqlite
 
 from lynx_common.sqlite import open_database
 
-# Version 2: jobs keep their seed and point into the sample chunk (RunColumns) they came in.
+# Version 2: jobs keep their seed and point into the sample chunk (RunColumns) they came in; running
+# jobs have a partial index instead of an index of every job by status.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_id     TEXT PRIMARY KEY,
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason       TEXT NOT NULL DEFAULT ''      -- termination reason of the last result ("exited", ...)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs(batch_id, status, run_id);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, batch_id);
+-- Running jobs only (a partial index costs nothing when pending jobs are inserted):
+CREATE INDEX IF NOT EXISTS jobs_running ON jobs(runner_id) WHERE status = 'Running';
 CREATE TABLE IF NOT EXISTS runners (
     runner_id      TEXT PRIMARY KEY,
     name           TEXT NOT NULL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,14 +31,11 @@ from lynx_scheduler.schema import open_store_database
 _INSERT_JOB = "INSERT INTO jobs (job_id, batch_id, run_id, seed, sample_id, status) VALUES (?,?,?,?,?,?)"
 
 
-def new_ids(n: int) -> list[str]:
-    """`n` random version-4 UUID strings, from one read of the OS's randomness (fast at 100k)."""
-    raw = bytearray(os.urandom(16 * n))
-    raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])
-    raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])
-    h = raw.hex()
-    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
-            for i in range(0, 32 * n, 32)]
+def job_ids(run_ids: Sequence[int]) -> list[str]:
+    """UUID-shaped job ids for runs of one chunk: a fresh random prefix (58 random bits) and the
+    run id in the last group, so ids are unique and ascend with run_id (cheap B-tree inserts)."""
+    prefix = str(uuid.uuid4())[:24]
+    return [f"{prefix}{run_id:012x}" for run_id in run_ids]
 
 
 def _marks(n: int) -> str:
@@ -58,7 +55,7 @@ class Tx:
             "INSERT INTO samples (batch_id, first_run_id, runs) VALUES (?,?,?)", (batch_id, first_run_id, runs)
         )
         sample_id = cur.lastrowid
-        ids = new_ids(len(run_ids))
+        ids = job_ids(run_ids)
         await self.db.executemany(
             _INSERT_JOB,
             zip(ids, [batch_id] * len(ids), run_ids, seeds, [sample_id] * len(ids), [PENDING] * len(ids),
@@ -379,7 +376,7 @@ class Store:
     async def running_leases(self) -> list[tuple[str, int, str, str]]:
         """(job_id, attempt, runner_id, batch_id) of every running job: the leases a restart reconciles."""
         rows = await self.db.execute_fetchall(
-            "SELECT job_id, attempts, runner_id, batch_id FROM jobs WHERE status = ?", (RUNNING,)
+            "SELECT job_id, attempts, runner_id, batch_id FROM jobs WHERE status = 'Running'"
         )
         return [tuple(r) for r in rows]
 
@@ -440,8 +437,8 @@ class Store:
         where, args = ("WHERE r.runner_id = ?", (runner_id,)) if runner_id else ("", ())
         rows = await self.db.execute_fetchall(
             "SELECT r.runner_id, r.name, r.engines, r.capabilities, r.online, r.last_heartbeat,"
-            " (SELECT COUNT(*) FROM jobs j WHERE j.runner_id = r.runner_id AND j.status = ?), r.heartbeat_interval"
-            f" FROM runners r {where} ORDER BY r.runner_id",
-            (RUNNING, *args),
+            " (SELECT COUNT(*) FROM jobs j WHERE j.runner_id = r.runner_id AND j.status = 'Running'),"
+            f" r.heartbeat_interval FROM runners r {where} ORDER BY r.runner_id",
+            args,
         )
         return [RunnerRow(r[0], r[1], json.loads(r[2]), r[3], bool(r[4]), r[5], r[6], r[7]) for r in rows]

@@ -8,6 +8,7 @@ that dies half way is deleted (here on error, at start-up after a crash).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -208,11 +209,22 @@ class Submissions:
         """Insert the batch hidden, its jobs chunk by chunk, then reveal it; returns the job count."""
         await self.store.insert_hidden_batch(batch)
         inserted = 0
-        async for chunk in sample.chunks:  # one short transaction per chunk: dispatch is never held up
-            run_ids = list(chunk.run_ids)
-            await self.store.add_sample(batch.batch_id, run_ids[0], chunk.SerializeToString(), run_ids,
-                                        list(chunk.seeds))
-            inserted += len(run_ids)
+        writing: asyncio.Task | None = None  # the previous chunk's insert, overlapping the next read
+        try:
+            async for chunk in sample.chunks:  # one short transaction per chunk: dispatch is never held up
+                run_ids = list(chunk.run_ids)
+                write = self.store.add_sample(batch.batch_id, run_ids[0], chunk.SerializeToString(), run_ids,
+                                              list(chunk.seeds))
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(write)
+                inserted += len(run_ids)
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
         if sample.total_runs and inserted != sample.total_runs:
             raise SamplingError(
                 grpc.StatusCode.UNAVAILABLE,

@@ -8,7 +8,8 @@ from lynx.common.v1 import parameters_pb2 as ppb
 from lynx_scheduler import policy
 from lynx_scheduler.columns import SampleCache
 from lynx_scheduler.rows import BatchRow
-from lynx_scheduler.store import Store, job_ids
+from lynx_scheduler.store import Store
+from lynx_scheduler.transaction import job_ids
 
 
 def _batch(batch_id: str) -> BatchRow:

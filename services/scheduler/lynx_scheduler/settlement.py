@@ -10,7 +10,8 @@ from lynx_scheduler import policy
 from lynx_scheduler.convert import scheduler_result
 from lynx_scheduler.policy import FAILED, RUNNING, TERMINAL, RetryPolicy
 from lynx_scheduler.rows import AttemptEnd, BatchRow, JobMove, JobRow, Report
-from lynx_scheduler.store import Store, Tx
+from lynx_scheduler.store import Store
+from lynx_scheduler.transaction import Tx
 
 SETTLE_GROUP = 500  # attempt endings committed in one transaction at most
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
-from lynx_gateway.rest import Schemas
+from lynx_gateway.schema import Schemas
 
 _schemas = Schemas()
 _ref = _schemas.ref

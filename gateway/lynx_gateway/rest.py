@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -19,7 +19,7 @@ from lynx_common import names
 from lynx_common.errors import ValidationError
 
 F = FieldDescriptor
-_INT_RANGE = {
+INT_RANGE = {
     F.TYPE_INT32: (-(2**31), 2**31 - 1), F.TYPE_SINT32: (-(2**31), 2**31 - 1), F.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
     F.TYPE_INT64: (-(2**63), 2**63 - 1), F.TYPE_SINT64: (-(2**63), 2**63 - 1), F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
     F.TYPE_UINT32: (0, 2**32 - 1), F.TYPE_FIXED32: (0, 2**32 - 1),
@@ -27,8 +27,8 @@ _INT_RANGE = {
 }
 ENUMS = {n.descriptor.full_name: n for n in (names.JOB_STATUS, names.BATCH_STATUS, names.RUNNER_STATUS,
                                              names.TERMINATION_REASON, names.ATTEMPT_OUTCOME)}
-_TIMESTAMP = "google.protobuf.Timestamp"
-_JSON_VALUES = ("google.protobuf.ListValue", "google.protobuf.Value", "google.protobuf.Struct")
+TIMESTAMP = "google.protobuf.Timestamp"
+JSON_VALUES = ("google.protobuf.ListValue", "google.protobuf.Value", "google.protobuf.Struct")
 
 # --- Where REST differs from the proto (field full names) -------------------------------------
 RENAMES = {
@@ -154,7 +154,7 @@ def rest_name(fd: FieldDescriptor) -> str:
     return RENAMES.get(fd.full_name, fd.name)
 
 
-def _sparse(desc: Descriptor) -> bool:
+def is_sparse(desc: Descriptor) -> bool:
     """Configs and request bodies: only REQUIRED fields must be given (and unset ones are left out)."""
     return desc.full_name.startswith(SPARSE_PACKAGE) or desc.name.endswith("Request")
 
@@ -178,9 +178,9 @@ def _single(fd: FieldDescriptor, value) -> object:
         return ENUMS[fd.enum_type.full_name].name(value) or None
     if fd.type == F.TYPE_MESSAGE:
         name = fd.message_type.full_name
-        if name == _TIMESTAMP:
+        if name == TIMESTAMP:
             return _iso(value)
-        if name in _JSON_VALUES:
+        if name in JSON_VALUES:
             return json_format.MessageToDict(value)
         return to_json(value)
     if fd.type == F.TYPE_DOUBLE or fd.type == F.TYPE_FLOAT:
@@ -202,7 +202,7 @@ def _field_json(msg: Message, fd: FieldDescriptor) -> object:
         return {k: _single(value_fd, v) for k, v in value.items()}
     if fd.is_repeated:
         return [_single(fd, v) for v in value]
-    if fd.type == F.TYPE_MESSAGE and fd.message_type.full_name not in (_TIMESTAMP, *_JSON_VALUES):
+    if fd.type == F.TYPE_MESSAGE and fd.message_type.full_name not in (TIMESTAMP, *JSON_VALUES):
         return to_json(value) if msg.HasField(fd.name) else None
     if fd.has_presence and not msg.HasField(fd.name):
         return None
@@ -212,7 +212,7 @@ def _field_json(msg: Message, fd: FieldDescriptor) -> object:
 def to_json(msg: Message) -> dict:
     """The REST JSON of a message."""
     desc = msg.DESCRIPTOR
-    sparse = _sparse(desc)
+    sparse = is_sparse(desc)
     group = GROUPS.get(desc.full_name)
     out: dict = {}
     grouped: dict = {}
@@ -245,7 +245,7 @@ def _parse_json_value(type_name: str, value: object, path: str) -> object:
 def _parse_single(fd: FieldDescriptor, value: object, path: str) -> object:
     if fd.type == F.TYPE_MESSAGE:
         name = fd.message_type.full_name
-        if name in _JSON_VALUES:
+        if name in JSON_VALUES:
             return _parse_json_value(name, value, path)
         return from_json(fd.message_type, value, path)
     if fd.type == F.TYPE_STRING:
@@ -260,8 +260,8 @@ def _parse_single(fd: FieldDescriptor, value: object, path: str) -> object:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValidationError(path, f"must be a finite number, got {value!r}")
         return float(value)
-    if fd.type in _INT_RANGE:
-        lo, hi = _INT_RANGE[fd.type]
+    if fd.type in INT_RANGE:
+        lo, hi = INT_RANGE[fd.type]
         lo = max(lo, MINIMUM.get(fd.full_name, lo))
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -311,127 +311,3 @@ def from_json(desc: Descriptor, document: object, path: str = "", skip: tuple[st
 def parse(message: Message, document: object, path: str = "", skip: tuple[str, ...] = ()) -> Message:
     """Fill `message` from a REST document (see from_json); returns it."""
     return json_format.ParseDict(from_json(message.DESCRIPTOR, document, path, skip), message)
-
-
-@dataclass
-class Schemas:
-    """JSON Schemas of messages, collected as OpenAPI components (one per message)."""
-
-    components: dict = field(default_factory=dict)
-
-    def ref(self, desc: Descriptor) -> dict:
-        """A $ref to the message's component, building it (and those it uses) on first use."""
-        name = desc.name
-        if name not in self.components:
-            self.components[name] = {}  # placeholder: recursion stops here
-            self.components[name] = self.build(desc)
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    def build(self, desc: Descriptor, skip: tuple[str, ...] = ()) -> dict:
-        """The JSON Schema of one message (without a $ref to itself)."""
-        if desc.full_name == "lynx.common.v1.Distribution":
-            return self._distribution(desc)
-        sparse = _sparse(desc)
-        group = GROUPS.get(desc.full_name)
-        props: dict = {}
-        grouped: dict = {}
-        required = [] if sparse else [rest_name(fd) for fd in desc.fields if fd.name not in skip]
-        for fd in desc.fields:
-            if fd.name in skip:
-                continue
-            if fd.full_name in FLATTEN:
-                inner = self.build(fd.message_type)
-                props = {**inner["properties"], **props}
-                required = [*inner["required"], *required]
-                required.remove(fd.name)
-                continue
-            target = grouped if group and fd.name in group.fields else props
-            target[rest_name(fd)] = self.field(fd)
-        if group:
-            for fd_name in group.fields:
-                required.remove(rest_name(desc.fields_by_name[fd_name]))
-            sub = {"type": "object", "properties": grouped, "required": list(grouped)}
-            if group.present_if:
-                sub["type"] = ["object", "null"]
-            props = {group.key: sub, **props}
-            required.insert(0, group.key)
-        if sparse:
-            required = [rest_name(fd) for fd in desc.fields if fd.full_name in REQUIRED and fd.name not in skip]
-        out = {"type": "object", "properties": props, "additionalProperties": False}
-        if required:
-            out["required"] = list(dict.fromkeys(required))
-        return out
-
-    def _distribution(self, desc: Descriptor) -> dict:
-        variants = []
-        for kind, (required, optional) in DISTRIBUTIONS.items():
-            props = {"type": {"const": kind}}
-            for name in (*required, *optional):
-                props[name] = self.field(desc.fields_by_name[name])
-            if kind not in NO_LEVELS:
-                props["levels"] = self.field(desc.fields_by_name["levels"])
-            variants.append({"type": "object", "title": kind, "properties": props, "required": ["type", *required],
-                             "additionalProperties": False})
-        return {"oneOf": variants, "discriminator": {"propertyName": "type"}}
-
-    def field(self, fd: FieldDescriptor) -> dict:
-        """The JSON Schema of one field's REST value."""
-        if fd.full_name in SPECIAL:
-            return dict(SPECIAL[fd.full_name].schema)
-        if fd.full_name in KEYED_BY:
-            item = self.build(fd.message_type, skip=(KEYED_BY[fd.full_name],))
-            out = {"type": "object", "additionalProperties": item}
-            if fd.full_name in REQUIRED:
-                out["minProperties"] = 1
-            return out
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            return {"type": "object", "additionalProperties": self.value(fd.message_type.fields_by_name["value"])}
-        if fd.is_repeated:
-            return {"type": "array", "items": self.value(fd)}
-        schema = self.value(fd)
-        if _sparse(fd.containing_type):
-            return schema  # left out when unset
-        nullable = (
-            fd.type == F.TYPE_MESSAGE
-            or (fd.has_presence and fd.type != F.TYPE_MESSAGE)
-            or (fd.type == F.TYPE_ENUM and fd.full_name not in ALWAYS_SET)
-            or fd.full_name in EMPTY_AS_NULL
-        )
-        return _nullable(schema) if nullable else schema
-
-    def value(self, fd: FieldDescriptor) -> dict:
-        """The JSON Schema of one value of the field (one item, when repeated)."""
-        if fd.type == F.TYPE_ENUM:
-            return {"enum": list(ENUMS[fd.enum_type.full_name].names)}
-        if fd.type == F.TYPE_MESSAGE:
-            name = fd.message_type.full_name
-            if name == _TIMESTAMP:
-                return {"type": ["string", "null"], "format": "date-time"}
-            if name in _JSON_VALUES:
-                return {}
-            return self.ref(fd.message_type)
-        if fd.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
-            return {"type": "number"}
-        if fd.type == F.TYPE_BOOL:
-            return {"type": "boolean"}
-        if fd.type == F.TYPE_STRING:
-            return {"type": "string"}
-        if fd.type in _INT_RANGE and _sparse(fd.containing_type):  # what a request may carry
-            lo, hi = _INT_RANGE[fd.type]
-            return {"type": "integer", "minimum": max(lo, MINIMUM.get(fd.full_name, lo)), "maximum": hi}
-        if fd.type in _INT_RANGE:
-            return {"type": "integer"}
-        return {"type": "string", "contentEncoding": "base64"}
-
-
-def _nullable(schema: dict) -> dict:
-    if "$ref" in schema:
-        return {"oneOf": [schema, {"type": "null"}]}
-    if "enum" in schema:
-        return {**schema, "enum": [*schema["enum"], None]}
-    kinds = schema.get("type")
-    if isinstance(kinds, str):
-        return {**schema, "type": [kinds, "null"]}
-    if isinstance(kinds, list) and "null" not in kinds:
-        return {**schema, "type": [*kinds, "null"]}
-    return schema

@@ -38,8 +38,9 @@ def _cap(node: object) -> None:
             _cap(value)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def gateway(tmp_path_factory):
+    """A fresh stack per test: the stateful test's narrowed document describes only the batches it submits."""
     stack = Stack(tmp_path_factory.mktemp("stack"), Ports(0, 0, 0, 0))
     stack.start()
     try:
@@ -48,7 +49,7 @@ def gateway(tmp_path_factory):
         stack.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def document(gateway):
     with urllib.request.urlopen(f"{gateway}/openapi.json", timeout=10) as reply:
         served = json.load(reply)
@@ -64,12 +65,12 @@ def _load(document: dict, base_url: str):
     return loaded
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def schema(document, gateway):
     return _load(document, gateway)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def accepted_submissions(document, gateway):
     """The document with configs narrowed to ones the services accept, so POST /jobs succeeds and its links
     (GET /batches/{id}, jobs, results, cancel, extend, ...) are followed with real ids."""

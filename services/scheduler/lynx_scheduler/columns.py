@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple
 
 from lynx.common.v1 import parameters_pb2 as ppb
 
@@ -80,6 +81,19 @@ def at(columns: Columns, index: int) -> dict[str, object]:
     return {name: values[index] for name, values in columns}
 
 
+class RunSample(NamedTuple):
+    """What the sampler gave one run: its parameters (declared order, typed) and its seed."""
+
+    parameters: dict[str, object]
+    seed: int | None
+
+
+class _Chunk(NamedTuple):
+    first_run_id: int
+    columns: Columns
+    seeds: list[int]
+
+
 class SampleCache:
     """Decoded sample chunks by sample_id (a few, most recently used), so leasing the runs of one
     chunk decodes it once."""
@@ -87,29 +101,35 @@ class SampleCache:
     def __init__(self, load: Callable[[int], Awaitable[tuple[int, bytes] | None]], size: int = 2) -> None:
         self._load = load
         self._size = size
-        self._chunks: OrderedDict[int, tuple[int, Columns]] = OrderedDict()
+        self._chunks: OrderedDict[int, _Chunk] = OrderedDict()
 
-    async def of(self, job) -> dict[str, object]:
-        """A job's parameters (a JobRow: from its sample chunk, or its pre-version-2 JSON)."""
+    async def of(self, job) -> RunSample:
+        """A job's parameters and seed (a JobRow: from its sample chunk, or the JSON and seed
+        columns of rows written before chunks were kept)."""
         if job.legacy_parameters is not None:
-            return job.legacy_parameters
-        return await self.parameters(job.sample_id, job.run_id)
+            return RunSample(job.legacy_parameters, job.seed)
+        return await self.run(job.sample_id, job.run_id)
 
-    async def parameters(self, sample_id: int | None, run_id: int) -> dict[str, object]:
-        """The parameters of `run_id`, stored in sample chunk `sample_id`."""
-        if sample_id is None:
-            return {}
-        chunk = self._chunks.get(sample_id)
+    async def run(self, sample_id: int | None, run_id: int) -> RunSample:
+        """Run `run_id` of sample chunk `sample_id` (no parameters and no seed when it is gone)."""
+        chunk = await self._chunk(sample_id) if sample_id is not None else None
         if chunk is None:
-            stored = await self._load(sample_id)
-            if stored is None:
-                return {}
-            first_run_id, blob = stored
-            chunk = (first_run_id, python_columns(ppb.RunColumns.FromString(blob)))
-            self._chunks[sample_id] = chunk
-            while len(self._chunks) > self._size:
-                self._chunks.popitem(last=False)
-        else:
+            return RunSample({}, None)
+        i = run_id - chunk.first_run_id
+        return RunSample(at(chunk.columns, i), chunk.seeds[i])
+
+    async def _chunk(self, sample_id: int) -> _Chunk | None:
+        chunk = self._chunks.get(sample_id)
+        if chunk is not None:
             self._chunks.move_to_end(sample_id)
-        first_run_id, columns = chunk
-        return at(columns, run_id - first_run_id)
+            return chunk
+        stored = await self._load(sample_id)
+        if stored is None:
+            return None
+        first_run_id, blob = stored
+        runs = ppb.RunColumns.FromString(blob)
+        chunk = _Chunk(first_run_id, python_columns(runs), list(runs.seeds))
+        self._chunks[sample_id] = chunk
+        while len(self._chunks) > self._size:
+            self._chunks.popitem(last=False)
+        return chunk

@@ -12,7 +12,7 @@ from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.names import ATTEMPT_OUTCOME, BATCH_STATUS, JOB_STATUS, TERMINATION_REASON
 from lynx_common.run_config import run_config_json
 from lynx_scheduler import policy
-from lynx_scheduler.columns import parameter_value
+from lynx_scheduler.columns import RunSample, parameter_value
 from lynx_scheduler.rows import AttemptRow, BatchRow, JobRow, Report, RunnerRow
 
 
@@ -70,7 +70,7 @@ def job_result(j: JobRow) -> pb.JobResult | None:
     return result
 
 
-def job_to_proto(j: JobRow, parameters: dict[str, object]) -> pb.Job:
+def job_to_proto(j: JobRow, sample: RunSample) -> pb.Job:
     """A Job with its typed parameters (declared order), seed, last result, backoff, runner
     losses and attempt history."""
     out = pb.Job(
@@ -78,12 +78,12 @@ def job_to_proto(j: JobRow, parameters: dict[str, object]) -> pb.Job:
         batch_id=j.batch_id,
         run_id=j.run_id,
         status=JOB_STATUS.value(j.status),
-        parameters=[ppb.Parameter(name=name, value=parameter_value(v)) for name, v in parameters.items()],
+        parameters=[ppb.Parameter(name=name, value=parameter_value(v)) for name, v in sample.parameters.items()],
         attempts=j.attempts,
         runner_id=j.runner_id or "",
         runner_losses=j.runner_losses,
         attempt_history=[attempt_to_proto(a) for a in j.history],
-        seed=j.seed or 0,
+        seed=sample.seed or 0,
     )
     result = job_result(j)
     if result is not None:
@@ -148,15 +148,15 @@ def finished_report(report: pb.JobFinished, runner_id: str) -> Report:
 
 
 def job_lease(
-    batch: BatchRow, config: cfg.BatchConfig, job: JobRow, attempt: int, parameters: dict[str, object]
+    batch: BatchRow, config: cfg.BatchConfig, job: JobRow, attempt: int, sample: RunSample
 ) -> pb.JobLease:
     """The lease of one attempt: the run config the scenario reads, and the batch's limits."""
     sim = config.simulation
     ids: dict[str, object] = {"batch_id": batch.batch_id, "job_id": job.job_id, "batch_seed": batch.seed}
-    if job.seed is not None:
-        ids["seed"] = job.seed
+    if sample.seed is not None:
+        ids["seed"] = sample.seed
     document = run_config_json(
-        job.run_id, parameters, simulation_name=sim.name, simulation_version=sim.version,
+        job.run_id, sample.parameters, simulation_name=sim.name, simulation_version=sim.version,
         duration_minutes=sim.duration_minutes, sampling_method=config.monte_carlo.sampling_method,
         generated_at=batch.created_at, ids=ids,
     )

@@ -113,8 +113,7 @@ class Dispatcher:
                 continue
             batch = cand.batch
             config = await self.configs.config(batch.batch_id, batch.config)
-            parameters = await self.samples.of(job)
-            await self.sessions.grant(session, job_lease(batch, config, job, attempt, parameters))
+            await self.sessions.grant(session, job_lease(batch, config, job, attempt, await self.samples.of(job)))
 
 
 def _runner_key(session: RunnerSession) -> str:

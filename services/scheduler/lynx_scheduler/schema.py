@@ -8,8 +8,8 @@ import aiosqlite
 
 from lynx_common.sqlite import open_database
 
-# Version 2: jobs keep their seed and point into the sample chunk (RunColumns) they came in; running
-# jobs have a partial index instead of an index of every job by status.
+# Version 2: jobs point into the sample chunk (RunColumns) they came in, which holds their parameters
+# and seed; running jobs have a partial index instead of an index of every job by status.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_id     TEXT PRIMARY KEY,
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     job_id       TEXT PRIMARY KEY,
     batch_id     TEXT NOT NULL REFERENCES batches(batch_id),
     run_id       INTEGER NOT NULL,
-    seed         INTEGER,                -- the run's seed, from the sampler (NULL in version-1 rows)
+    seed         INTEGER,                -- NULL: the run's seed is in its sample chunk (set only in rows
+                                         -- written before version 2 with a seed, if any)
     sample_id    INTEGER,                -- samples row holding its parameters (at run_id - first_run_id)
     parameters   TEXT,                   -- JSON object: version-1 rows only
     status       TEXT NOT NULL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -72,11 +72,11 @@ class Store:
                 ),
             )
 
-    async def add_sample(self, batch_id: str, first_run_id: int, runs: bytes, run_ids: Sequence[int],
-                         seeds: Sequence[int]) -> None:
-        """One sample chunk and its pending jobs, in one short transaction."""
+    async def add_sample(self, batch_id: str, first_run_id: int, runs: bytes, count: int) -> None:
+        """One sample chunk (`count` consecutive runs from first_run_id) and its pending jobs, in
+        one short transaction."""
         async with self.transaction() as tx:
-            await tx.insert_sample(batch_id, first_run_id, runs, run_ids, seeds)
+            await tx.insert_sample(batch_id, first_run_id, runs, count)
 
     async def reveal_batch(self, batch_id: str, total_jobs: int) -> None:
         """A submission finished inserting its jobs: the batch becomes visible and leasable."""
@@ -95,13 +95,13 @@ class Store:
                 )
             await tx.db.execute("DELETE FROM batches WHERE batch_id = ? AND ready = 0", (batch_id,))
 
-    async def extend_batch(self, batch_id: str, chunks: list[tuple[int, bytes, Sequence[int], Sequence[int]]]) -> int:
-        """Add sample chunks (first_run_id, runs, run_ids, seeds) as pending jobs and open the
-        batch again, atomically; returns the jobs added."""
-        added = sum(len(run_ids) for _, _, run_ids, _ in chunks)
+    async def extend_batch(self, batch_id: str, chunks: list[tuple[int, bytes, int]]) -> int:
+        """Add sample chunks (first_run_id, runs, count) as pending jobs and open the batch
+        again, atomically; returns the jobs added."""
+        added = sum(count for _, _, count in chunks)
         async with self.transaction() as tx:
-            for first_run_id, runs, run_ids, seeds in chunks:
-                await tx.insert_sample(batch_id, first_run_id, runs, run_ids, seeds)
+            for first_run_id, runs, count in chunks:
+                await tx.insert_sample(batch_id, first_run_id, runs, count)
             await tx.db.execute(
                 "UPDATE batches SET total_jobs = total_jobs + ?, finished_at = NULL WHERE batch_id = ?",
                 (added, batch_id),

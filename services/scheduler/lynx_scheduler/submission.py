@@ -212,13 +212,12 @@ class Submissions:
         writing: asyncio.Task | None = None  # the previous chunk's insert, overlapping the next read
         try:
             async for chunk in sample.chunks:  # one short transaction per chunk: dispatch is never held up
-                run_ids = list(chunk.run_ids)
-                write = self.store.add_sample(batch.batch_id, run_ids[0], chunk.SerializeToString(), run_ids,
-                                              list(chunk.seeds))
+                count = len(chunk.run_ids)
+                write = self.store.add_sample(batch.batch_id, chunk.run_ids[0], chunk.SerializeToString(), count)
                 if writing is not None:
                     await writing
                 writing = asyncio.ensure_future(write)
-                inserted += len(run_ids)
+                inserted += count
             if writing is not None:
                 await writing
         finally:
@@ -274,8 +273,7 @@ class Submissions:
             )
         try:
             sample = await _start_sample(self.sampler, config, request.runs, batch.seed, existing_runs=existing)
-            chunks = [(c.run_ids[0], c.SerializeToString(), list(c.run_ids), list(c.seeds))
-                      async for c in sample.chunks]
+            chunks = [(c.run_ids[0], c.SerializeToString(), len(c.run_ids)) async for c in sample.chunks]
         except SamplingError as exc:
             await _abort(context, exc)
         added = await self.store.extend_batch(batch.batch_id, chunks)

@@ -22,14 +22,26 @@ from lynx_scheduler.rows import (
     job_of,
 )
 
-_INSERT_JOB = "INSERT INTO jobs (job_id, batch_id, run_id, seed, sample_id, status) VALUES (?,?,?,?,?,?)"
+# One pending job per run of a chunk (consecutive runs first..last), generated inside SQLite: no
+# per-row Python binding, and SQLite runs it with the GIL released, beside the next chunk's read.
+# Job ids are UUID-shaped: the chunk's random prefix (58 random bits) and the run id in the last
+# group, so they are unique and ascend with run_id (cheap B-tree inserts). A job's seed and
+# parameters stay in its sample chunk (sample_id): seed is NULL in these rows.
+_INSERT_JOBS = """
+WITH RECURSIVE run(id) AS (SELECT ? UNION ALL SELECT id + 1 FROM run WHERE id < ?)
+INSERT INTO jobs (job_id, batch_id, run_id, sample_id, status)
+SELECT printf('%s%012x', ?, id), ?, id, ?, ? FROM run
+"""
 
 
-def job_ids(run_ids: Sequence[int]) -> list[str]:
-    """UUID-shaped job ids for runs of one chunk: a fresh random prefix (58 random bits) and the
-    run id in the last group, so ids are unique and ascend with run_id (cheap B-tree inserts)."""
-    prefix = str(uuid.uuid4())[:24]
-    return [f"{prefix}{run_id:012x}" for run_id in run_ids]
+def job_id_prefix() -> str:
+    """A fresh random prefix for one chunk's job ids ("xxxxxxxx-xxxx-4xxx-yxxx-")."""
+    return str(uuid.uuid4())[:24]
+
+
+def job_id(prefix: str, run_id: int) -> str:
+    """The id _INSERT_JOBS gives run `run_id` of a chunk with this prefix."""
+    return f"{prefix}{run_id:012x}"
 
 
 def marks(n: int) -> str:
@@ -42,19 +54,17 @@ class Tx:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
 
-    async def insert_sample(self, batch_id: str, first_run_id: int, runs: bytes, run_ids: Sequence[int],
-                            seeds: Sequence[int]) -> None:
-        """Keep a sample chunk (serialized RunColumns) and add one pending job per run of it."""
+    async def insert_sample(self, batch_id: str, first_run_id: int, runs: bytes, count: int) -> None:
+        """Keep a sample chunk (serialized RunColumns of `count` consecutive runs from
+        first_run_id) and add one pending job per run of it."""
         cur = await self.db.execute(
             "INSERT INTO samples (batch_id, first_run_id, runs) VALUES (?,?,?)", (batch_id, first_run_id, runs)
         )
-        sample_id = cur.lastrowid
-        ids = job_ids(run_ids)
-        await self.db.executemany(
-            _INSERT_JOB,
-            zip(ids, [batch_id] * len(ids), run_ids, seeds, [sample_id] * len(ids), [PENDING] * len(ids),
-                strict=True),
-        )
+        if count:
+            await self.db.execute(
+                _INSERT_JOBS,
+                (first_run_id, first_run_id + count - 1, job_id_prefix(), batch_id, cur.lastrowid, PENDING),
+            )
 
     async def jobs_by_id(self, job_ids: Sequence[str]) -> dict[str, JobRow]:
         rows = await self.db.execute_fetchall(

@@ -13,11 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,15 +22,9 @@ import grpc
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_cli.stack import Stack
 
-BIN = Path(sys.executable).parent
 RAY_SYNC_TASKS_PER_S = 981.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(runs: int) -> cfg.BatchConfig:
@@ -93,21 +82,6 @@ class NoopRunner:
         await asyncio.gather(self.reader, self.beats, return_exceptions=True)
 
 
-def start(argv: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "LYNX_LOG_LEVEL": "WARNING"})
-
-
-async def wait_up(stub) -> None:
-    for _ in range(300):
-        try:
-            await stub.ListRunners(pb.ListRunnersRequest(), timeout=1)
-            return
-        except grpc.aio.AioRpcError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("scheduler did not start")
-
-
 async def throughput(stub, jobs: int, runners: int, slots: int) -> tuple[float, float]:
     """(jobs/s from submit to the last ack, jobs/s from the first to the last ack)."""
     hosts = [NoopRunner(stub, f"bench-{i}", slots) for i in range(runners)]
@@ -138,33 +112,15 @@ async def submit_time(stub, runs: int) -> float:
 
 async def main_async(args) -> None:
     with tempfile.TemporaryDirectory(prefix="lynx-bench-") as tmp:
-        root = Path(tmp)
-        sampler_port, scheduler_port = free_port(), free_port()
-        scheduler = [sys.executable, "-m", "lynx_scheduler.server"]
+        stack = Stack(Path(tmp), services=("sampler", "scheduler"), env={"LYNX_LOG_LEVEL": "WARNING"}, stop_grace=30)
         if args.profile:  # cProfile of the scheduler's main thread, written when it stops
-            scheduler = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "lynx_scheduler.server"]
-        procs = [
-            start([str(BIN / "lynx-sampler"), "--port", str(sampler_port)], root / "sampler.log"),
-            start([*scheduler, "--port", str(scheduler_port), "--data-dir", str(root / "data"),
-                   "--sampler-addr", f"127.0.0.1:{sampler_port}"], root / "scheduler.log"),
-        ]
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{sampler_port}") as sampler:
-                await asyncio.wait_for(sampler.channel_ready(), 60)
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{scheduler_port}") as channel:
+            stack.processes["scheduler"].argv[1:1] = ["-m", "cProfile", "-o", args.profile]
+        with stack:
+            async with grpc.aio.insecure_channel(stack.ports.scheduler_addr) as channel:
                 stub = pb_grpc.SchedulerServiceStub(channel)
-                await wait_up(stub)
                 await throughput(stub, 200, args.runners, args.slots)  # warm-up
                 overall, dispatch = await throughput(stub, args.jobs, args.runners, args.slots)
                 submit_s = await submit_time(stub, args.submit)
-        finally:
-            for proc in reversed(procs):
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
     print(f"scheduler: {args.jobs} no-op jobs, {args.runners} runners x {args.slots} slots, loopback gRPC, SQLite WAL")
     print(f"  leased+completed, submit to last ack : {overall:8.1f} jobs/s  "
           f"({overall / RAY_SYNC_TASKS_PER_S:.2f}x Ray single-client sync tasks, {RAY_SYNC_TASKS_PER_S:g}/s)")

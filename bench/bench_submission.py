@@ -14,9 +14,6 @@ baseline of this run): a streaming submission keeps them close, a buffered one g
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,12 +25,7 @@ from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from lynx_cli.stack import Stack
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -57,11 +49,6 @@ def config(params: int) -> cfg.BatchConfig:
     return c
 
 
-def wait_ready(addr: str, timeout: float = 30.0) -> None:
-    with grpc.insecure_channel(addr) as channel:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-
-
 def stream_seconds(addr: str, runs: int, c: cfg.BatchConfig) -> float:
     """Seconds to read the whole Sample stream of `runs` runs of config `c` from the sampler."""
     mc = c.monte_carlo
@@ -80,26 +67,16 @@ def measure(runs: int, params: int, workdir: Path, repeat: int) -> tuple[float, 
     """(seconds of the bare sampler stream, seconds to submit, scheduler peak-RSS growth in MiB)
     on a fresh stack: the best of `repeat` alternating stream and submission timings (the
     machine is shared; the minimum is the least disturbed), memory from the first submission."""
-    sampler_port, scheduler_port = free_port(), free_port()
-    py = sys.executable
-    procs = [
-        subprocess.Popen([py, "-m", "lynx_sampler.server", "--port", str(sampler_port)],
-                         stderr=subprocess.DEVNULL),
-        subprocess.Popen([py, "-m", "lynx_scheduler.server", "--port", str(scheduler_port),
-                          "--data-dir", str(workdir / f"data-{runs}"),
-                          "--sampler-addr", f"127.0.0.1:{sampler_port}"], stderr=subprocess.DEVNULL),
-    ]
-    try:
-        wait_ready(f"127.0.0.1:{sampler_port}")
-        wait_ready(f"127.0.0.1:{scheduler_port}")
-        scheduler_pid = procs[1].pid
-        stream_seconds(f"127.0.0.1:{sampler_port}", 100, config(params))  # warm the sampler
+    with Stack(workdir / f"data-{runs}", services=("sampler", "scheduler")) as stack:
+        sampler_addr, scheduler_addr = stack.ports.sampler_addr, stack.ports.scheduler_addr
+        scheduler_pid = stack["scheduler"].pid
+        stream_seconds(sampler_addr, 100, config(params))  # warm the sampler
         bare, elapsed, growth = [], [], None
-        with grpc.insecure_channel(f"127.0.0.1:{scheduler_port}") as channel:
+        with grpc.insecure_channel(scheduler_addr) as channel:
             stub = pb_grpc.SchedulerServiceStub(channel)
             stub.ListBatches(pb.ListBatchesRequest(), timeout=10)  # warm the servicer path
             for _ in range(repeat):
-                bare.append(stream_seconds(f"127.0.0.1:{sampler_port}", runs, config(params)))
+                bare.append(stream_seconds(sampler_addr, runs, config(params)))
                 before = peak_rss_mib(scheduler_pid)
                 start = time.perf_counter()
                 request = pb.SubmitBatchRequest(runs_override=runs, config=config(params))
@@ -109,11 +86,6 @@ def measure(runs: int, params: int, workdir: Path, repeat: int) -> tuple[float, 
                 if growth is None:
                     growth = peak_rss_mib(scheduler_pid) - before
         return min(bare), min(elapsed), growth
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
-"""REST request bodies to proto requests, and proto replies to REST JSON (through lynx_gateway.rest)."""
+"""REST request bodies to proto requests, and proto replies to REST JSON (through lynx_common.rest)."""
 
 from __future__ import annotations
 
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
-from lynx_gateway.rest import parse, to_json
+from lynx_common.rest import parse, to_json
 
 
 def config_from_json(document: object) -> cfg.BatchConfig:

@@ -1,4 +1,4 @@
-"""JSON Schemas of the REST JSON, generated from the same descriptors and tables as lynx_gateway.rest."""
+"""JSON Schemas of the REST JSON, generated from the same descriptors and tables as lynx_common.rest."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from lynx_gateway.rest import (
+from lynx_common.distributions import DISTRIBUTIONS, NO_LEVELS
+from lynx_common.rest import (
     ALWAYS_SET,
-    DISTRIBUTIONS,
     EMPTY_AS_NULL,
     ENUMS,
     FLATTEN,
@@ -17,7 +17,6 @@ from lynx_gateway.rest import (
     JSON_VALUES,
     KEYED_BY,
     MINIMUM,
-    NO_LEVELS,
     REQUIRED,
     SPECIAL,
     TIMESTAMP,

@@ -15,12 +15,12 @@ from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common import names
 from lynx_common.errors import ValidationError
+from lynx_common.rest import to_json
 from lynx_common.run_config import run_configs_csv
 from lynx_common.server import client_channel, configure_logging
 from lynx_common.status import validation_error
 from lynx_gateway import convert
 from lynx_gateway.openapi import SPEC
-from lynx_gateway.rest import to_json
 
 log = logging.getLogger(__name__)
 DEADLINE_S = 30.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from lynx_common.distributions import DISTRIBUTIONS, NO_LEVELS
 from lynx_common.errors import ValidationError
 
 # Unit-cube points are clipped into [U_MIN, U_MAX] so no inverse CDF returns +-inf; the clip
@@ -23,20 +24,10 @@ U_MAX = 1.0 - 2.0**-53
 # beyond 2**53 whole numbers stop being exact.
 MAX_EXACT_INT = 2**53
 
-FIELDS: dict[str, tuple[str, ...]] = {
-    "uniform": ("min", "max"),
-    "normal": ("mean", "std"),
-    "truncated_normal": ("mean", "std", "min", "max"),
-    "lognormal": ("mu", "sigma"),
-    "triangular": ("min", "mode", "max"),
-    "beta": ("alpha", "beta", "min", "max"),
-    "exponential": ("rate", "min"),
-    "integer_uniform": ("min", "max"),
-    "choice": ("values", "weights"),
-    "constant": ("value",),
-}
+# The fields each type takes, required and optional: the one table (lynx_common.distributions).
+FIELDS: dict[str, tuple[str, ...]] = {kind: (*req, *opt) for kind, (req, opt) in DISTRIBUTIONS.items()}
 # `levels` (grid only) applies to the types whose grid points are not fixed by the spec itself.
-LEVELS_TYPES = tuple(t for t in FIELDS if t not in ("choice", "constant"))
+LEVELS_TYPES = tuple(t for t in FIELDS if t not in NO_LEVELS)
 TYPES = tuple(FIELDS)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import secrets
 import time
 
-from google.protobuf import json_format
-
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx_common.errors import ValidationError
+from lynx_common.rest import parse
 from lynx_common.run_config import run_config
 from lynx_sampler import core
 from lynx_sampler.seeds import run_seeds
@@ -20,25 +19,9 @@ MAX_SEED = 2**53 - 1
 
 def config_message(config: object) -> cfg.BatchConfig:
     """The batch config as the user wrote it (dispersions as a mapping name -> {distribution,
-    units}) parsed into its proto, exactly as the gateway parses the `config` of POST /preview."""
-    if not isinstance(config, dict):
-        raise ValidationError("config", "must be an object")
-    document = dict(config)
-    dispersions = document.pop("dispersions", None)
-    if dispersions is None:
-        raise ValidationError("config.dispersions", "is required")
-    if not isinstance(dispersions, dict):
-        raise ValidationError("config.dispersions", "must be an object of parameter name -> {distribution, units}")
-    listed = []
-    for name, spec in dispersions.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("distribution"), dict):
-            raise ValidationError(f"config.dispersions.{name}.distribution", "must be an object with a type")
-        listed.append({"name": name, **spec})
-    document["dispersions"] = listed
-    try:
-        return json_format.ParseDict(document, cfg.BatchConfig())
-    except json_format.ParseError as exc:
-        raise ValidationError("config", str(exc)) from None
+    units}) parsed into its proto by the gateway's own REST parser (`lynx_common.rest`), so a bad
+    config names the same field offline and through POST /preview."""
+    return parse(cfg.BatchConfig(), config, "config")
 
 
 def _runs(config: cfg.BatchConfig, runs_override: int) -> int:

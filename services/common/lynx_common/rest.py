@@ -75,20 +75,6 @@ GROUPS = {
                                                          "termination_value"), present_if="termination_variable"),
 }
 
-# Which Distribution fields apply to each `type` (required, optional); the sampler validates the values.
-DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "uniform": (("min", "max"), ()),
-    "normal": (("mean", "std"), ()),
-    "truncated_normal": (("mean", "std", "min", "max"), ()),
-    "lognormal": (("mu", "sigma"), ()),
-    "triangular": (("min", "mode", "max"), ()),
-    "beta": (("alpha", "beta"), ("min", "max")),
-    "exponential": (("rate",), ("min",)),
-    "integer_uniform": (("min", "max"), ()),
-    "choice": (("values",), ("weights",)),
-    "constant": (("value",), ()),
-}
-NO_LEVELS = ("choice", "constant")  # their grid points are their values
 
 
 @dataclass(frozen=True)

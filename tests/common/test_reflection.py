@@ -70,3 +70,5 @@ def test_every_service_lists_its_methods_over_both_reflection_protocols(stack, n
     }[name]
     assert expected <= methods(address, protocol, SERVICES[name])
     assert "Check" in methods(address, protocol, "grpc.health.v1.Health")
+    for listed_name in names:  # every listed service is described, as `buf curl --list-methods` needs
+        assert methods(address, protocol, listed_name), listed_name

@@ -163,3 +163,17 @@ def _cand(name: str, running: int, room: float, age: float, jobs: int, runners: 
 def test_fair_plan(candidates, free, expected):
     plan = policy.fair_plan(candidates, free, key=lambda r: r)
     assert [(runner, job) for runner, _, job in plan] == expected
+
+
+def test_the_words_the_store_keeps_are_the_enum_names():
+    """The store keeps statuses, reasons and outcomes as words; the wire carries the enums, mapped
+    through lynx_common.names: a word that is no enum's name would travel as UNSPECIFIED."""
+    from lynx_common.names import ATTEMPT_OUTCOME, JOB_STATUS, TERMINATION_REASON
+
+    assert policy.JOB_STATUSES == JOB_STATUS.names
+    assert {policy.RUNNER_LOST, policy.RELEASED, policy.CANCELLED_KIND, "early_termination"} <= set(
+        TERMINATION_REASON.names
+    )
+    assert {"running", "completed", "failed", policy.RUNNER_LOST, policy.RELEASED, policy.CANCELLED_KIND} == set(
+        ATTEMPT_OUTCOME.names
+    )

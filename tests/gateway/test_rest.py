@@ -28,6 +28,15 @@ def component(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def test_a_submission_body_previews_as_it_is():
+    """POST /preview takes the POST /jobs body unchanged (its name is accepted and unused)."""
+    request = convert.preview_request(TUTORIAL)
+    assert request.config == convert.submit_request(TUTORIAL).config
+    with pytest.raises(ValidationError) as info:
+        convert.preview_request({**TUTORIAL, "nmae": "x"})
+    assert info.value.field == "nmae"
+
+
 def test_the_tutorial_config_round_trips_and_matches_its_schema():
     config = convert.config_from_json(TUTORIAL["config"])
     assert [d.name for d in config.dispersions] == list(TUTORIAL["config"]["dispersions"])

@@ -301,14 +301,16 @@ class SubmitBatchResponse(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., total_jobs: _Optional[int] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PreviewRequest(_message.Message):
-    __slots__ = ("runs_override", "config", "limit")
+    __slots__ = ("runs_override", "config", "limit", "name")
     RUNS_OVERRIDE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     runs_override: int
     config: _batch_config_pb2.BatchConfig
     limit: int
-    def __init__(self, runs_override: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+    name: str
+    def __init__(self, runs_override: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., limit: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
 
 class PreviewResponse(_message.Message):
     __slots__ = ("seed", "total_runs", "warnings", "run_config_json")

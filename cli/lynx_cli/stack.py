@@ -41,7 +41,6 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-
 def grpc_serving(addr: str) -> Probe:
     """True once the gRPC server at `addr` answers its health check with SERVING."""
     import grpc

@@ -15,7 +15,6 @@ from lynx_runner.config import (
     CommandSpec,
     RunnerConfig,
     load_config,
-    parse_cpu,
     parse_memory,
     resolve_python,
 )
@@ -308,17 +307,6 @@ def test_bad_engine_options_name_the_field(tmp_path, monkeypatch, yaml_text, env
 )
 def test_memory_quantities_use_kubernetes_notation(text, expected):
     assert parse_memory(text) == expected
-
-
-@pytest.mark.parametrize(("text", "expected"), [("500m", 0.5), ("2", 2.0), ("1.5", 1.5), (4, 4.0), ("", 0.0)])
-def test_cpu_quantities_use_kubernetes_notation(text, expected):
-    assert parse_cpu(text) == expected
-
-
-@pytest.mark.parametrize("text", ["half", "-1", "2 cores", "1e3m"])
-def test_bad_cpu_quantities_are_rejected(text):
-    with pytest.raises(ValidationError):
-        parse_cpu(text, "cpu_request")
 
 
 def test_preload_none_turns_auto_off(tmp_path, monkeypatch):

@@ -26,7 +26,6 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _MEMORY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(?:[eE](\d+))?\s*(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E)?")
 _MEMORY_UNITS = {None: 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
                  "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_CPU = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(m?)")
 _PRELOAD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -59,19 +58,6 @@ def parse_memory(text: object, field: str = "memory") -> int:
     if not math.isfinite(value) or value > 2**62:
         raise ValidationError(field, f"is too large: {text!r}")
     return int(value)
-
-
-def parse_cpu(text: object, field: str = "cpu") -> float:
-    """Cores from Kubernetes notation ("500m" = 0.5, "2", 1.5); "" = none."""
-    if isinstance(text, bool) or not isinstance(text, str | int | float):
-        raise ValidationError(field, f"must be a CPU quantity like 500m or 2, got {text!r}")
-    text = str(text).strip()
-    if not text:
-        return 0.0
-    match = _CPU.fullmatch(text)
-    if not match:
-        raise ValidationError(field, f"must be a CPU quantity like 500m or 2, got {text!r}")
-    return float(match.group(1)) / (1000 if match.group(2) else 1)
 
 
 # `warm_up: auto` (the default): the built-in warm-up for whatever the fork server preloaded.

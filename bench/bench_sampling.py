@@ -25,9 +25,9 @@ from scipy.stats import qmc
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
+from lynx_common.columns import rows
 from lynx_common.server import client_channel
 from lynx_sampler import core
-from lynx_sampler.columns import rows
 
 # A mix of distributions, cycled to the requested number of parameters.
 MIX: list[dict] = [

@@ -13,9 +13,9 @@ import yaml
 
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
+from lynx_common.columns import rows
 from lynx_common.errors import ValidationError
 from lynx_common.run_config import run_config
-from lynx_sampler.columns import rows
 from lynx_sampler.preview import config_message, preview
 from lynx_sampler.server import build_server
 

@@ -14,9 +14,9 @@ from scipy import stats
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
+from lynx_common.columns import column_values, rows
 from lynx_common.status import field_violations
 from lynx_sampler import core
-from lynx_sampler.columns import column_values, rows
 from lynx_sampler.seeds import run_seed
 from lynx_sampler.server import build_server
 

@@ -1,4 +1,4 @@
-"""A sample as typed columns (lynx.common.v1.RunColumns) for the stream, and back to Python.
+"""A sample as typed columns (lynx.common.v1.RunColumns) for the stream (lynx_common.columns reads them back).
 
 One packed column per parameter (doubles, int64 or strings; a mixed choice as levels and
 indices), plus the run ids and each run's seed: what protobuf's generated code encodes fastest,
@@ -13,6 +13,7 @@ import numpy as np
 
 from lynx.common.v1 import parameters_pb2 as cols
 from lynx.sampler.v1 import sampler_service_pb2 as pb
+from lynx_common.columns import parameter_value
 from lynx_sampler.core import Sample
 from lynx_sampler.distributions import Choice, IntegerUniform, Parameter
 from lynx_sampler.seeds import run_seeds
@@ -20,16 +21,6 @@ from lynx_sampler.seeds import run_seeds
 CHUNK = 10_000
 # Under the 4 MB that a gRPC client with default options accepts (Lynx's own allow 32 MiB).
 MAX_CHUNK_BYTES = 2 * 1024 * 1024
-
-
-def _level(value: object) -> cols.ParameterValue:
-    if isinstance(value, str):
-        return cols.ParameterValue(text=value)
-    if isinstance(value, bool):
-        return cols.ParameterValue(flag=value)
-    if isinstance(value, int):
-        return cols.ParameterValue(integer=value)
-    return cols.ParameterValue(number=value)
 
 
 def _fill(column: cols.ParameterColumn, param: Parameter, codes: np.ndarray) -> None:
@@ -47,7 +38,7 @@ def _fill(column: cols.ParameterColumn, param: Parameter, codes: np.ndarray) -> 
         column.texts.values.extend(param.to_python(codes))
     else:
         assert isinstance(param, Choice)
-        column.choices.levels.extend(_level(v) for v in param.typed_values)
+        column.choices.levels.extend(parameter_value(v) for v in param.typed_values)
         column.choices.indices.extend(codes.astype(np.int32).tolist())
 
 
@@ -115,29 +106,3 @@ def responses(sample: Sample, batch_seed: int, chunk: int = CHUNK) -> Iterator[p
             response.total_runs = len(sample)
             response.warnings.extend(sample.warnings)
         yield response
-
-
-def level_value(level: cols.ParameterValue) -> object:
-    """A ParameterValue as Python: float, int, str or bool."""
-    return getattr(level, level.WhichOneof("kind"))
-
-
-def column_values(column: cols.ParameterColumn) -> list:
-    """A column's values in run order, typed as a run config carries them."""
-    kind = column.WhichOneof("values")
-    if kind == "choices":
-        levels = [level_value(level) for level in column.choices.levels]
-        return [levels[i] for i in column.choices.indices]
-    if kind is None:
-        return []
-    return list(getattr(column, kind).values)
-
-
-def rows(runs: cols.RunColumns) -> list[tuple[int, int, dict]]:
-    """(run_id, seed, {name: value} in declared order) of every run of a chunk."""
-    names = [c.name for c in runs.parameters]
-    values = [column_values(c) for c in runs.parameters]
-    return [
-        (run_id, seed, dict(zip(names, point, strict=True)))
-        for run_id, seed, point in zip(runs.run_ids, runs.seeds, zip(*values, strict=True), strict=True)
-    ]

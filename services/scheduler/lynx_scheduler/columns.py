@@ -1,4 +1,4 @@
-"""Sampled runs as the sampler sends them (RunColumns) to Python values and typed Parameters, and back."""
+"""Sample chunks as the scheduler keeps them: checked on arrival, decoded for leases and listings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
 from lynx.common.v1 import parameters_pb2 as ppb
+from lynx_common.columns import column_values
 
 Columns = list[tuple[str, list]]  # (parameter name, one Python value per run), in declared order
 
@@ -15,40 +16,12 @@ class MalformedSample(ValueError):
     """A chunk from the sampler that does not hold what it should."""
 
 
-def value_of(v: ppb.ParameterValue) -> object:
-    """A ParameterValue as Python: float, int, str or bool (None when unset)."""
-    kind = v.WhichOneof("kind")
-    return getattr(v, kind) if kind else None
-
-
-def parameter_value(x: object) -> ppb.ParameterValue:
-    """A Python value as a typed ParameterValue (bool before int: True is an int in Python)."""
-    if isinstance(x, bool):
-        return ppb.ParameterValue(flag=x)
-    if isinstance(x, int):
-        return ppb.ParameterValue(integer=x)
-    if isinstance(x, str):
-        return ppb.ParameterValue(text=x)
-    return ppb.ParameterValue(number=float(x))
-
-
 def python_columns(runs: ppb.RunColumns) -> Columns:
     """Every column as a list of Python values (ints stay ints, strings stay strings)."""
-    out: Columns = []
-    for column in runs.parameters:
-        kind = column.WhichOneof("values")
-        if kind == "choices":
-            levels = [value_of(v) for v in column.choices.levels]
-            try:
-                values = [levels[i] for i in column.choices.indices]
-            except IndexError:
-                raise MalformedSample(f"parameter {column.name!r}: choice index out of range") from None
-        elif kind is None:
-            values = []
-        else:
-            values = list(getattr(column, kind).values)
-        out.append((column.name, values))
-    return out
+    try:
+        return [(column.name, column_values(column)) for column in runs.parameters]
+    except ValueError as exc:
+        raise MalformedSample(f"sampler: {exc}") from None
 
 
 def check(runs: ppb.RunColumns, names: Sequence[str]) -> None:
@@ -68,12 +41,6 @@ def check(runs: ppb.RunColumns, names: Sequence[str]) -> None:
         size = len(column.choices.indices) if kind == "choices" else len(getattr(column, kind).values) if kind else 0
         if size != n:
             raise MalformedSample(f"sampler: parameter {column.name!r} has {size} values for {n} runs")
-
-
-def rows(columns: Columns) -> list[dict[str, object]]:
-    """Per-run {name: value} in declared order."""
-    names = [name for name, _ in columns]
-    return [dict(zip(names, values, strict=True)) for values in zip(*(v for _, v in columns), strict=True)]
 
 
 def at(columns: Columns, index: int) -> dict[str, object]:

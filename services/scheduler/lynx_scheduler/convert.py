@@ -9,10 +9,11 @@ from google.protobuf import timestamp_pb2
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.common.v1 import parameters_pb2 as ppb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common.columns import parameter_value
 from lynx_common.names import ATTEMPT_OUTCOME, BATCH_STATUS, JOB_STATUS, TERMINATION_REASON
 from lynx_common.run_config import run_config_json
 from lynx_scheduler import policy
-from lynx_scheduler.columns import RunSample, parameter_value
+from lynx_scheduler.columns import RunSample
 from lynx_scheduler.rows import AttemptRow, BatchRow, JobRow, Report, RunnerRow
 
 

@@ -5,9 +5,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 from datetime import UTC, datetime
 
+from lynx_common.errors import ValidationError
+
 DEFAULT_SAMPLING_METHOD = "latin_hypercube"
+# Seeds travel in JSON run configs: keep them exact as IEEE doubles.
+MAX_SEED = 2**53 - 1
+
+
+def check_seed(seed: int) -> None:
+    """A batch seed must be a whole number a JSON reader keeps exact (ValidationError otherwise)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValidationError("monte_carlo.seed", f"must be between 0 and {MAX_SEED}, got {seed}")
+
+
+def new_seed() -> int:
+    """A fresh batch seed for a config that has none (52 random bits: exact as a double)."""
+    return secrets.randbits(52)
 
 
 def iso(ts: float) -> str:

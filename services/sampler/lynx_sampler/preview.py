@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx_common.errors import ValidationError
 from lynx_common.rest import parse
-from lynx_common.run_config import run_config
+from lynx_common.run_config import check_seed, new_seed, run_config
 from lynx_sampler import core
 from lynx_sampler.seeds import run_seeds
 from lynx_sampler.specs import correlation_spec, dispersion_specs
-
-# As the scheduler: seeds travel in JSON, so they stay exact as doubles.
-MAX_SEED = 2**53 - 1
 
 
 def config_message(config: object) -> cfg.BatchConfig:
@@ -34,12 +30,11 @@ def _runs(config: cfg.BatchConfig, runs_override: int) -> int:
 
 
 def _seed(config: cfg.BatchConfig) -> int:
-    """The config's seed, or a fresh one (52 random bits, as the scheduler chooses)."""
+    """The config's seed, or a fresh one, as the scheduler chooses it."""
     mc = config.monte_carlo
     if not mc.HasField("seed"):
-        return secrets.randbits(52)
-    if not 0 <= mc.seed <= MAX_SEED:
-        raise ValidationError("monte_carlo.seed", f"must be between 0 and {MAX_SEED}, got {mc.seed}")
+        return new_seed()
+    check_seed(mc.seed)
     return mc.seed
 
 

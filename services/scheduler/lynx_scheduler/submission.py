@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +24,7 @@ from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.errors import ValidationError
-from lynx_common.run_config import run_config
+from lynx_common.run_config import new_seed, run_config
 from lynx_common.status import abort_invalid, abort_validation, validation_error
 from lynx_scheduler import columns, validation
 from lynx_scheduler.convert import batch_to_proto
@@ -60,7 +59,7 @@ class Sample:
 def _chosen_seed(config: cfg.BatchConfig) -> int:
     """The config's seed, or a fresh one recorded in the config so the batch can be reproduced."""
     if not config.monte_carlo.HasField("seed"):
-        config.monte_carlo.seed = secrets.randbits(52)
+        config.monte_carlo.seed = new_seed()
     return config.monte_carlo.seed
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx_common.conditions import parse_condition
 from lynx_common.errors import ValidationError
+from lynx_common.run_config import check_seed
 from lynx_scheduler.policy import (
     DEFAULT_BACKOFF_MAX_S,
     DEFAULT_BACKOFF_S,
@@ -18,8 +19,6 @@ from lynx_scheduler.policy import (
 
 DEFAULT_ENGINE = "basilisk"
 MAX_RETRIES_CAP = 100
-# Seeds travel in JSON run configs; keep them exact as IEEE doubles.
-MAX_SEED = 2**53 - 1
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 MAX_CHECK_HZ = 1000.0
 MAX_BACKOFF_S = 24 * 3600.0
@@ -45,8 +44,8 @@ def validate_config(config: cfg.BatchConfig, runs_override: int = 0) -> BatchPla
     if runs < 1:
         raise ValidationError("monte_carlo.runs", f"must be at least 1, got {runs}")
     mc = config.monte_carlo
-    if mc.HasField("seed") and not 0 <= mc.seed <= MAX_SEED:
-        raise ValidationError("monte_carlo.seed", f"must be between 0 and {MAX_SEED}, got {mc.seed}")
+    if mc.HasField("seed"):
+        check_seed(mc.seed)
     compute = config.compute
     if compute.max_parallel_jobs < 0:
         raise ValidationError("compute.max_parallel_jobs", "must not be negative")

@@ -15,7 +15,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common import names
 from lynx_common.errors import ValidationError
-from lynx_common.rest import to_json
+from lynx_common.rest import INT_RANGE, F, to_json
 from lynx_common.run_config import run_configs_csv
 from lynx_common.server import client_channel, configure_logging
 from lynx_common.status import validation_error
@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 DEADLINE_S = 30.0
 SUBMIT_DEADLINE_S = 300.0
 MAX_BODY_BYTES = 16 * 1024 * 1024
-INT32 = (-(2**31), 2**31 - 1)
-INT64 = (-(2**63), 2**63 - 1)
+INT32, INT64 = INT_RANGE[F.TYPE_INT32], INT_RANGE[F.TYPE_INT64]  # the bounds of the proto fields they fill
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.NOT_FOUND: 404,

@@ -17,7 +17,7 @@ fi
 
 stamp=.venv/.lynx-setup-stamp
 # Every package of the repository, each from its own folder (folder = import path), editable.
-PACKAGES=(gen/python "services/common[sqlite]" services/sampler services/scheduler services/telemetry
+PACKAGES=(gen/python "services/common[sqlite,objectstore]" services/sampler services/scheduler services/telemetry
           services/runner gateway "cli[basilisk]" clients/python)
 want=$(cat pyproject.toml gen/python/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml \
        cli/pyproject.toml clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)

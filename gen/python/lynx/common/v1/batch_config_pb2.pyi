@@ -8,20 +8,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BatchConfig(_message.Message):
-    __slots__ = ("simulation", "monte_carlo", "dispersions", "compute", "early_termination", "telemetry")
+    __slots__ = ("simulation", "monte_carlo", "dispersions", "compute", "early_termination", "telemetry", "results")
     SIMULATION_FIELD_NUMBER: _ClassVar[int]
     MONTE_CARLO_FIELD_NUMBER: _ClassVar[int]
     DISPERSIONS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_FIELD_NUMBER: _ClassVar[int]
     EARLY_TERMINATION_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
     simulation: Simulation
     monte_carlo: MonteCarlo
     dispersions: _containers.RepeatedCompositeFieldContainer[Dispersion]
     compute: Compute
     early_termination: EarlyTermination
     telemetry: TelemetryConfig
-    def __init__(self, simulation: _Optional[_Union[Simulation, _Mapping]] = ..., monte_carlo: _Optional[_Union[MonteCarlo, _Mapping]] = ..., dispersions: _Optional[_Iterable[_Union[Dispersion, _Mapping]]] = ..., compute: _Optional[_Union[Compute, _Mapping]] = ..., early_termination: _Optional[_Union[EarlyTermination, _Mapping]] = ..., telemetry: _Optional[_Union[TelemetryConfig, _Mapping]] = ...) -> None: ...
+    results: ResultsConfig
+    def __init__(self, simulation: _Optional[_Union[Simulation, _Mapping]] = ..., monte_carlo: _Optional[_Union[MonteCarlo, _Mapping]] = ..., dispersions: _Optional[_Iterable[_Union[Dispersion, _Mapping]]] = ..., compute: _Optional[_Union[Compute, _Mapping]] = ..., early_termination: _Optional[_Union[EarlyTermination, _Mapping]] = ..., telemetry: _Optional[_Union[TelemetryConfig, _Mapping]] = ..., results: _Optional[_Union[ResultsConfig, _Mapping]] = ...) -> None: ...
+
+class ResultsConfig(_message.Message):
+    __slots__ = ("outputs",)
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    outputs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, outputs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Simulation(_message.Message):
     __slots__ = ("name", "version", "duration_minutes", "engine", "type")

@@ -142,7 +142,7 @@ class Batch(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., total_jobs: _Optional[int] = ..., jobs_by_status: _Optional[_Iterable[_Union[JobStatusCount, _Mapping]]] = ..., throughput_jobs_per_minute: _Optional[float] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_message: _Optional[str] = ..., early_terminated_jobs: _Optional[int] = ..., failures_by_reason: _Optional[_Iterable[_Union[TerminationReasonCount, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "success", "execution_time_secs", "output_files", "metadata", "error_message", "exit_code", "termination_reason", "attempt", "telemetry_samples_sent", "telemetry_samples_dropped", "files", "termination_variable", "termination_condition", "termination_value")
+    __slots__ = ("job_id", "success", "execution_time_secs", "output_files", "metadata", "error_message", "exit_code", "termination_reason", "attempt", "telemetry_samples_sent", "telemetry_samples_dropped", "files", "termination_variable", "termination_condition", "termination_value", "outputs", "artifacts", "notes")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +165,9 @@ class JobResult(_message.Message):
     TERMINATION_VARIABLE_FIELD_NUMBER: _ClassVar[int]
     TERMINATION_CONDITION_FIELD_NUMBER: _ClassVar[int]
     TERMINATION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     success: bool
     execution_time_secs: float
@@ -180,7 +183,22 @@ class JobResult(_message.Message):
     termination_variable: str
     termination_condition: str
     termination_value: float
-    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[_Union[TerminationReason, str]] = ..., attempt: _Optional[int] = ..., telemetry_samples_sent: _Optional[int] = ..., telemetry_samples_dropped: _Optional[int] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ...) -> None: ...
+    outputs: _containers.RepeatedCompositeFieldContainer[_parameters_pb2.Parameter]
+    artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[_Union[TerminationReason, str]] = ..., attempt: _Optional[int] = ..., telemetry_samples_sent: _Optional[int] = ..., telemetry_samples_dropped: _Optional[int] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ..., outputs: _Optional[_Iterable[_Union[_parameters_pb2.Parameter, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Artifact(_message.Message):
+    __slots__ = ("name", "size_bytes", "sha256", "uri")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size_bytes: int
+    sha256: str
+    uri: str
+    def __init__(self, name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class OutputFile(_message.Message):
     __slots__ = ("path", "relative_path", "size_bytes", "sha256")
@@ -405,6 +423,56 @@ class GetBatchResultsResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[JobResult]
     def __init__(self, results: _Optional[_Iterable[_Union[JobResult, _Mapping]]] = ...) -> None: ...
+
+class StreamRunsRequest(_message.Message):
+    __slots__ = ("batch_id", "page_size")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    page_size: int
+    def __init__(self, batch_id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class StreamRunsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("job_id", "run_id", "seed", "parameters", "outputs", "status", "termination_reason", "attempts", "execution_time_secs", "runner_id", "termination_variable", "termination_condition", "termination_value", "finished_at", "error_message", "exit_code")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_TIME_SECS_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_CONDITION_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    run_id: int
+    seed: int
+    parameters: _containers.RepeatedCompositeFieldContainer[_parameters_pb2.Parameter]
+    outputs: _containers.RepeatedCompositeFieldContainer[_parameters_pb2.Parameter]
+    status: JobStatus
+    termination_reason: TerminationReason
+    attempts: int
+    execution_time_secs: float
+    runner_id: str
+    termination_variable: str
+    termination_condition: str
+    termination_value: float
+    finished_at: _timestamp_pb2.Timestamp
+    error_message: str
+    exit_code: int
+    def __init__(self, job_id: _Optional[str] = ..., run_id: _Optional[int] = ..., seed: _Optional[int] = ..., parameters: _Optional[_Iterable[_Union[_parameters_pb2.Parameter, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_parameters_pb2.Parameter, _Mapping]]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., termination_reason: _Optional[_Union[TerminationReason, str]] = ..., attempts: _Optional[int] = ..., execution_time_secs: _Optional[float] = ..., runner_id: _Optional[str] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("batch_id",)

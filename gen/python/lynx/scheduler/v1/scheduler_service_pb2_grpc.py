@@ -101,6 +101,11 @@ class SchedulerServiceStub:
                 request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ConnectRequest.SerializeToString,
                 response_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ConnectResponse.FromString,
                 _registered_method=True)
+        self.StreamRuns = channel.unary_stream(
+                '/lynx.scheduler.v1.SchedulerService/StreamRuns',
+                request_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamRunsRequest.SerializeToString,
+                response_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamRunsResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -202,6 +207,14 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamRuns(self, request, context):
+        """StreamRuns streams a batch's runs in run order, one row per job (inputs,
+        outputs, final status), for the study's summary and its exports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -269,6 +282,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.Connect,
                     request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ConnectRequest.FromString,
                     response_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ConnectResponse.SerializeToString,
+            ),
+            'StreamRuns': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamRuns,
+                    request_deserializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamRunsRequest.FromString,
+                    response_serializer=lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -624,6 +642,33 @@ class SchedulerService:
             '/lynx.scheduler.v1.SchedulerService/Connect',
             lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ConnectRequest.SerializeToString,
             lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.ConnectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lynx.scheduler.v1.SchedulerService/StreamRuns',
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamRunsRequest.SerializeToString,
+            lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2.StreamRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,9 +28,7 @@ def test_put_get_range_list_delete(store, tmp_path):
     assert store.get("jobs/a/summary.json") == b'{"x": 1}'
     assert store.head("jobs/a/big.bin").size == len(payload)
     assert store.get_range("jobs/a/big.bin", 100, 200) == payload[100:200]
-    assert b"".join(store.iter_range("jobs/a/big.bin", 5, 3_000_005, chunk=1 << 20)) == (
-        payload[5:3_000_005]
-    )
+    assert b"".join(store.iter_range("jobs/a/big.bin", 5, 3_000_005, chunk=1 << 20)) == (payload[5:3_000_005])
     assert [o.key for o in store.list("jobs/a/")] == ["jobs/a/big.bin", "jobs/a/summary.json"]
     assert store.uri("jobs/a/big.bin").endswith("/jobs/a/big.bin")
 

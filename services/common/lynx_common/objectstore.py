@@ -145,9 +145,7 @@ class ObjectStore:
         except FileNotFoundError as exc:
             raise NotFound(key) from exc
 
-    def iter_range(
-        self, key: str, start: int = 0, end: int | None = None, chunk: int = 1 << 20
-    ) -> Iterator[bytes]:
+    def iter_range(self, key: str, start: int = 0, end: int | None = None, chunk: int = 1 << 20) -> Iterator[bytes]:
         """Stream ``[start, end)`` in chunks of at most ``chunk`` bytes."""
         if end is None:
             end = self.head(key).size
@@ -166,9 +164,7 @@ class ObjectStore:
         while pos < end:
             stop = min(end, pos + chunk)
             try:
-                data = await obstore.get_range_async(
-                    self._store, check_key(key), start=pos, end=stop
-                )
+                data = await obstore.get_range_async(self._store, check_key(key), start=pos, end=stop)
             except FileNotFoundError as exc:
                 raise NotFound(key) from exc
             yield bytes(data)
@@ -205,9 +201,7 @@ def open_store(url: str, *, endpoint: str | None = None) -> ObjectStore:
         prefix = parts.path.strip("/")
         if prefix:
             check_key(prefix)
-        endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-            "AWS_ENDPOINT_URL"
-        )
+        endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         config: dict = {}
         if endpoint:
             config["endpoint"] = endpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import scheduler_at
+from results_harness import scheduler_at
 from scheduler_harness import submit, tutorial_config
 
 from lynx.common.v1 import parameters_pb2 as ppb

@@ -1,5 +1,5 @@
-"""Fixtures of the results tests: an in-process scheduler (real sampler and scheduler gRPC servers on
-port 0, a real SQLite file) that a test can stop and start again on the same data dir."""
+"""In-process scheduler for the results tests (imported by name): real sampler and scheduler gRPC servers on
+port 0, a real SQLite file) that a test can stop and start again on the same data dir.
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""In-process scheduler for the results tests (imported by name): real sampler and scheduler gRPC servers on
-port 0, a real SQLite file) that a test can stop and start again on the same data dir.
+"""In-process scheduler for the results tests (imported by name): real sampler and scheduler gRPC
+servers on port 0 and a real SQLite file, which a test can stop and start again on the same data dir."""
 
 from __future__ import annotations
 

@@ -4,11 +4,13 @@ lease and the content and writes them to a directory or an S3 bucket; they downl
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from pathlib import Path
 
 import grpc
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from results_harness import scheduler_at
 from scheduler_harness import submit, tutorial_config
 
@@ -16,6 +18,7 @@ from lynx.artifacts.v1 import artifact_service_pb2 as apb
 from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.server import client_channel
+from lynx_gateway.server import build_app
 from lynx_runner.artifacts import ResultCompleter
 from lynx_runner.streams import collect_files
 
@@ -170,3 +173,46 @@ async def test_upload_limit_and_switch(tmp_path):
         result = pb.JobResult(success=True, files=files)
         await ResultCompleter(stub.artifacts, "r1", tmp_path / "runs", upload=False).complete(lease, result)
         assert not result.artifacts and len(result.outputs) == 2 and not result.notes
+
+
+async def test_gateway_serves_outputs_artifacts_and_ranges_and_refuses_traversal(tmp_path):
+    async with scheduler_at(tmp_path) as stub:
+        lease, result = await run_one_job_with_uploads(stub, tmp_path)
+        async with TestClient(TestServer(build_app(stub.address, "127.0.0.1:1"))) as http:
+            body = await (await http.get(f"/jobs/{lease.job_id}/results")).json()
+            assert body["outputs"] == {"final_state.radius_km": 6900.0, "decayed": False}
+            orbit = {a["name"]: a for a in body["artifacts"]}["plots/orbit.bin"]
+            assert orbit["size"] == len(BIG) and orbit["sha256"] == hashlib.sha256(BIG).hexdigest()
+            assert body["notes"] == []
+            (listed,) = await (await http.get(f"/batches/{lease.batch_id}/results")).json()
+            assert listed["outputs"] == body["outputs"] and listed["artifacts"] == body["artifacts"]
+
+            base = f"/jobs/{lease.job_id}/artifacts"
+            whole = await http.get(f"{base}/plots/orbit.bin")
+            assert whole.status == 200 and await whole.read() == BIG
+            assert whole.headers["Content-Length"] == str(len(BIG))
+            assert whole.headers["ETag"] == f'"{orbit["sha256"]}"' and whole.headers["Accept-Ranges"] == "bytes"
+            summary = await http.get(f"{base}/summary.json")
+            assert summary.headers["Content-Type"].startswith("application/json")
+            assert json.loads(await summary.read())["final_state"]["radius_km"] == 6900.0
+
+            part = await http.get(f"{base}/plots/orbit.bin", headers={"Range": "bytes=1048570-1048589"})
+            assert part.status == 206 and await part.read() == BIG[1048570:1048590]
+            assert part.headers["Content-Range"] == f"bytes 1048570-1048589/{len(BIG)}"
+            tail = await http.get(f"{base}/plots/orbit.bin", headers={"Range": "bytes=-10"})
+            assert tail.status == 206 and await tail.read() == BIG[-10:]
+            beyond = await http.get(f"{base}/plots/orbit.bin", headers={"Range": f"bytes={len(BIG)}-"})
+            assert beyond.status == 416 and beyond.headers["Content-Range"] == f"bytes */{len(BIG)}"
+            cached = await http.get(f"{base}/plots/orbit.bin", headers={"If-None-Match": whole.headers["ETag"]})
+            assert cached.status == 304
+
+            for path, status in [
+                (f"{base}/..%2f..%2fetc%2fpasswd", 400),
+                (f"{base}/plots%2f..%2f..%2f..%2fscheduler.db", 400),
+                (f"{base}/", 400),
+                (f"{base}/nope.txt", 404),
+                ("/jobs/no-such-job/artifacts/summary.json", 404),
+            ]:
+                reply = await http.get(path)
+                assert reply.status == status, path
+                assert (await reply.json())["error"]["message"]

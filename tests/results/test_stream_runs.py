@@ -10,7 +10,11 @@ from scheduler_harness import submit, tutorial_config
 
 from lynx.common.v1 import parameters_pb2 as ppb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common.columns import value_of
 from lynx_common.names import TERMINATION_REASON
+from lynx_scheduler.columns import python_columns
+from lynx_scheduler.rows import JobRow
+from lynx_scheduler.runs import input_rows, run_bytes
 
 
 def finished(lease: pb.JobLease, success: bool, radius: float, **extra) -> pb.ConnectRequest:
@@ -66,8 +70,10 @@ async def test_runs_stream_in_run_order_with_inputs_outputs_and_endings(tmp_path
         assert bad.error_message == "decayed" and bad.exit_code == 1
         assert running.status == pb.JOB_STATUS_RUNNING and not running.outputs
         assert not running.HasField("finished_at")
-        pending = [r for r in runs if r.status == pb.JOB_STATUS_PENDING]
-        assert len(pending) == 2 and all(r.parameters and not r.outputs and not r.runner_id for r in pending)
+        rest = [r for r in runs if r.job_id not in {lease.job_id for lease in leases}]
+        assert len(rest) == 2  # pending, or leased since the runner's slots freed up: no result yet
+        assert all(r.status in (pb.JOB_STATUS_PENDING, pb.JOB_STATUS_RUNNING) for r in rest)
+        assert all(r.parameters and not r.outputs and not r.HasField("finished_at") for r in rest)
         assert sum(len(p) for p in await all_runs(stub, batch_id)) == 5  # page_size 0: the default page
 
 
@@ -107,3 +113,31 @@ async def test_job_lease_carries_the_batch_results_outputs(tmp_path):
         await submit(stub, config, runs=1)
         lease = await host.next_lease()
         assert list(lease.outputs) == ["final_state.radius_km", "orbits"]
+
+
+def test_wire_encoding_matches_messages_built_field_by_field():
+    runs = ppb.RunColumns(run_ids=[7, 8], seeds=[11, 2**53 - 1], parameters=[
+        ppb.ParameterColumn(name="x", numbers=ppb.DoubleColumn(values=[0.25, -1e300])),
+        ppb.ParameterColumn(name="n", integers=ppb.IntegerColumn(values=[-3, 2**62])),
+        ppb.ParameterColumn(name="s", texts=ppb.StringColumn(values=["a", "é" * 200])),
+        ppb.ParameterColumn(name="c", choices=ppb.ChoiceColumn(
+            levels=[ppb.ParameterValue(flag=True), ppb.ParameterValue(text="lo")], indices=[1, 0])),
+    ])
+    rows = input_rows(runs)
+    for i, row in enumerate(rows):
+        assert {p.name: value_of(p.value) for p in pb.Run.FromString(row).parameters} == {
+            name: values[i] for name, values in python_columns(runs)}
+    result = pb.JobResult(
+        success=False, exit_code=-9, execution_time_secs=2.5, termination_reason=pb.TERMINATION_REASON_TIMEOUT,
+        termination_variable="v", termination_condition="> 1", termination_value=0.0, error_message="",
+        outputs=[ppb.Parameter(name="o", value=ppb.ParameterValue(integer=4))])
+    job = JobRow("job-1", "b", 8, None, 1, None, "Failed", 3, 3, "r9", result.SerializeToString(), 1.0, 1700000000.25)
+    expected = pb.Run(job_id="job-1", run_id=8, seed=2**53 - 1, parameters=pb.Run.FromString(rows[1]).parameters,
+                      outputs=result.outputs, status=pb.JOB_STATUS_FAILED, attempts=3, runner_id="r9",
+                      termination_reason=pb.TERMINATION_REASON_TIMEOUT, execution_time_secs=2.5,
+                      termination_variable="v", termination_condition="> 1", termination_value=0.0,
+                      error_message="", exit_code=-9)
+    expected.finished_at.FromNanoseconds(int(1700000000.25 * 1e9))  # as convert._ts rounds it
+    assert pb.Run.FromString(run_bytes(job, 2**53 - 1, rows[1])) == expected
+    pending = JobRow("job-2", "b", 0, None, 1, None, "Pending", 0, 0, None, None, None, None)
+    assert pb.Run.FromString(run_bytes(pending, 0, b"")) == pb.Run(job_id="job-2", status=pb.JOB_STATUS_PENDING)

@@ -246,3 +246,20 @@ async def test_scheduler_process_writes_to_s3_with_its_aws_environment(tmp_path,
     finally:
         stack.stop()
     assert not (tmp_path / "stack" / "artifacts").exists()  # nothing went to the default directory
+
+
+async def test_a_file_larger_than_memory_spooling_is_stored_whole(tmp_path, artifact_store):
+    """Past 8 MiB the scheduler spools an upload to disk and writes it in parts (multipart on S3)."""
+    async with scheduler_at(tmp_path, artifact_store) as stub:
+        host = stub.runner("r1")
+        await submit(stub, tutorial_config(), runs=1)
+        lease = await host.next_lease()
+        out = tmp_path / "runs" / lease.job_id
+        out.mkdir(parents=True)
+        large = BIG * 4  # 9.2 MB
+        (out / "large.bin").write_bytes(large)
+        completer = ResultCompleter(stub.artifacts, "r1", tmp_path / "runs")
+        artifacts, notes = await completer.upload_files(lease, list(collect_files(out).files))
+        assert not notes and artifacts[0].size_bytes == len(large)
+        key = f"{lease.batch_id}/{lease.job_id}/large.bin"
+        assert hashlib.sha256(stub.objects.get(key)).hexdigest() == hashlib.sha256(large).hexdigest()

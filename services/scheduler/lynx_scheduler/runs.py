@@ -119,8 +119,14 @@ def run_bytes(job: JobRow, seed: int, parameters: bytes) -> bytes:
     """One Run as wire bytes: the job, its seed and inputs (`parameters`, already encoded), and
     its last result's outputs and ending once it is final. (upb builds these few fields faster than
     Python could encode them by hand.)"""
-    run = pb.Run(job_id=job.job_id, run_id=job.run_id, seed=seed, status=_STATUS[job.status],
-                 attempts=job.attempts, runner_id=job.runner_id or "")
+    run = pb.Run(
+        job_id=job.job_id,
+        run_id=job.run_id,
+        seed=seed,
+        status=_STATUS[job.status],
+        attempts=job.attempts,
+        runner_id=job.runner_id or "",
+    )
     if job.status in policy.TERMINAL:
         if job.finished_at is not None:
             run.finished_at.FromNanoseconds(int(job.finished_at * 1e9))

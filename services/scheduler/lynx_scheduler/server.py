@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 
+import aiosqlite
 import grpc
 
+from lynx.auth.v1 import auth_service_pb2 as auth_pb
+from lynx.auth.v1 import auth_service_pb2_grpc as auth_grpc
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_common import security
 from lynx_common.errors import ValidationError
-from lynx_common.server import GrpcServer, client_channel, configure_logging, serve_until_signalled
+from lynx_common.server import CLIENT_OPTIONS, GrpcServer, configure_logging, serve_until_signalled
 from lynx_common.status import abort_invalid, abort_validation
 from lynx_scheduler import policy
 from lynx_scheduler.convert import batch_to_proto, job_result, job_to_proto, runner_to_proto, scheduler_result
@@ -22,6 +27,7 @@ from lynx_scheduler.dispatch import Dispatcher
 from lynx_scheduler.rows import BatchRow
 from lynx_scheduler.store import Store
 from lynx_scheduler.submission import Submissions
+from lynx_scheduler.tokens import AuthServicer, Tokens
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +141,13 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         if first.WhichOneof("message") != "register":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "first message must be register")
         try:
-            session = await self.sessions.attach(first.register)
+            session = await self.sessions.attach(first.register, security.current_principal.get())
         except ValidationError as exc:
             await abort_validation(context, exc)
+        except PermissionError as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        except FileExistsError as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         outbox = session.outbox
         reader = asyncio.create_task(self.sessions.receive(session, outbox, request_iterator))
         try:
@@ -150,10 +160,18 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             await self.sessions.detached(session, outbox)
 
 
-async def run(host: str, port: int, data_dir: Path, sampler_addr: str) -> None:
+async def run(host: str, port: int, data_dir: Path, sampler_addr: str,
+              secure: security.ServerSecurity | None = None, admin_token_file: Path | None = None) -> None:
     """Open the store, start the dispatcher and serve until signalled."""
+    secure = secure or security.ServerSecurity()
+    security.check_exposure("lynx-scheduler", host, secure)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(data_dir / "scheduler.db")
+    tokens = Tokens(await aiosqlite.connect(str(data_dir / "scheduler.db")))
+    sampler_token = os.environ.get(security.TOKEN_ENV) or None
+    if secure.auth and admin_token_file is not None:
+        await tokens.ensure_admin_file(admin_token_file)
+        sampler_token = sampler_token or admin_token_file.read_text().strip()
     dropped = await store.delete_unready_batches()
     if dropped:
         log.warning("deleted %d batches whose submission did not finish", dropped)
@@ -163,18 +181,24 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str) -> None:
     if adopted:
         log.warning("%d jobs were running when the scheduler stopped; waiting for their runners", adopted)
     dispatcher.start()
-    channel = client_channel(sampler_addr)
+    channel = security.client_channel(sampler_addr, CLIENT_OPTIONS, token=sampler_token)
     servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(channel))
-    server = GrpcServer(
-        lambda s: pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s),
-        [pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
-        host,
-        port,
-    )
+    auth = AuthServicer(tokens, dispatcher.sessions.holds)
+
+    def register(s: grpc.aio.Server) -> None:
+        pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s)
+        if secure.auth:
+            auth_grpc.add_AuthServiceServicer_to_server(auth, s)
+
+    names = [pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name]
+    if secure.auth:
+        names.append(auth_pb.DESCRIPTOR.services_by_name["AuthService"].full_name)
+    server = GrpcServer(register, names, host, port, secure, tokens.verify if secure.auth else None)
 
     async def cleanup() -> None:
         await dispatcher.stop()
         await channel.close()
+        await tokens.db.close()
         await store.close()
 
     await serve_until_signalled(server, cleanup, grace=2.0)
@@ -187,9 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=50051)
     parser.add_argument("--data-dir", type=Path, default=Path(".lynx"))
     parser.add_argument("--sampler-addr", default="127.0.0.1:50052")
+    parser.add_argument("--admin-token-file", type=Path,
+                        help="with --auth: this file's token is an admin token (a new one is written if it is missing)")
+    security.add_server_args(parser)
     args = parser.parse_args(argv)
     configure_logging()
-    asyncio.run(run(args.host, args.port, args.data_dir, args.sampler_addr))
+    asyncio.run(run(args.host, args.port, args.data_dir, args.sampler_addr, security.server_security(args),
+                    args.admin_token_file))
 
 
 if __name__ == "__main__":

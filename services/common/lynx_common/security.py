@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,6 +56,11 @@ current_principal: contextvars.ContextVar[Principal | None] = contextvars.Contex
 def token_hash(secret: str) -> str:
     """The sha256 hex digest under which a token is stored (the secret itself never is)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    """A fresh bearer token: 256 random bits."""
+    return "lynx_" + secrets.token_urlsafe(32)
 
 
 def write_secret(path: Path, secret: str) -> None:
@@ -225,8 +231,7 @@ def principal_of(token) -> Principal:
 
 # ---- clients -------------------------------------------------------------------------------------
 
-class _TokenInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
-                        grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
+class _AddToken:
     """Adds `authorization: Bearer <token>` to every call; `token` is read per call (the gateway
     forwards each request's own token)."""
 
@@ -242,15 +247,24 @@ class _TokenInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStre
         return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                           details.wait_for_ready)
 
+
+# grpc.aio files an interceptor under the first of the four kinds it subclasses: one class per kind.
+class _UnaryUnaryToken(_AddToken, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, details, request):
         return await continuation(self._details(details), request)
 
+
+class _UnaryStreamToken(_AddToken, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, details, request):
         return await continuation(self._details(details), request)
 
+
+class _StreamUnaryToken(_AddToken, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation, details, request_iterator):
         return await continuation(self._details(details), request_iterator)
 
+
+class _StreamStreamToken(_AddToken, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation, details, request_iterator):
         return await continuation(self._details(details), request_iterator)
 
@@ -279,7 +293,9 @@ def client_channel(target: str, options=None, token: str | Callable[[], str | No
         token = env.get(TOKEN_ENV) or None
     interceptors = []
     if token is not None:
-        interceptors.append(_TokenInterceptor(token if callable(token) else (lambda: token)))
+        get = token if callable(token) else (lambda: token)
+        interceptors = [kind(get) for kind in (_UnaryUnaryToken, _UnaryStreamToken, _StreamUnaryToken,
+                                               _StreamStreamToken)]
     creds = channel_credentials(env)
     options = CLIENT_OPTIONS if options is None else options
     if creds is None:

@@ -15,18 +15,12 @@ import grpc
 from lynx.auth.v1 import auth_service_pb2 as pb
 from lynx.auth.v1 import auth_service_pb2_grpc as pb_grpc
 from lynx_common import security
-from lynx_common.security import Principal, token_hash
+from lynx_common.security import Principal, new_secret, token_hash
 from lynx_common.status import abort_invalid
 
 log = logging.getLogger(__name__)
-SECRET_PREFIX = "lynx_"
 _RUNNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _COLUMNS = "token_id, role, runner_id, name, created_at, revoked_at"
-
-
-def new_secret() -> str:
-    """A fresh bearer secret: 256 random bits."""
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def _token(row) -> pb.Token:

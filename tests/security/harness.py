@@ -5,8 +5,10 @@ talk to it the way an outsider would (HTTPS with or without a token, gRPC with o
 from __future__ import annotations
 
 import json
+import queue
 import ssl
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -165,4 +167,32 @@ def connect_error(stub: pb_grpc.SchedulerServiceStub, token: str | None, runner_
     return None
 
 
-__all__ = ["auth_pb", "SecureStack", "Https", "study", "metadata", "register", "connect_error"]
+class FakeRunner:
+    """A Connect stream held open by a test: send() messages, next() replies."""
+
+    def __init__(self, stub, token: str | None, runner_id: str, slots: int = 0) -> None:
+        self.requests: queue.Queue = queue.Queue()
+        self.requests.put(register(runner_id, slots=slots))
+        self.call = stub.Connect(iter(self.requests.get, None), metadata=metadata(token), timeout=30)
+        self.replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for reply in self.call:
+                self.replies.put(reply)
+        except grpc.RpcError as exc:
+            self.replies.put(exc)
+
+    def send(self, message: pb.ConnectRequest) -> None:
+        self.requests.put(message)
+
+    def next(self, timeout: float = 10):
+        return self.replies.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.requests.put(None)
+        self.call.cancel()
+
+
+__all__ = ["auth_pb", "FakeRunner", "SecureStack", "Https", "study", "metadata", "register", "connect_error"]

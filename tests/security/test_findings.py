@@ -4,16 +4,14 @@ and the study's jobs all complete with their own results."""
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import ssl
-import threading
 import urllib.error
 import urllib.request
 
 import grpc
 import pytest
-from harness import SecureStack, auth_pb, connect_error, metadata, register, study
+from harness import FakeRunner, SecureStack, auth_pb, connect_error, metadata, study
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
@@ -114,34 +112,6 @@ def test_tokens_are_stored_hashed_and_never_logged(stack):
     assert secret not in dump and stack.admin not in dump
     logs = "".join(p.read_text(errors="replace") for p in stack.procs.logs.glob("*.log"))
     assert secret not in logs and stack.admin not in logs
-
-
-class FakeRunner:
-    """A Connect stream held open by a test: send() messages, next() replies."""
-
-    def __init__(self, stub, token: str, runner_id: str) -> None:
-        self.requests: queue.Queue = queue.Queue()
-        self.requests.put(register(runner_id, slots=0))
-        self.call = stub.Connect(iter(self.requests.get, None), metadata=metadata(token), timeout=30)
-        self.replies: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        try:
-            for reply in self.call:
-                self.replies.put(reply)
-        except grpc.RpcError as exc:
-            self.replies.put(exc)
-
-    def send(self, message: pb.ConnectRequest) -> None:
-        self.requests.put(message)
-
-    def next(self, timeout: float = 10):
-        return self.replies.get(timeout=timeout)
-
-    def close(self) -> None:
-        self.requests.put(None)
-        self.call.cancel()
 
 
 def test_impersonation_forged_reports_and_injected_telemetry_are_refused_and_no_job_is_lost(stack):

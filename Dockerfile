@@ -31,11 +31,11 @@ WORKDIR /app
 COPY scenarios scenarios
 COPY configs configs
 
-# Run as an unprivileged user; /data (SQLite) and /runs (job outputs) are the
+# Run as an unprivileged user; /data (SQLite), /runs (job outputs) and /secrets (compose.secure.yaml) are the
 # mount points of named volumes, which inherit this ownership when created.
 RUN useradd --create-home --uid 10001 --user-group lynx \
- && mkdir -p /data /runs \
- && chown lynx:lynx /data /runs
+ && mkdir -p /data /runs /secrets \
+ && chown lynx:lynx /data /runs /secrets
 USER lynx
 
 EXPOSE 8080 50051 50052 50053

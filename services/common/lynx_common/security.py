@@ -20,6 +20,7 @@ import grpc
 log = logging.getLogger(__name__)
 
 TOKEN_ENV, CA_ENV, CERT_ENV, KEY_ENV = "LYNX_TOKEN", "LYNX_TLS_CA", "LYNX_TLS_CERT", "LYNX_TLS_KEY"
+TOKEN_FILE_ENV = "LYNX_TOKEN_FILE"  # read the token from this file when LYNX_TOKEN is unset (container secrets)
 READ, SUBMIT, ADMIN, RUNNER = "read", "submit", "admin", "runner"
 ROLES = (READ, SUBMIT, ADMIN, RUNNER)
 _READERS, _SUBMITTERS, _RUNNERS, _ADMINS = (
@@ -269,6 +270,15 @@ class _StreamStreamToken(_AddToken, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(self._details(details), request_iterator)
 
 
+def env_token(env=os.environ) -> str | None:
+    """LYNX_TOKEN, else the contents of the file LYNX_TOKEN_FILE names, else None."""
+    if env.get(TOKEN_ENV):
+        return env[TOKEN_ENV].strip()
+    if env.get(TOKEN_FILE_ENV):
+        return Path(env[TOKEN_FILE_ENV]).read_text().strip() or None
+    return None
+
+
 def _read(path: str | None) -> bytes | None:
     return Path(path).read_bytes() if path else None
 
@@ -290,7 +300,7 @@ def client_channel(target: str, options=None, token: str | Callable[[], str | No
     from lynx_common.server import CLIENT_OPTIONS
 
     if token == "env":
-        token = env.get(TOKEN_ENV) or None
+        token = env_token(env)
     interceptors = []
     if token is not None:
         get = token if callable(token) else (lambda: token)

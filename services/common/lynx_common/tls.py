@@ -133,3 +133,25 @@ def ensure_server_files(directory: Path, hosts: Iterable[str] = ()) -> TlsFiles:
             return files
     issued = issue(directory, "server", hosts)
     return TlsFiles(issued.ca, issued.cert, issued.key)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m lynx_common.tls --dir DIR --host NAME ...`: write ca.pem and server.pem/server.key for
+    the given names (plus 127.0.0.1 and localhost), reusing what is there; `--client NAME` adds a client
+    certificate for mutual TLS."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lynx_common.tls", description=main.__doc__)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--host", action="append", default=[], help="a name or address of the servers")
+    parser.add_argument("--client", action="append", default=[], help="a client certificate to issue")
+    args = parser.parse_args(argv)
+    files = ensure_server_files(args.dir, args.host)
+    print(f"CA {files.ca}; server certificate {files.cert} for 127.0.0.1, localhost, {', '.join(args.host)}")
+    for name in args.client:
+        client = issue(args.dir, name, client=True)
+        print(f"client certificate {client.cert} ({client.key})")
+
+
+if __name__ == "__main__":
+    main()

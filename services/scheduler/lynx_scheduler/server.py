@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -168,7 +167,7 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str,
     data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(data_dir / "scheduler.db")
     tokens = Tokens(await aiosqlite.connect(str(data_dir / "scheduler.db")))
-    sampler_token = os.environ.get(security.TOKEN_ENV) or None
+    sampler_token = security.env_token()
     if secure.auth and admin_token_file is not None:
         await tokens.ensure_admin_file(admin_token_file)
         sampler_token = sampler_token or admin_token_file.read_text().strip()

@@ -4,8 +4,11 @@ and the study's jobs all complete with their own results."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -159,3 +162,17 @@ def test_authenticate_answers_whether_a_runner_holds_a_job(stack):
     assert not reply.valid
     reply = stack.auth().Authenticate(auth_pb.AuthenticateRequest(secret=stack.admin), timeout=5)
     assert reply.valid and reply.token.role == auth_pb.ROLE_ADMIN
+
+
+def test_lynx_token_create_prints_the_secret_alone_on_its_last_line(stack):
+    env = {**os.environ, "LYNX_API_URL": stack.ports.gateway_url, "LYNX_TLS_CA": str(stack.ca),
+           "LYNX_TOKEN": stack.admin}
+    made = subprocess.run([sys.executable, "-m", "lynx_cli.main", "token", "create", "--role", "runner",
+                           "--runner-id", "gpu-01"], env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("lynx_") and " " not in secret
+    assert connect_error(stack.scheduler(), secret, "gpu-01") is None
+    listed = subprocess.run([sys.executable, "-m", "lynx_cli.main", "runners"], env={**env, "LYNX_TOKEN": secret},
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 1 and "HTTP 403" in listed.stderr  # a runner token is not a reader

@@ -109,7 +109,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if not secret:
             return _denied(handler, grpc.StatusCode.UNAUTHENTICATED,
                            "this server requires a token: send `authorization: Bearer <token>` (set LYNX_TOKEN)")
-        principal = await self.verify(secret)
+        try:
+            principal = await self.verify(secret)
+        except grpc.aio.AioRpcError as exc:  # the scheduler, which knows the tokens, is away
+            log.warning("cannot check a token for %s: %s", details.method, exc.code().name)
+            return _denied(handler, grpc.StatusCode.UNAVAILABLE, "cannot check the token now (the scheduler "
+                                                                 "is unreachable); try again")
         if principal is None:
             return _denied(handler, grpc.StatusCode.UNAUTHENTICATED, "the token is unknown or revoked")
         if principal.role not in allowed:
@@ -215,7 +220,12 @@ class RemoteVerifier:
 async def check_holds_job(verifier: RemoteVerifier, context: grpc.aio.ServicerContext, job_id: str) -> None:
     """Abort with PERMISSION_DENIED unless the caller's token is a runner's that holds `job_id` now (or admin)."""
     secret = bearer(context.invocation_metadata())
-    if not await verifier.holds_job(secret, job_id):
+    try:
+        holds = await verifier.holds_job(secret, job_id)
+    except grpc.aio.AioRpcError:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "cannot check the job's lease now (the scheduler is "
+                                                          "unreachable); try again")
+    if not holds:
         principal = current_principal.get()
         who = f"runner {principal.runner_id!r}" if principal and principal.runner_id else "this token"
         log.warning("refused telemetry for job %s from %s: not its lease", job_id, who)

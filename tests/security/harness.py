@@ -113,7 +113,7 @@ class SecureStack:
     def add_runner(self, runner_id: str, token: str, wait: bool = True, **env: str) -> None:
         """A lynx-runner with `token` as its LYNX_TOKEN."""
         self.procs.add_runner(lynx_stack.Runner(runner_id, config=runner_config(self.root, runner_id),
-                                                env={"LYNX_TOKEN": token, **env}), wait=wait)
+                                                env={"LYNX_TOKEN": token, "SEC_SLEEP": "2", **env}), wait=wait)
 
     def token(self, role: str, runner_id: str = "") -> str:
         body = {"role": role, **({"runner_id": runner_id} if runner_id else {})}
@@ -156,7 +156,7 @@ def register(runner_id: str, slots: int = 8, sim_type: str = "secure") -> pb.Con
 
 def connect_error(stub: pb_grpc.SchedulerServiceStub, token: str | None, runner_id: str) -> grpc.RpcError | None:
     """Open Connect as `runner_id` with `token`; the error it fails with, or None once registered."""
-    call = stub.Connect(iter([register(runner_id)]), metadata=metadata(token), timeout=5)
+    call = stub.Connect(iter([register(runner_id)]), metadata=metadata(token), timeout=20)
     try:
         first = next(call)
     except grpc.RpcError as exc:
@@ -187,7 +187,7 @@ class FakeRunner:
     def send(self, message: pb.ConnectRequest) -> None:
         self.requests.put(message)
 
-    def next(self, timeout: float = 10):
+    def next(self, timeout: float = 20):
         return self.replies.get(timeout=timeout)
 
     def close(self) -> None:

@@ -144,7 +144,7 @@ def test_impersonation_forged_reports_and_injected_telemetry_are_refused_and_no_
                                 (None, job["job_id"], grpc.StatusCode.UNAUTHENTICATED)):
         with pytest.raises(grpc.RpcError) as rpc:
             ingest.Publish(iter([tel_pb.PublishRequest(job_id=job_id, batch_id=job["batch_id"], samples=[sample])]),
-                           metadata=metadata(token), timeout=10)
+                           metadata=metadata(token), timeout=20)
         assert rpc.value.code() == code, (job_id, rpc.value.details())
     rogue.close()
 

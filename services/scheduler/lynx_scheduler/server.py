@@ -182,7 +182,11 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str,
     dispatcher.start()
     channel = security.client_channel(sampler_addr, CLIENT_OPTIONS, token=sampler_token)
     servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(channel))
-    auth = AuthServicer(tokens, dispatcher.sessions.holds)
+    def holds(runner_id: str, job_id: str) -> bool:  # whether that runner holds the job's lease now
+        session = dispatcher.sessions.by_id.get(runner_id)
+        return session is not None and job_id in session.leases
+
+    auth = AuthServicer(tokens, holds)
 
     def register(s: grpc.aio.Server) -> None:
         pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s)

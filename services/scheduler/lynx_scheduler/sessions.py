@@ -127,16 +127,10 @@ class Sessions:
 
     # ---- attach and detach ------------------------------------------------------------------
 
-    def holds(self, runner_id: str, job_id: str) -> bool:
-        """Whether `runner_id` holds `job_id`'s lease now (telemetry-ingest asks, through AuthService)."""
-        session = self.by_id.get(runner_id)
-        return session is not None and job_id in session.leases
-
     async def attach(self, reg: pb.RegisterRunner, principal: Principal | None = None) -> RunnerSession:
         """A runner registers: attach a new stream to its session (a reconnect keeps its leases)
-        and reconcile the jobs it says it runs. Raises ValidationError on a bad registration,
-        PermissionError when `principal` (the caller's token, with auth on) is another runner's, and
-        FileExistsError while another caller holds a live stream under this id."""
+        and reconcile the jobs it says it runs. Raises ValidationError on a bad registration, PermissionError
+        for another runner's token, FileExistsError while another caller holds a live stream under this id."""
         if not reg.runner_id:
             raise ValidationError("register.runner_id", "is required")
         if principal is not None and principal.role == "runner" and principal.runner_id != reg.runner_id:

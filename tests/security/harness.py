@@ -183,6 +183,8 @@ class FakeRunner:
                 self.replies.put(reply)
         except grpc.RpcError as exc:
             self.replies.put(exc)
+        else:
+            self.replies.put(None)  # the server ended the stream
 
     def send(self, message: pb.ConnectRequest) -> None:
         self.requests.put(message)

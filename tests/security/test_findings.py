@@ -176,3 +176,15 @@ def test_lynx_token_create_prints_the_secret_alone_on_its_last_line(stack):
     listed = subprocess.run([sys.executable, "-m", "lynx_cli.main", "runners"], env={**env, "LYNX_TOKEN": secret},
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 1 and "HTTP 403" in listed.stderr  # a runner token is not a reader
+
+
+def test_revoking_a_runner_token_ends_its_stream_and_it_cannot_come_back(stack):
+    created = stack.http.ok("POST", "/tokens", {"role": "runner", "runner_id": "runner-r"})
+    runner = FakeRunner(stack.scheduler(), created["secret"], "runner-r")
+    assert runner.next().WhichOneof("message") == "registered"
+    stack.http.ok("POST", f"/tokens/{created['token']['token_id']}/revoke", {})
+    ended = runner.next()
+    assert isinstance(ended, grpc.RpcError) or ended is None, ended
+    runner.close()
+    again = connect_error(stack.scheduler(), created["secret"], "runner-r")
+    assert again.code() == grpc.StatusCode.UNAUTHENTICATED

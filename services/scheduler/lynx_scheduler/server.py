@@ -186,7 +186,13 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str,
         session = dispatcher.sessions.by_id.get(runner_id)
         return session is not None and job_id in session.leases
 
-    auth = AuthServicer(tokens, holds)
+    def revoked(token_id: str) -> None:  # a runner whose token is revoked loses its stream (and cannot reconnect)
+        for session in dispatcher.sessions.by_id.values():
+            if session.token_id == token_id and session.connected:
+                log.warning("runner %s: its token was revoked; closing its stream", session.runner_id)
+                session.detach()
+
+    auth = AuthServicer(tokens, holds, revoked)
 
     def register(s: grpc.aio.Server) -> None:
         pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s)

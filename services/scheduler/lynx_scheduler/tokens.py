@@ -86,9 +86,11 @@ class Tokens:
 class AuthServicer(pb_grpc.AuthServiceServicer):
     """CreateToken/RevokeToken/ListTokens (admin: the interceptor checks) and Authenticate (open)."""
 
-    def __init__(self, tokens: Tokens, holds: Callable[[str, str], bool]) -> None:
+    def __init__(self, tokens: Tokens, holds: Callable[[str, str], bool],
+                 revoked: Callable[[str], None] = lambda token_id: None) -> None:
         self.tokens = tokens
         self.holds = holds  # (runner_id, job_id) -> whether that runner holds the job's lease now
+        self.revoked = revoked  # ends what the token holds open (a runner's stream)
 
     async def CreateToken(self, request: pb.CreateTokenRequest, context) -> pb.CreateTokenResponse:
         if request.role == pb.ROLE_UNSPECIFIED:
@@ -111,6 +113,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         if token is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"token {request.token_id!r} not found")
         log.info("token %s revoked", request.token_id)
+        self.revoked(request.token_id)
         return pb.RevokeTokenResponse(token=token)
 
     async def ListTokens(self, request: pb.ListTokensRequest, context) -> pb.ListTokensResponse:

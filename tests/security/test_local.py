@@ -151,3 +151,20 @@ async def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path):
                             security.KEY_ENV: str(client.key)}) == grpc.StatusCode.OK
     finally:
         await server.stop(0)
+
+
+async def test_without_auth_the_gateway_still_refuses_cross_site_writes_and_foreign_hosts():
+    """On loopback with no tokens, a web page the user visits must not submit or cancel batches."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from lynx_gateway.server import build_app
+
+    async with TestClient(TestServer(build_app("127.0.0.1:1", "127.0.0.1:1"))) as client:
+        form = await client.post("/batches/b-1/cancel", data="x=1",
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+        assert form.status == 415 and (await form.json())["error"]["field"] == "Content-Type"
+        plain = await client.post("/jobs", data='{"name": "x"}', headers={"content-type": "text/plain"})
+        assert plain.status == 415
+        rebound = await client.get("/batches", headers={"Host": "attacker.example"})
+        assert rebound.status == 400 and (await rebound.json())["error"]["field"] == "Host"
+        assert (await client.get("/healthz")).status == 200

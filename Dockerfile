@@ -21,7 +21,7 @@ COPY gateway gateway
 COPY cli cli
 COPY clients/python clients/python
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ./gen/python "./services/common[sqlite]" ./services/sampler ./services/scheduler \
+    pip install ./gen/python "./services/common[sqlite,tls]" ./services/sampler ./services/scheduler \
         ./services/telemetry ./services/runner ./gateway "./cli[basilisk]" ./clients/python \
  && rm -rf /src
 

@@ -127,9 +127,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return _denied(handler, grpc.StatusCode.UNAVAILABLE, "cannot check the token now (the scheduler "
                                                                  "is unreachable); try again")
         if principal is None:
+            log.warning("refused %s: unknown or revoked token", details.method)
             return _denied(handler, grpc.StatusCode.UNAUTHENTICATED, "the token is unknown or revoked")
         if principal.role not in allowed:
             name = details.method.rsplit("/", 1)[-1]
+            log.warning("refused %s: token %s has role %s", details.method, principal.token_id, principal.role)
             return _denied(handler, grpc.StatusCode.PERMISSION_DENIED,
                            f"a {principal.role} token may not call {name} (needs {' or '.join(sorted(allowed))})")
         return _as(handler, principal)

@@ -21,7 +21,7 @@ COPY gateway gateway
 COPY cli cli
 COPY clients/python clients/python
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ./gen/python "./services/common[sqlite]" ./services/sampler ./services/scheduler \
+    pip install ./gen/python "./services/common[sqlite,tls]" ./services/sampler ./services/scheduler \
         ./services/telemetry ./services/runner ./gateway "./cli[basilisk]" ./clients/python \
  && rm -rf /src
 
@@ -31,11 +31,11 @@ WORKDIR /app
 COPY scenarios scenarios
 COPY configs configs
 
-# Run as an unprivileged user; /data (SQLite) and /runs (job outputs) are the
+# Run as an unprivileged user; /data (SQLite), /runs (job outputs) and /secrets (compose.secure.yaml) are the
 # mount points of named volumes, which inherit this ownership when created.
 RUN useradd --create-home --uid 10001 --user-group lynx \
- && mkdir -p /data /runs \
- && chown lynx:lynx /data /runs
+ && mkdir -p /data /runs /secrets \
+ && chown lynx:lynx /data /runs /secrets
 USER lynx
 
 EXPOSE 8080 50051 50052 50053

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import urllib.error
 import urllib.request
 
@@ -20,17 +22,24 @@ class ApiError(RuntimeError):
 class Api:
     """GET and POST JSON against the gateway at `base_url`."""
 
-    def __init__(self, base_url: str = DEFAULT_URL, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str = DEFAULT_URL, timeout: float = 60.0, token: str | None = None,
+                 ca_file: str | None = None) -> None:
+        """`token` (default $LYNX_TOKEN) goes as `Authorization: Bearer`; `ca_file` (default $LYNX_TLS_CA)
+        verifies an https gateway."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.token = token if token is not None else os.environ.get("LYNX_TOKEN", "")
+        ca_file = ca_file if ca_file is not None else os.environ.get("LYNX_TLS_CA")
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     def request(self, method: str, path: str, body: object | None = None) -> object:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"content-type": "application/json"}
-        )
+        headers = {"content-type": "application/json"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as reply:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as reply:
                 return json.load(reply)
         except urllib.error.HTTPError as exc:
             try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from lynx_cli import tokens
 from lynx_cli.api import DEFAULT_URL, Api, ApiError
 
 DEFAULT_RUNNER_CONFIG = Path("configs/lynx-runner-basilisk.yaml")
@@ -103,14 +104,23 @@ def _interrupt_on_signals() -> None:
 
 
 def cmd_up(args) -> int:
+    from lynx_cli.secure import StackSecurity
     from lynx_cli.stack import Ports, Stack, StackError
 
-    stack = Stack(args.data_dir, Ports(args.scheduler_port, args.sampler_port, args.telemetry_port, args.http_port),
-                  args.runners, args.runner_config, artifact_store=args.artifact_store)
+    secure = StackSecurity(args.tls, args.auth, args.host, args.require_client_cert, args.insecure, args.allowed_host)
+    try:
+        stack = Stack(args.data_dir, Ports(args.scheduler_port, args.sampler_port, args.telemetry_port,
+                                           args.http_port), args.runners, args.runner_config, security=secure,
+                      artifact_store=args.artifact_store)
+    except ValueError as exc:
+        print(f"lynx up: {exc}", file=sys.stderr)
+        return 2
     _interrupt_on_signals()
     try:
         stack.start()
         p = stack.ports
+        for line in secure_summary(secure):
+            print(line, flush=True)
         print(f"Lynx is up: gateway {p.gateway_url}, scheduler {p.scheduler_addr}, "
               f"sampler 127.0.0.1:{p.sampler}, telemetry {p.telemetry_addr}; "
               f"{args.runners} runner(s); data and logs in {stack.data_dir}. Ctrl-C stops everything.", flush=True)
@@ -125,6 +135,19 @@ def cmd_up(args) -> int:
         return 1
     finally:
         stack.stop()
+
+
+def secure_summary(secure) -> list[str]:
+    """What `lynx up` tells the operator about TLS and tokens (paths, never the token itself)."""
+    lines = []
+    if secure.files is not None:
+        lines.append(f"TLS on: clients verify with the CA in {secure.files.ca} (export LYNX_TLS_CA={secure.files.ca})")
+    if secure.client is not None:
+        lines.append(f"mutual TLS required: a client certificate is in {secure.client.cert} and {secure.client.key}")
+    if secure.admin_token_file is not None:
+        lines.append(f"auth on: the admin token is in {secure.admin_token_file} "
+                     f"(export LYNX_TOKEN=$(cat {secure.admin_token_file}))")
+    return lines
 
 
 def cmd_run(args) -> int:
@@ -253,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--runner-config", type=Path, default=DEFAULT_RUNNER_CONFIG)
     up.add_argument("--artifact-store", metavar="URL", help="where output files are uploaded: a directory, file:// or"
                     " s3://bucket/prefix (env LYNX_ARTIFACT_STORE; default <data-dir>/artifacts)")
+    up.add_argument("--host", default="127.0.0.1",
+                    help="address the scheduler, telemetry-ingest and gateway bind (beyond loopback: --tls --auth)")
+    up.add_argument("--tls", action="store_true", help="serve TLS; a private CA and certificates go to DATA_DIR/tls")
+    up.add_argument("--auth", action="store_true", help="require tokens; the admin token goes to DATA_DIR/admin.token")
+    up.add_argument("--require-client-cert", action="store_true", help="mutual TLS for the scheduler and ingest")
+    up.add_argument("--allowed-host", action="append", default=[], help="another name clients use for this host")
+    up.add_argument("--insecure", action="store_true",
+                    help="allow --host beyond loopback without --tls and --auth (logged loudly)")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="start a private stack, run one study end to end, print results, stop")
@@ -307,8 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("batch_id")
     rerun.set_defaults(func=cmd_rerun_failed)
 
-    for p in (submit, status, results, cancel, runners, extend, rerun):
+    def url_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--url", default=url, help=f"gateway URL (default $LYNX_API_URL or {DEFAULT_URL})")
+
+    for p in (submit, status, results, cancel, runners, extend, rerun):
+        url_arg(p)
+    tokens.add_parser(sub, url_arg)
     return parser
 
 

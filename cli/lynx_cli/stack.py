@@ -14,6 +14,10 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lynx_cli.secure import StackSecurity
 
 STOP_GRACE_S = 5.0
 READY_TIMEOUT_S = 60.0
@@ -41,13 +45,13 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def grpc_serving(addr: str) -> Probe:
-    """True once the gRPC server at `addr` answers its health check with SERVING."""
+def grpc_serving(addr: str, credentials=None) -> Probe:
+    """True once the gRPC server at `addr` answers its health check with SERVING (over TLS with `credentials`)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     def probe() -> bool:
-        with grpc.insecure_channel(addr) as channel:
+        with _grpc_channel(addr, credentials) as channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
             except grpc.RpcError:
@@ -57,12 +61,18 @@ def grpc_serving(addr: str) -> Probe:
     return probe
 
 
-def http_ok(url: str) -> Probe:
-    """True once GET `url` answers 200 (the gateway's /healthz)."""
+def _grpc_channel(addr: str, credentials=None):
+    import grpc
+
+    return grpc.secure_channel(addr, credentials) if credentials is not None else grpc.insecure_channel(addr)
+
+
+def http_ok(url: str, context=None) -> Probe:
+    """True once GET `url` answers 200 (the gateway's /healthz); `context`: an ssl context for https."""
 
     def probe() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=1.0) as reply:
+            with urllib.request.urlopen(url, timeout=1.0, context=context) as reply:
                 return reply.status == 200
         except OSError:
             return False
@@ -82,17 +92,20 @@ def log_says(path: Path, text: str) -> Probe:
     return probe
 
 
-def runner_online_via_gateway(gateway_url: str, runner_id: str) -> Probe:
-    """True once the gateway lists `runner_id` as Online."""
+def runner_online_via_gateway(gateway_url: str, runner_id: str, context=None, token: str | None = None) -> Probe:
+    """True once the gateway lists `runner_id` as Online (asking with `token` over `context`'s TLS)."""
     from lynx.scheduler.v1 import scheduler_service_pb2 as pb
     from lynx_common.names import RUNNER_STATUS
 
     online = RUNNER_STATUS.name(pb.RUNNER_STATUS_ONLINE)
     url = f"{gateway_url.rstrip('/')}/runners/{runner_id}"
 
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+
     def probe() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=1.0) as reply:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=1.0, context=context) as reply:
                 return json.load(reply)["status"] == online
         except (OSError, ValueError, KeyError):
             return False
@@ -100,7 +113,7 @@ def runner_online_via_gateway(gateway_url: str, runner_id: str) -> Probe:
     return probe
 
 
-def runner_online_via_scheduler(scheduler_addr: str, runner_id: str) -> Probe:
+def runner_online_via_scheduler(scheduler_addr: str, runner_id: str, credentials=None, metadata=()) -> Probe:
     """True once the scheduler's GetRunner says `runner_id` is online."""
     import grpc
 
@@ -108,10 +121,10 @@ def runner_online_via_scheduler(scheduler_addr: str, runner_id: str) -> Probe:
     from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 
     def probe() -> bool:
-        with grpc.insecure_channel(scheduler_addr) as channel:
+        with _grpc_channel(scheduler_addr, credentials) as channel:
             try:
                 reply = pb_grpc.SchedulerServiceStub(channel).GetRunner(
-                    pb.GetRunnerRequest(runner_id=runner_id), timeout=2.0)
+                    pb.GetRunnerRequest(runner_id=runner_id), timeout=2.0, metadata=metadata or None)
             except grpc.RpcError:
                 return False
         return reply.runner.status == pb.RUNNER_STATUS_ONLINE
@@ -243,13 +256,16 @@ class Ports:
     sampler: int = 50052
     telemetry: int = 50053
     http: int = 8080
+    host: str = "127.0.0.1"  # where the scheduler, telemetry-ingest and gateway are reached
+    scheme: str = "http"  # the gateway's: https with TLS
 
     def resolved(self) -> Ports:
-        return Ports(*(p or free_port() for p in (self.scheduler, self.sampler, self.telemetry, self.http)))
+        return Ports(*(p or free_port() for p in (self.scheduler, self.sampler, self.telemetry, self.http)),
+                     self.host, self.scheme)
 
     @property
     def scheduler_addr(self) -> str:
-        return f"127.0.0.1:{self.scheduler}"
+        return f"{self.host}:{self.scheduler}"
 
     @property
     def sampler_addr(self) -> str:
@@ -257,11 +273,11 @@ class Ports:
 
     @property
     def telemetry_addr(self) -> str:
-        return f"127.0.0.1:{self.telemetry}"
+        return f"{self.host}:{self.telemetry}"
 
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.http}"
+        return f"{self.scheme}://{self.host}:{self.http}"
 
 
 @dataclass
@@ -287,11 +303,17 @@ class Stack:
                  runner_config: Path | None = None, *, services: Iterable[str] = SERVICES,
                  sampler_addr: str | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None,
                  ready_timeout: float = READY_TIMEOUT_S, stop_grace: float = STOP_GRACE_S,
-                 artifact_store: str | None = None) -> None:
+                 security: StackSecurity | None = None, artifact_store: str | None = None) -> None:
+        """`security`: TLS, tokens and the bind address (lynx_cli.secure; default: plaintext on loopback)."""
         self.artifact_store = artifact_store  # the scheduler's --artifact-store (default <data_dir>/artifacts)
         self.data_dir = Path(data_dir).absolute()
         self.logs = self.data_dir / "logs"
-        self.ports = (ports or Ports(0, 0, 0, 0)).resolved()
+        self.security = security
+        ports = ports or Ports(0, 0, 0, 0)
+        if security is not None:
+            security.prepare(self.data_dir)
+            ports.host, ports.scheme = security.connect_host, "https" if security.tls else "http"
+        self.ports = ports.resolved()
         self.services = tuple(services)
         unknown = set(self.services) - set(SERVICES)
         if unknown:
@@ -300,7 +322,7 @@ class Stack:
         if "scheduler" in self.services and not self.sampler_addr:
             raise ValueError("a scheduler without a sampler needs sampler_addr")
         self.runner_config = runner_config
-        self.env = dict(env or {})
+        self.env = {**(security.env() if security else {}), **(env or {})}
         self.cwd = cwd
         self.ready_timeout = ready_timeout
         self.stop_grace = stop_grace
@@ -310,18 +332,22 @@ class Stack:
         self.processes.update((r.runner_id, self.runner_process(r)) for r in runners)
 
     def _service(self, name: str) -> Process:
-        p, data = self.ports, str(self.data_dir)
+        p, data, sec = self.ports, str(self.data_dir), self.security
+        creds = sec.grpc_credentials() if sec else None
         argv, ready = {
-            "sampler": (["lynx_sampler.server", "--port", str(p.sampler)], grpc_serving(p.sampler_addr)),
+            "sampler": (["lynx_sampler.server", "--port", str(p.sampler)], grpc_serving(p.sampler_addr, creds)),
             "telemetry": (["lynx_telemetry.server", "--port", str(p.telemetry), "--data-dir", data],
-                          grpc_serving(p.telemetry_addr)),
+                          grpc_serving(p.telemetry_addr, creds)),
             "scheduler": (["lynx_scheduler.server", "--port", str(p.scheduler), "--data-dir", data,
                            "--sampler-addr", str(self.sampler_addr),
                            *(["--artifact-store", self.artifact_store] if self.artifact_store else [])],
-                          grpc_serving(p.scheduler_addr)),
+                          grpc_serving(p.scheduler_addr, creds)),
             "gateway": (["lynx_gateway.server", "--port", str(p.http), "--scheduler-addr", p.scheduler_addr,
-                         "--telemetry-addr", p.telemetry_addr], http_ok(f"{p.gateway_url}/healthz")),
+                         "--telemetry-addr", p.telemetry_addr],
+                        http_ok(f"{p.gateway_url}/healthz", sec.ssl_context() if sec else None)),
         }[name]
+        if sec is not None:
+            argv += sec.service_args(name, p.scheduler_addr)
         return Process(name, [sys.executable, "-m", *argv], self.logs / f"{name}.log", self.env or None, self.cwd,
                        ready=ready)
 
@@ -335,10 +361,13 @@ class Stack:
             argv += ["--config", str(config)]
         env = {**self.env, "LYNX_SCHEDULER_ADDR": self.ports.scheduler_addr,
                "LYNX_TELEMETRY_ADDR": self.ports.telemetry_addr, **runner.env}
+        sec = self.security
         if "gateway" in self.services:
-            ready = runner_online_via_gateway(self.ports.gateway_url, runner.runner_id)
+            ready = runner_online_via_gateway(self.ports.gateway_url, runner.runner_id,
+                                              sec.ssl_context() if sec else None, sec.admin_token if sec else None)
         else:
-            ready = runner_online_via_scheduler(self.ports.scheduler_addr, runner.runner_id)
+            ready = runner_online_via_scheduler(self.ports.scheduler_addr, runner.runner_id,
+                                                sec.grpc_credentials() if sec else None, sec.metadata() if sec else ())
         return Process(runner.runner_id, [*argv, *runner.args], self.logs / f"{runner.runner_id}.log", env,
                        self.cwd, signal.SIGINT, ready)
 

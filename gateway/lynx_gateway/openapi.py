@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lynx.auth.v1 import auth_service_pb2 as auth_pb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx_gateway.schema import Schemas
@@ -155,6 +156,16 @@ PATHS = {
     "/jobs/{id}/telemetry": {"get": _op("jobTelemetry", "Stored telemetry of a job", _TELEMETRY, 400,
                                         params=[*_id(), *_query(tel_pb.QueryRequest, "variables", "start_ns",
                                                                 "end_ns", "limit")])},
+    "/tokens": {
+        "get": _op("listTokens", "API tokens, without their secrets (admin)",
+                   _schemas.build(auth_pb.ListTokensResponse.DESCRIPTOR), 401, 403, 404),
+        "post": _op("createToken", "Mint a token (admin); its secret is in this answer only",
+                    _schemas.build(auth_pb.CreateTokenResponse.DESCRIPTOR), 400, 401, 403, 404,
+                    body=_body(auth_pb.CreateTokenRequest)),
+    },
+    "/tokens/{id}/revoke": {"post": _op("revokeToken", "Revoke a token (admin)",
+                                        _schemas.build(auth_pb.RevokeTokenResponse.DESCRIPTOR), 401, 403, 404,
+                                        params=_id())},
     "/runners": {"get": _op("listRunners", "All runners", _list("runners", _ref(pb.Runner.DESCRIPTOR)))},
     "/runners/{id}": {"get": _op("getRunner", "One runner", _ref(pb.Runner.DESCRIPTOR), 404, params=_id())},
     "/healthz": {"get": _op("health", "Liveness of the gateway",

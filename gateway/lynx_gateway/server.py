@@ -17,9 +17,10 @@ from lynx_common import names
 from lynx_common.errors import ValidationError
 from lynx_common.rest import INT_RANGE, F, to_json
 from lynx_common.run_config import run_configs_csv
-from lynx_common.server import client_channel, configure_logging
+from lynx_common.server import configure_logging
 from lynx_common.status import validation_error
 from lynx_gateway import artifacts, convert
+from lynx_gateway import security as guard
 from lynx_gateway.openapi import SPEC
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ _HTTP_STATUS = {
     grpc.StatusCode.FAILED_PRECONDITION: 409,
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 
@@ -59,14 +62,16 @@ async def errors_middleware(request: web.Request, handler):
 class Gateway:
     """Route handlers; one channel per backend."""
 
-    def __init__(self, scheduler_addr: str, telemetry_addr: str) -> None:
+    def __init__(self, scheduler_addr: str, telemetry_addr: str, auth: bool = False) -> None:
         self.scheduler_addr = scheduler_addr
         self.telemetry_addr = telemetry_addr
+        self.tokens = guard.TokenRoutes(auth)
 
     async def open(self, _app: web.Application | None = None) -> None:
         """Create the channels inside the serving loop (grpc.aio binds them to it)."""
-        self.scheduler_channel = client_channel(self.scheduler_addr)
-        self.telemetry_channel = client_channel(self.telemetry_addr)
+        self.scheduler_channel = guard.channel(self.scheduler_addr)  # TLS from LYNX_TLS_*, the caller's token
+        self.telemetry_channel = guard.channel(self.telemetry_addr)
+        self.tokens.bind(self.scheduler_channel)
         self.scheduler = pb_grpc.SchedulerServiceStub(self.scheduler_channel)
         self.telemetry = tel_grpc.TelemetryServiceStub(self.telemetry_channel)
 
@@ -251,10 +256,13 @@ def _int_query(request: web.Request, name: str, default: int, bounds: tuple[int,
     return value
 
 
-def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:
-    """The aiohttp application with every route."""
-    gw = Gateway(scheduler_addr, telemetry_addr)
-    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
+def build_app(scheduler_addr: str, telemetry_addr: str, auth: bool = False,
+              allowed_hosts: frozenset[str] | None = None) -> web.Application:
+    """The aiohttp application with every route; `auth`: every route but health needs a bearer token."""
+    gw = Gateway(scheduler_addr, telemetry_addr, auth)
+    hosts = allowed_hosts or guard.allowed_hosts("127.0.0.1", [])
+    app = web.Application(middlewares=[errors_middleware, guard.middleware(auth, hosts)],
+                          client_max_size=MAX_BODY_BYTES)
     app.add_routes(
         [
             web.post("/jobs", gw.submit),
@@ -276,6 +284,7 @@ def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:
             web.get("/runners/{id}", gw.get_runner),
             web.get("/healthz", gw.health),
             web.get("/openapi.json", gw.openapi),
+            *gw.tokens.routes(),
         ]
     )
     artifacts.add_routes(app, gw)
@@ -291,13 +300,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--scheduler-addr", default="127.0.0.1:50051")
     parser.add_argument("--telemetry-addr", default="127.0.0.1:50053")
+    guard.add_args(parser)
     args = parser.parse_args(argv)
     configure_logging()
+    context = guard.ssl_context(args)
+    scheme = "https" if context else "http"
+    hosts = guard.allowed_hosts(args.host, args.allowed_host)
     web.run_app(
-        build_app(args.scheduler_addr, args.telemetry_addr),
+        build_app(args.scheduler_addr, args.telemetry_addr, args.auth, hosts),
         host=args.host,
         port=args.port,
-        print=lambda *_: log.info("serving HTTP on http://%s:%d", args.host, args.port),
+        ssl_context=context,
+        print=lambda *_: log.info("serving HTTP on %s://%s:%d", scheme, args.host, args.port),
     )
 
 

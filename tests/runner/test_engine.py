@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -165,8 +166,8 @@ async def test_successful_run_follows_the_tetryx_contract(make_engine, workdir, 
     env = summary["env"]
     assert Path(env["TETRYX_OUTPUT_DIR"]).resolve() == output_dir
     assert summary["output_dir_was_empty"]
-    host, _, port = env["TETRYX_TELEMETRY_URL"].rpartition(":")
-    assert host == "127.0.0.1" and int(port) > 0
+    url = urlsplit(env["TETRYX_TELEMETRY_URL"])
+    assert url.hostname == "127.0.0.1" and url.port > 0 and url.query.startswith("token=")
     # the run config is private: it exists, but is neither inside nor listed with the outputs
     run_config_path = Path(env["TETRYX_RUN_CONFIG"]).resolve()
     assert output_dir not in run_config_path.parents

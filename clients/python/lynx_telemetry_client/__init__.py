@@ -77,7 +77,8 @@ class TelemetryClient:
         linger_s: float = DEFAULT_LINGER_S,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
-        self.target = _strip_scheme(target)
+        self.target, token = _split_url(target)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None  # the job's secret
         self.sent = 0  # samples the endpoint acknowledged (written by the shipping thread only)
         self.dropped = 0  # samples refused, malformed, over the buffer, or undeliverable
         self._max_buffered = max_buffered
@@ -226,7 +227,7 @@ class TelemetryClient:
         try:
             if self._abort:
                 raise TimeoutError("close() timed out")
-            self._call = publish.future(iter(requests), timeout=self._call_timeout_s)
+            self._call = publish.future(iter(requests), timeout=self._call_timeout_s, metadata=self._metadata)
             if self._abort:  # close() gave up while the stream was being started
                 self._call.cancel()
             self._call.result()
@@ -322,6 +323,17 @@ def _strip_scheme(url: str) -> str:
         if url.startswith(scheme):
             return url[len(scheme) :].rstrip("/")
     return url
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """(host:port, the job's secret) of `grpc://host:port?token=SECRET` (the secret may be absent)."""
+    address, _, query = url.partition("?")
+    token = ""
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if key == "token":
+            token = value
+    return _strip_scheme(address), token
 
 
 def telemetry_client_from_env() -> TelemetryClient | NullTelemetryClient:

@@ -8,6 +8,8 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from lynx_common.security import channel_credentials
+
 
 def main(argv: list[str] | None = None) -> int:
     """Check `grpc.health.v1.Health/Check` on --addr for --service."""
@@ -17,7 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
     try:
-        with grpc.insecure_channel(args.addr) as channel:
+        credentials = channel_credentials()  # TLS when LYNX_TLS_CA is set
+        channel = (grpc.secure_channel(args.addr, credentials) if credentials is not None
+                   else grpc.insecure_channel(args.addr))
+        with channel:
             stub = health_pb2_grpc.HealthStub(channel)
             reply = stub.Check(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout

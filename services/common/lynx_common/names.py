@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from google.protobuf.descriptor import EnumDescriptor
 
+from lynx.auth.v1 import auth_service_pb2 as auth_pb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 
 
@@ -39,3 +40,4 @@ BATCH_STATUS = EnumNames(pb.BatchStatus.DESCRIPTOR, capitalise=True)
 RUNNER_STATUS = EnumNames(pb.RunnerStatus.DESCRIPTOR, capitalise=True)
 TERMINATION_REASON = EnumNames(pb.TerminationReason.DESCRIPTOR, capitalise=False)
 ATTEMPT_OUTCOME = EnumNames(pb.AttemptOutcome.DESCRIPTOR, capitalise=False)
+ROLE = EnumNames(auth_pb.Role.DESCRIPTOR, capitalise=False)  # API token roles: read, submit, admin, runner

@@ -26,7 +26,7 @@ INT_RANGE = {
     F.TYPE_UINT64: (0, 2**64 - 1), F.TYPE_FIXED64: (0, 2**64 - 1),
 }
 ENUMS = {n.descriptor.full_name: n for n in (names.JOB_STATUS, names.BATCH_STATUS, names.RUNNER_STATUS,
-                                             names.TERMINATION_REASON, names.ATTEMPT_OUTCOME)}
+                                             names.TERMINATION_REASON, names.ATTEMPT_OUTCOME, names.ROLE)}
 TIMESTAMP = "google.protobuf.Timestamp"
 JSON_VALUES = ("google.protobuf.ListValue", "google.protobuf.Value", "google.protobuf.Struct")
 

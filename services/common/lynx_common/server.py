@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lynx_common.reflection import enable_server_reflection
+from lynx_common.security import AuthInterceptor, ServerSecurity, Verify
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,11 @@ CLIENT_OPTIONS = [
 
 
 def client_channel(target: str) -> grpc.aio.Channel:
-    """An insecure grpc.aio channel with keepalive matching SERVER_OPTIONS."""
-    return grpc.aio.insecure_channel(target, options=CLIENT_OPTIONS)
+    """A grpc.aio channel with keepalive matching SERVER_OPTIONS; TLS and a token from LYNX_TLS_* and
+    LYNX_TOKEN when set (lynx_common.security)."""
+    from lynx_common import security
+
+    return security.client_channel(target, CLIENT_OPTIONS)
 
 
 class GrpcServer:
@@ -47,14 +51,22 @@ class GrpcServer:
         service_names: Iterable[str],
         host: str = "127.0.0.1",
         port: int = 0,
+        security: ServerSecurity | None = None,
+        verify: Verify | None = None,
     ) -> None:
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        """`security`: TLS (and mutual TLS); `verify`: check bearer tokens with it (lynx_common.security)."""
+        interceptors = [AuthInterceptor(verify)] if verify is not None else []
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         register(self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.service_names = list(service_names)
         enable_server_reflection([*self.service_names, health.SERVICE_NAME], self.server)
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        credentials = security.server_credentials() if security is not None else None
+        if credentials is None:
+            self.port = self.server.add_insecure_port(f"{host}:{port}")
+        else:
+            self.port = self.server.add_secure_port(f"{host}:{port}", credentials)
         if self.port == 0:
             raise OSError(f"cannot bind {host}:{port}")
         self.address = f"{host}:{self.port}"

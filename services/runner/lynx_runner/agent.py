@@ -12,6 +12,7 @@ from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
+from lynx_common import security
 from lynx_common.server import CLIENT_OPTIONS, client_channel
 from lynx_runner.artifacts import ResultCompleter
 from lynx_runner.config import RunnerConfig
@@ -180,7 +181,7 @@ class RunnerAgent:
 
     async def _session(self) -> None:
         outbox: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()
-        async with grpc.aio.insecure_channel(self.scheduler_addr, options=_SCHEDULER_OPTIONS) as channel:
+        async with security.client_channel(self.scheduler_addr, _SCHEDULER_OPTIONS) as channel:
             stub = pb_grpc.SchedulerServiceStub(channel)
             call = stub.Connect(self._requests(outbox), wait_for_ready=True)
             heartbeats = asyncio.create_task(self._heartbeats())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import AsyncIterator
 
 import grpc
 
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
+from lynx_common.security import bearer
 from lynx_runner.relay import TelemetryRelay
 from lynx_runner.watchdog import Watchdog
 
@@ -19,7 +22,8 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
     `dropped_samples` the scenario's client reported (its cumulative count).
     """
 
-    def __init__(self, watchdog: Watchdog, relay: TelemetryRelay) -> None:
+    def __init__(self, watchdog: Watchdog, relay: TelemetryRelay, secret: str | None = None) -> None:
+        self.secret = secret  # when set, a publisher must send it (`authorization: Bearer <secret>`)
         self.watchdog = watchdog
         self.relay = relay
         self.received = 0
@@ -28,6 +32,10 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
     async def Publish(
         self, request_iterator: AsyncIterator[tel_pb.PublishRequest], context: grpc.aio.ServicerContext
     ) -> tel_pb.PublishResponse:
+        presented = bearer(context.invocation_metadata())
+        if self.secret is not None and not hmac.compare_digest(presented, self.secret):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                "this endpoint takes telemetry from its own job only (token in TETRYX_TELEMETRY_URL)")
         accepted = 0
         async for request in request_iterator:
             self._take(request)
@@ -45,3 +53,13 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
         if request.dropped_samples > self.dropped:
             self.dropped = request.dropped_samples
         self.relay.add_request(request)  # last: the relay may keep and modify the request
+
+
+def job_secret() -> str:
+    """A fresh secret for one job's endpoint."""
+    return secrets.token_urlsafe(24)
+
+
+def telemetry_url(address: str, secret: str) -> str:
+    """TETRYX_TELEMETRY_URL: the endpoint's address and the job's secret, which the client library sends."""
+    return f"grpc://{address}?token={secret}"

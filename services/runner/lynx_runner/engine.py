@@ -19,7 +19,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer
 from lynx_runner.config import RunnerConfig, parse_memory
-from lynx_runner.endpoint import JobTelemetryServicer
+from lynx_runner.endpoint import JobTelemetryServicer, job_secret, telemetry_url
 from lynx_runner.launch import JobProcess, LaunchError, LaunchSpec, kill_group, spawn_cold
 from lynx_runner.relay import FINAL_FLUSH_DEADLINE_S, TelemetryRelay
 from lynx_runner.streams import BadTelemetryLine, CappedLog, collect_files, group_rss_bytes, parse_telemetry_line
@@ -201,7 +201,8 @@ class ScenarioEngine:
 
         watchdog = Watchdog(lease.early_termination)
         relay = TelemetryRelay(self.telemetry_stub, lease.job_id, lease.batch_id, lease.telemetry)
-        servicer = JobTelemetryServicer(watchdog, relay)
+        secret = job_secret()
+        servicer = JobTelemetryServicer(watchdog, relay, secret)
         endpoint = GrpcServer(
             lambda s: tel_grpc.add_TelemetryServiceServicer_to_server(servicer, s),
             [tel_pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name],
@@ -209,7 +210,8 @@ class ScenarioEngine:
         await endpoint.start()
         flusher = asyncio.create_task(relay.run_periodic())
         lines = StdoutTelemetry(watchdog, relay)
-        env = {**os.environ, "TETRYX_RUN_CONFIG": str(paths.run_config), "TETRYX_TELEMETRY_URL": endpoint.address,
+        env = {**os.environ, "TETRYX_RUN_CONFIG": str(paths.run_config),
+               "TETRYX_TELEMETRY_URL": telemetry_url(endpoint.address, secret),
                "TETRYX_OUTPUT_DIR": str(paths.output_dir)}
         stdout = CappedLog(paths.private_dir / "stdout.log", self.config.log_cap_bytes, lines.on_line)
         stderr = CappedLog(paths.private_dir / "stderr.log", self.config.log_cap_bytes)

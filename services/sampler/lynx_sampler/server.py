@@ -11,6 +11,7 @@ import grpc
 
 from lynx.sampler.v1 import sampler_service_pb2 as pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
+from lynx_common import security
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_common.status import abort_validation
@@ -44,14 +45,18 @@ def register(server: grpc.aio.Server) -> None:
     pb_grpc.add_SamplerServiceServicer_to_server(SamplerServicer(), server)
 
 
-def build_server(host: str = "127.0.0.1", port: int = 0) -> GrpcServer:
+def build_server(host: str = "127.0.0.1", port: int = 0, secure: security.ServerSecurity | None = None,
+                 verify: security.Verify | None = None) -> GrpcServer:
     """The sampler's gRPC server, not yet started."""
-    return GrpcServer(register, [SERVICE], host, port)
+    return GrpcServer(register, [SERVICE], host, port, secure, verify)
 
 
-async def run(host: str, port: int) -> None:
+async def run(host: str, port: int, args: argparse.Namespace | None = None) -> None:
     """Serve until signalled (the grpc.aio server must be built inside the running loop)."""
-    await serve_until_signalled(build_server(host, port))
+    secure = security.server_security(args) if args is not None else security.ServerSecurity()
+    security.check_exposure("lynx-sampler", host, secure)
+    verify = security.remote_verifier(args) if args is not None else None
+    await serve_until_signalled(build_server(host, port, secure, verify))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,9 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lynx-sampler", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50052)
+    security.add_server_args(parser)
     args = parser.parse_args(argv)
     configure_logging()
-    asyncio.run(run(args.host, args.port))
+    asyncio.run(run(args.host, args.port, args))
 
 
 if __name__ == "__main__":

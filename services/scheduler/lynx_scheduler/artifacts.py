@@ -19,6 +19,7 @@ import grpc
 from lynx.artifacts.v1 import artifact_service_pb2 as apb
 from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common import security
 from lynx_common.objectstore import InvalidKey, NotFound, ObjectStore, check_key
 from lynx_common.status import abort_invalid
 from lynx_scheduler import policy
@@ -76,6 +77,12 @@ class ArtifactServicer(apb_grpc.ArtifactServiceServicer):
         header = first.header
         job = await self._job(header.job_id, context)
         key = await self._key(job, header.name, context, "header.name")
+        caller = security.current_principal.get()
+        if caller is not None and caller.runner_id and caller.runner_id != header.runner_id:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"a token of runner {caller.runner_id!r} may not upload for runner {header.runner_id!r}",
+            )
         if not (job.status == policy.RUNNING and job.attempts == header.attempt and job.runner_id == header.runner_id):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,

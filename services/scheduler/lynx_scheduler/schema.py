@@ -85,6 +85,16 @@ CREATE TABLE IF NOT EXISTS attempts (
     ignored_reports INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, attempt)
 );
+-- API tokens (lynx_scheduler.tokens), by the sha256 of their secret. A new table needs no migration step.
+CREATE TABLE IF NOT EXISTS tokens (
+    token_id    TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    role        TEXT NOT NULL,
+    runner_id   TEXT NOT NULL DEFAULT '',
+    name        TEXT NOT NULL DEFAULT '',
+    created_at  REAL NOT NULL,
+    revoked_at  REAL
+);
 """
 VERSION = 3
 

@@ -9,16 +9,20 @@ import os
 import time
 from pathlib import Path
 
+import aiosqlite
 import grpc
 
 from lynx.artifacts.v1 import artifact_service_pb2 as apb
 from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
+from lynx.auth.v1 import auth_service_pb2 as auth_pb
+from lynx.auth.v1 import auth_service_pb2_grpc as auth_grpc
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_common import security
 from lynx_common.errors import ValidationError
 from lynx_common.objectstore import open_store
-from lynx_common.server import GrpcServer, client_channel, configure_logging, serve_until_signalled
+from lynx_common.server import CLIENT_OPTIONS, GrpcServer, configure_logging, serve_until_signalled
 from lynx_common.status import abort_invalid, abort_validation
 from lynx_scheduler import policy
 from lynx_scheduler.artifacts import ArtifactServicer
@@ -28,6 +32,7 @@ from lynx_scheduler.rows import BatchRow
 from lynx_scheduler.runs import page_size, stream_runs
 from lynx_scheduler.store import Store
 from lynx_scheduler.submission import Submissions
+from lynx_scheduler.tokens import AuthServicer, Tokens
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +156,13 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         if first.WhichOneof("message") != "register":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "first message must be register")
         try:
-            session = await self.sessions.attach(first.register)
+            session = await self.sessions.attach(first.register, security.current_principal.get())
         except ValidationError as exc:
             await abort_validation(context, exc)
+        except PermissionError as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        except FileExistsError as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         outbox = session.outbox
         reader = asyncio.create_task(self.sessions.receive(session, outbox, request_iterator))
         try:
@@ -166,13 +175,21 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             await self.sessions.detached(session, outbox)
 
 
-async def run(host: str, port: int, data_dir: Path, sampler_addr: str, artifact_store: str = "") -> None:
+async def run(host: str, port: int, data_dir: Path, sampler_addr: str, artifact_store: str = "",
+              secure: security.ServerSecurity | None = None, admin_token_file: Path | None = None) -> None:
     """Open the store, start the dispatcher and serve until signalled (SchedulerService and, on the
     same port, ArtifactService over `artifact_store`, default <data_dir>/artifacts)."""
+    secure = secure or security.ServerSecurity()
+    security.check_exposure("lynx-scheduler", host, secure)
     data_dir.mkdir(parents=True, exist_ok=True)
     objects = open_store(artifact_store or str(data_dir / "artifacts"))
     log.info("artifact store: %s", objects.url)
     store = await Store.open(data_dir / "scheduler.db")
+    tokens = Tokens(await aiosqlite.connect(str(data_dir / "scheduler.db")))
+    sampler_token = security.env_token()
+    if secure.auth and admin_token_file is not None:
+        await tokens.ensure_admin_file(admin_token_file)
+        sampler_token = sampler_token or admin_token_file.read_text().strip()
     dropped = await store.delete_unready_batches()
     if dropped:
         log.warning("deleted %d batches whose submission did not finish", dropped)
@@ -182,25 +199,38 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str, artifact_
     if adopted:
         log.warning("%d jobs were running when the scheduler stopped; waiting for their runners", adopted)
     dispatcher.start()
-    channel = client_channel(sampler_addr)
+    channel = security.client_channel(sampler_addr, CLIENT_OPTIONS, token=sampler_token)
     servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(channel))
     artifacts = ArtifactServicer(store, objects)
+
+    def holds(runner_id: str, job_id: str) -> bool:  # whether that runner holds the job's lease now
+        session = dispatcher.sessions.by_id.get(runner_id)
+        return session is not None and job_id in session.leases
+
+    def revoked(token_id: str) -> None:  # a runner whose token is revoked loses its stream (and cannot reconnect)
+        for session in dispatcher.sessions.by_id.values():
+            if session.token_id == token_id and session.connected:
+                log.warning("runner %s: its token was revoked; closing its stream", session.runner_id)
+                session.detach()
+
+    auth = AuthServicer(tokens, holds, revoked)
 
     def register(s: grpc.aio.Server) -> None:
         pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s)
         apb_grpc.add_ArtifactServiceServicer_to_server(artifacts, s)
+        if secure.auth:
+            auth_grpc.add_AuthServiceServicer_to_server(auth, s)
 
-    server = GrpcServer(
-        register,
-        [pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
-         apb.DESCRIPTOR.services_by_name["ArtifactService"].full_name],
-        host,
-        port,
-    )
+    names = [pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
+             apb.DESCRIPTOR.services_by_name["ArtifactService"].full_name]
+    if secure.auth:
+        names.append(auth_pb.DESCRIPTOR.services_by_name["AuthService"].full_name)
+    server = GrpcServer(register, names, host, port, secure, tokens.verify if secure.auth else None)
 
     async def cleanup() -> None:
         await dispatcher.stop()
         await channel.close()
+        await tokens.db.close()
         await store.close()
 
     await serve_until_signalled(server, cleanup, grace=2.0)
@@ -218,9 +248,13 @@ def main(argv: list[str] | None = None) -> None:
         help="where uploaded output files go: a directory, file:///dir or s3://bucket/prefix"
         " (env LYNX_ARTIFACT_STORE; default <data-dir>/artifacts)",
     )
+    parser.add_argument("--admin-token-file", type=Path,
+                        help="with --auth: this file's token is an admin token (a new one is written if it is missing)")
+    security.add_server_args(parser)
     args = parser.parse_args(argv)
     configure_logging()
-    asyncio.run(run(args.host, args.port, args.data_dir, args.sampler_addr, args.artifact_store))
+    asyncio.run(run(args.host, args.port, args.data_dir, args.sampler_addr, args.artifact_store,
+                    security.server_security(args), args.admin_token_file))
 
 
 if __name__ == "__main__":

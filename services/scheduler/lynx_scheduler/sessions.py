@@ -12,6 +12,7 @@ import grpc
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.errors import ValidationError
+from lynx_common.security import Principal
 from lynx_scheduler import policy
 from lynx_scheduler.convert import finished_report
 from lynx_scheduler.rows import BatchRow, Report, RunnerRow
@@ -61,6 +62,7 @@ class RunnerSession:
     expires_at: float = 0.0
     generation: int = 1
     draining: bool = False
+    token_id: str = ""  # with auth: the token the runner registered with
 
     def __post_init__(self) -> None:
         if not self.expires_at:
@@ -125,14 +127,24 @@ class Sessions:
 
     # ---- attach and detach ------------------------------------------------------------------
 
-    async def attach(self, reg: pb.RegisterRunner) -> RunnerSession:
+    async def attach(self, reg: pb.RegisterRunner, principal: Principal | None = None) -> RunnerSession:
         """A runner registers: attach a new stream to its session (a reconnect keeps its leases)
-        and reconcile the jobs it says it runs. Raises ValidationError on a bad registration."""
+        and reconcile the jobs it says it runs. Raises ValidationError on a bad registration, PermissionError
+        for another runner's token, FileExistsError while another caller holds a live stream under this id."""
         if not reg.runner_id:
             raise ValidationError("register.runner_id", "is required")
+        if principal is not None and principal.role == "runner" and principal.runner_id != reg.runner_id:
+            log.warning("refused runner %r: its token belongs to runner %r", reg.runner_id, principal.runner_id)
+            raise PermissionError(f"this token belongs to runner {principal.runner_id!r}; "
+                                  f"it cannot register as {reg.runner_id!r}")
+        token_id = principal.token_id if principal is not None else ""
         caps = reg.capabilities
         interval = reg.heartbeat_interval_secs or 2.0
         session = self.by_id.get(reg.runner_id)
+        if session is not None and session.connected and (principal is None or session.token_id != token_id):
+            log.warning("refused a second registration of runner %s while its stream is live", reg.runner_id)
+            raise FileExistsError(f"runner {reg.runner_id!r} is already connected; a second runner cannot take "
+                                  "over its id while that stream is live")
         if session is None:
             session = RunnerSession(reg.runner_id, frozenset(), frozenset(), 1, interval)
             self.by_id[reg.runner_id] = session
@@ -145,6 +157,7 @@ class Sessions:
         session.capacity = max(1, caps.max_concurrent_jobs)
         session.heartbeat_interval = interval
         session.draining = False
+        session.token_id = token_id
         session.touch()
         self._reconcile_register(session, {r.job_id: r.attempt for r in reg.running_jobs})
         await self.store.upsert_runner(RunnerRow(
@@ -202,6 +215,9 @@ class Sessions:
                     lease = session.leases.get(message.job_started.job_id)
                     if lease is not None and lease.attempt == message.job_started.attempt:
                         lease.confirmed = True
+                    else:
+                        log.warning("runner %s says it started job %s attempt %d, which is not its lease; ignored",
+                                    session.runner_id, message.job_started.job_id, message.job_started.attempt)
                 elif kind == "draining":
                     session.draining = True
                     log.info("runner %s is draining (grace %.1f s)", session.runner_id,

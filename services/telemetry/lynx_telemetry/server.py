@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
+from lynx_common import security
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_common.status import abort_invalid
 from lynx_telemetry.hub import Hub
@@ -29,15 +30,19 @@ COMPRESSIONS = ("", "gzip")
 class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
     """Stores every published batch; NaN and infinities are skipped (SQLite has no place for them)."""
 
-    def __init__(self, store: TelemetryStore, hub: Hub | None = None) -> None:
+    def __init__(self, store: TelemetryStore, hub: Hub | None = None,
+                 verifier: security.RemoteVerifier | None = None) -> None:
         self.store = store
         self.hub = hub or Hub()
+        self.verifier = verifier  # with auth: Publish only for jobs the caller's runner holds
 
     async def Publish(self, request_iterator, context) -> pb.PublishResponse:
         accepted = 0
         async for request in request_iterator:
             if not request.job_id:
                 await abort_invalid(context, "job_id", "is required")
+            if self.verifier is not None:
+                await security.check_holds_job(self.verifier, context, request.job_id)
             await self.store.append(request.job_id, request.batch_id, request.samples)
             if self.hub.subscriptions:
                 self.hub.publish(request.job_id, request.batch_id, _finite(request.samples))
@@ -137,15 +142,20 @@ async def _csv_chunks(pages: AsyncIterator[list], gzip: bool) -> AsyncIterator[b
     yield b"".join(pending)
 
 
-async def run(host: str, port: int, data_dir: Path) -> None:
+async def run(host: str, port: int, data_dir: Path, args: argparse.Namespace | None = None) -> None:
     """Open the store and serve until signalled."""
+    secure = security.server_security(args) if args is not None else security.ServerSecurity()
+    security.check_exposure("lynx-telemetry", host, secure)
+    verifier = security.remote_verifier(args) if args is not None else None
     data_dir.mkdir(parents=True, exist_ok=True)
     store = await TelemetryStore.open(data_dir / "telemetry.db")
     server = GrpcServer(
-        lambda s: pb_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(store), s),
+        lambda s: pb_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(store, verifier=verifier), s),
         [pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name],
         host,
         port,
+        secure,
+        verifier,
     )
     await serve_until_signalled(server, store.close)
 
@@ -156,9 +166,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50053)
     parser.add_argument("--data-dir", type=Path, default=Path(".lynx"))
+    security.add_server_args(parser)
     args = parser.parse_args(argv)
     configure_logging()
-    asyncio.run(run(args.host, args.port, args.data_dir))
+    asyncio.run(run(args.host, args.port, args.data_dir, args))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def observed() -> dict:
         "cwd": os.getcwd(),
         "path0": sys.path[0],
         "env": env,
-        "telemetry_host": os.environ["TETRYX_TELEMETRY_URL"].rpartition(":")[0],
+        "telemetry_host": os.environ["TETRYX_TELEMETRY_URL"].removeprefix("grpc://").partition("?")[0].rpartition(":")[0],
         "run_config": RUN_CONFIG,
         "own_session": os.getsid(0) == os.getpid(),
         "own_group": os.getpgid(0) == os.getpid(),

@@ -3,6 +3,7 @@ test as the client host. TLS and tokens on; a study completes across them, and o
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 import urllib.error
 import urllib.request
@@ -53,6 +54,13 @@ def test_a_study_completes_across_hosts_with_results_and_telemetry(cluster):
     assert {j["runner_id"] for j in jobs} == {"runner-1", "runner-2"}
     results = stack.http.ok("GET", f"/batches/{reply['batch_id']}/results")
     assert len(results) == 4 and all(r["success"] and r["output_files"] for r in results)
+    for result in results:  # artifacts: uploaded from each runner host, downloaded from the control plane
+        (artifact,) = [a for a in result["artifacts"] if a["name"] == "result.txt"]
+        request = urllib.request.Request(f"{stack.ports.gateway_url}/jobs/{result['job_id']}/artifacts/result.txt",
+                                         headers={"authorization": f"Bearer {stack.admin}"})
+        with urllib.request.urlopen(request, timeout=30, context=stack.http.context) as reply:
+            body = reply.read()
+        assert hashlib.sha256(body).hexdigest() == artifact["sha256"] and body.startswith(b"sent 2 dropped 0")
     for job in jobs:  # telemetry went scenario -> runner host -> ingest on the control plane
         series = stack.http.ok("GET", f"/jobs/{job['job_id']}/telemetry")["series"]
         assert series["x"]["values"] == [1.0, 2.0]

@@ -24,10 +24,11 @@ class Inputs:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     constant: tuple[str, ...]
+    declared: tuple[str, ...] = ()  # every input in the config's order
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (*self.numeric, *self.categorical, *self.constant)
+        return self.declared or (*self.numeric, *self.categorical, *self.constant)
 
 
 def inputs_of(config: cpb.BatchConfig) -> Inputs:
@@ -36,7 +37,7 @@ def inputs_of(config: cpb.BatchConfig) -> Inputs:
     for d in config.dispersions:
         kind = d.distribution.type
         (categorical if kind == "choice" else constant if kind == "constant" else numeric).append(d.name)
-    return Inputs(tuple(numeric), tuple(categorical), tuple(constant))
+    return Inputs(tuple(numeric), tuple(categorical), tuple(constant), tuple(d.name for d in config.dispersions))
 
 
 @dataclass
@@ -170,16 +171,17 @@ def _collect(params, row: int, cols: dict, booleans: set | None, texts: set | No
     for p in params:
         v = p.value
         kind = v.WhichOneof("kind")
-        col = cols.get(p.name)
+        name = p.name
+        col = cols.get(name)
         if col is None:
-            col = cols[p.name] = ([], [])
+            col = cols[name] = ([], [])
         col[0].append(row)
         col[1].append(getattr(v, kind) if kind else None)
         if booleans is not None:
             if kind == "flag":
-                booleans.add(p.name)
+                booleans.add(name)
             elif kind == "text":
-                texts.add(p.name)
+                texts.add(name)
 
 
 def _floats(column: tuple[list, list], n: int) -> np.ndarray:

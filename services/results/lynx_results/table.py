@@ -47,19 +47,27 @@ class Layout:
         return pa.schema(fields)
 
 
+def collect_kinds(chunk: Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
+    """Add the output names and value kinds of a chunk of runs to `kinds` (the first pass of an export)."""
+    for run in chunk:
+        for p in run.outputs:
+            kinds.setdefault(p.name, set()).add(p.value.WhichOneof("kind") or "number")
+
+
+def layout_from(config: cpb.BatchConfig, kinds: dict[str, set[str]]) -> Layout:
+    """The table's columns: a name that is text in any run is a text column; one that is only ever a flag is a
+    bool column; other outputs are numbers."""
+    outputs = tuple((name, "text" if "text" in k else "flag" if k == {"flag"} else "number")
+                    for name, k in sorted(kinds.items()))
+    return Layout(inputs_of(config), outputs)
+
+
 def layout(config: cpb.BatchConfig, chunks: Iterable[Iterable[pb.Run]]) -> Layout:
-    """The columns of a batch's table: a first pass over its runs collects the output names and types (a name
-    that is text in any run is a text column; one that is only ever a flag is a bool column)."""
+    """The columns of a batch's table, from a first pass over its runs."""
     kinds: dict[str, set[str]] = {}
     for chunk in chunks:
-        for run in chunk:
-            for p in run.outputs:
-                kinds.setdefault(p.name, set()).add(p.value.WhichOneof("kind") or "number")
-    outputs = []
-    for name in sorted(kinds):
-        k = kinds[name]
-        outputs.append((name, "text" if "text" in k else "flag" if k == {"flag"} else "number"))
-    return Layout(inputs_of(config), tuple(outputs))
+        collect_kinds(chunk, kinds)
+    return layout_from(config, kinds)
 
 
 def _table(lay: Layout, rec: Records) -> pa.Table:
@@ -98,15 +106,30 @@ def tables(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[pa.Table
         yield _table(lay, builder.build())
 
 
+class CsvEncoder:
+    """The table as CSV, one chunk of runs at a time: `header()`, then `encode(chunk)` per chunk."""
+
+    def __init__(self, lay: Layout) -> None:
+        self.layout = lay
+        self._buf = io.BytesIO()
+        self._writer = pacsv.CSVWriter(self._buf, lay.schema())
+
+    def header(self) -> bytes:
+        return _drain(self._buf)
+
+    def encode(self, chunk: Iterable[pb.Run]) -> bytes:
+        builder = RecordsBuilder(self.layout.inputs)
+        builder.add(chunk)
+        self._writer.write_table(_table(self.layout, builder.build()))
+        return _drain(self._buf)
+
+
 def csv_chunks(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[bytes]:
     """The table as CSV (header first, empty cells where a run has no value), one byte string per chunk."""
-    buf = io.BytesIO()
-    with pacsv.CSVWriter(buf, lay.schema()) as writer:
-        yield _drain(buf)  # the header
-        for table in tables(lay, chunks):
-            writer.write_table(table)
-            yield _drain(buf)
-    yield _drain(buf)
+    encoder = CsvEncoder(lay)
+    yield encoder.header()
+    for chunk in chunks:
+        yield encoder.encode(chunk)
 
 
 def _drain(buf: io.BytesIO) -> bytes:
@@ -114,6 +137,31 @@ def _drain(buf: io.BytesIO) -> bytes:
     buf.seek(0)
     buf.truncate()
     return data
+
+
+class ParquetSpool:
+    """The table as Parquet in a spooled temporary file (in memory up to 16 MB, then on disk; a Parquet footer
+    comes last, so the file is complete only after `finish()`), one row group per chunk of runs."""
+
+    def __init__(self, lay: Layout) -> None:
+        self.layout = lay
+        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+        self._writer = pq.ParquetWriter(self.file, lay.schema(), compression="zstd")
+        self.rows = 0
+
+    def write(self, chunk: Iterable[pb.Run]) -> None:
+        builder = RecordsBuilder(self.layout.inputs)
+        builder.add(chunk)
+        table = _table(self.layout, builder.build())
+        if table.num_rows:
+            self._writer.write_table(table)
+            self.rows += table.num_rows
+
+    def finish(self):
+        """Close the Parquet file and rewind it; returns the file to read."""
+        self._writer.close()
+        self.file.seek(0)
+        return self.file
 
 
 def write_parquet(lay: Layout, chunks: Iterable[Iterable[pb.Run]], sink) -> int:
@@ -128,11 +176,10 @@ def write_parquet(lay: Layout, chunks: Iterable[Iterable[pb.Run]], sink) -> int:
 
 
 def parquet_chunks(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[bytes]:
-    """The table as Parquet bytes: written to a spooled temporary file (in memory up to 16 MB, then on disk),
-    since a Parquet footer comes last, then read back in blocks."""
-    with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
-        write_parquet(lay, chunks, spool)
-        spool.seek(0)
-        while block := spool.read(BLOCK):
+    """The table as Parquet bytes, read back in blocks from a ParquetSpool."""
+    spool = ParquetSpool(lay)
+    for chunk in chunks:
+        spool.write(chunk)
+    with spool.finish() as f:
+        while block := f.read(BLOCK):
             yield block
-

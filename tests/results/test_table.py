@@ -16,10 +16,21 @@ def batch():
     cfg = sr.config(["a"], choices={"mode": ["x", 2]}, constants={"k": 1.5})
     runs = [
         sr.run(0, {"a": 1.0, "mode": "x", "k": 1.5}, {"r": 1.5, "ok": True, "name": 'hi, "there"', "a": 9.0}),
-        sr.run(1, {"a": 3.0, "mode": 2, "k": 1.5}, {"r": 2.5, "ok": False, "name": 3.0}, status=pb.JOB_STATUS_FAILED,
-               reason=pb.TERMINATION_REASON_EARLY_TERMINATION, condition=("alt", "< 5")),
-        sr.run(2, {"a": 4.0, "mode": "x", "k": 1.5}, {}, status=pb.JOB_STATUS_PENDING,
-               reason=pb.TERMINATION_REASON_UNSPECIFIED),
+        sr.run(
+            1,
+            {"a": 3.0, "mode": 2, "k": 1.5},
+            {"r": 2.5, "ok": False, "name": 3.0},
+            status=pb.JOB_STATUS_FAILED,
+            reason=pb.TERMINATION_REASON_EARLY_TERMINATION,
+            condition=("alt", "< 5"),
+        ),
+        sr.run(
+            2,
+            {"a": 4.0, "mode": "x", "k": 1.5},
+            {},
+            status=pb.JOB_STATUS_PENDING,
+            reason=pb.TERMINATION_REASON_UNSPECIFIED,
+        ),
     ]
     return cfg, sr.chunks(runs, 2)
 
@@ -30,8 +41,24 @@ def test_csv_has_a_row_per_run_with_inputs_outputs_and_ending():
     parts = list(table.csv_chunks(lay, chunks))
     assert len(parts) == 1 + len(chunks)  # header, then one piece per chunk: streamed
     rows = list(csv.DictReader(io.StringIO(b"".join(parts).decode())))
-    assert list(rows[0]) == ["run_id", "job_id", "seed", "a", "mode", "k", "output.a", "name", "ok", "r", "status",
-                             "reason", "attempts", "seconds", "runner", "termination_condition"]
+    assert list(rows[0]) == [
+        "run_id",
+        "job_id",
+        "seed",
+        "a",
+        "mode",
+        "k",
+        "output.a",
+        "name",
+        "ok",
+        "r",
+        "status",
+        "reason",
+        "attempts",
+        "seconds",
+        "runner",
+        "termination_condition",
+    ]
     assert rows[0]["name"] == 'hi, "there"' and rows[0]["ok"] == "true" and rows[0]["output.a"] == "9"
     assert rows[1]["mode"] == "2" and rows[1]["name"] == "3.0" and rows[1]["status"] == "Failed"
     assert rows[1]["reason"] == "early_termination" and rows[1]["termination_condition"] == "alt < 5"

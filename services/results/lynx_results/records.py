@@ -99,9 +99,22 @@ class RecordsBuilder:
     def __init__(self, inputs: Inputs) -> None:
         self.inputs = inputs
         self._numeric_in = set(inputs.numeric) | set(inputs.constant)
-        self._base: dict[str, list] = {k: [] for k in (
-            "run_id", "job_id", "seed", "status", "reason", "attempts", "seconds", "runner", "condition",
-            "finished_at", "error")}
+        self._base: dict[str, list] = {
+            k: []
+            for k in (
+                "run_id",
+                "job_id",
+                "seed",
+                "status",
+                "reason",
+                "attempts",
+                "seconds",
+                "runner",
+                "condition",
+                "finished_at",
+                "error",
+            )
+        }
         self._inputs: dict[str, tuple[list, list]] = {}  # name -> (rows, values), sparse while building
         self._outputs: dict[str, tuple[list, list]] = {}
         self._booleans: set[str] = set()

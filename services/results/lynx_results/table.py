@@ -37,13 +37,17 @@ class Layout:
 
     def schema(self) -> pa.Schema:
         fields = [pa.field("run_id", pa.int64()), pa.field("job_id", pa.string()), pa.field("seed", pa.int64())]
-        fields += [pa.field(n, pa.string() if n in self.inputs.categorical else pa.float64())
-                   for n in self.inputs.all]
+        fields += [pa.field(n, pa.string() if n in self.inputs.categorical else pa.float64()) for n in self.inputs.all]
         types = {"number": pa.float64(), "flag": pa.bool_(), "text": pa.string()}
         fields += [pa.field(self.column(n), types[k]) for n, k in self.outputs]
-        fields += [pa.field("status", pa.string()), pa.field("reason", pa.string()),
-                   pa.field("attempts", pa.int32()), pa.field("seconds", pa.float64()),
-                   pa.field("runner", pa.string()), pa.field("termination_condition", pa.string())]
+        fields += [
+            pa.field("status", pa.string()),
+            pa.field("reason", pa.string()),
+            pa.field("attempts", pa.int32()),
+            pa.field("seconds", pa.float64()),
+            pa.field("runner", pa.string()),
+            pa.field("termination_condition", pa.string()),
+        ]
         return pa.schema(fields)
 
 
@@ -57,8 +61,9 @@ def collect_kinds(chunk: Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
 def layout_from(config: cpb.BatchConfig, kinds: dict[str, set[str]]) -> Layout:
     """The table's columns: a name that is text in any run is a text column; one that is only ever a flag is a
     bool column; other outputs are numbers."""
-    outputs = tuple((name, "text" if "text" in k else "flag" if k == {"flag"} else "number")
-                    for name, k in sorted(kinds.items()))
+    outputs = tuple(
+        (name, "text" if "text" in k else "flag" if k == {"flag"} else "number") for name, k in sorted(kinds.items())
+    )
     return Layout(inputs_of(config), outputs)
 
 
@@ -83,18 +88,27 @@ def _table(lay: Layout, rec: Records) -> pa.Table:
             if name in rec.texts:
                 arrays.append(pa.array(rec.texts[name], pa.string()))
             elif name in rec.numbers:  # text elsewhere in the batch, only numbers in this chunk
-                arrays.append(pa.array([None if np.isnan(v) else repr(float(v)) for v in rec.numbers[name]],
-                                       pa.string()))
+                arrays.append(
+                    pa.array([None if np.isnan(v) else repr(float(v)) for v in rec.numbers[name]], pa.string())
+                )
             else:
                 arrays.append(pa.nulls(n, pa.string()))
         elif name in rec.numbers:
-            arrays.append(pa.array(rec.numbers[name], pa.float64(), from_pandas=True).cast(
-                pa.bool_() if kind == "flag" else pa.float64()))
+            arrays.append(
+                pa.array(rec.numbers[name], pa.float64(), from_pandas=True).cast(
+                    pa.bool_() if kind == "flag" else pa.float64()
+                )
+            )
         else:
             arrays.append(pa.nulls(n, pa.bool_() if kind == "flag" else pa.float64()))
-    arrays += [pa.array(rec.status_names(), pa.string()), pa.array(rec.reason_names(), pa.string()),
-               pa.array(rec.attempts), pa.array(rec.seconds), pa.array(rec.runner, pa.string()),
-               pa.array(rec.condition, pa.string())]
+    arrays += [
+        pa.array(rec.status_names(), pa.string()),
+        pa.array(rec.reason_names(), pa.string()),
+        pa.array(rec.attempts),
+        pa.array(rec.seconds),
+        pa.array(rec.runner, pa.string()),
+        pa.array(rec.condition, pa.string()),
+    ]
     return pa.Table.from_arrays(arrays, schema=lay.schema())
 
 

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx_results.records import Inputs, Records, RecordsBuilder, inputs_of
+from lynx_results import wire
+from lynx_results.records import Inputs, Records, RecordsBuilder, add_chunk, inputs_of
 
 HEAD = ("run_id", "job_id", "seed")
 TAIL = ("status", "reason", "attempts", "seconds", "runner", "termination_condition")
@@ -51,8 +52,12 @@ class Layout:
         return pa.schema(fields)
 
 
-def collect_kinds(chunk: Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
-    """Add the output names and value kinds of a chunk of runs to `kinds` (the first pass of an export)."""
+def collect_kinds(chunk: pb.StreamRunsResponse | bytes | Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
+    """Add the output names and value kinds of a chunk of runs (a StreamRuns page, its bytes, or Runs) to
+    `kinds` (the first pass of an export)."""
+    if isinstance(chunk, (pb.StreamRunsResponse, bytes)):
+        wire.output_kinds(chunk, kinds)
+        return
     for run in chunk:
         for p in run.outputs:
             kinds.setdefault(p.name, set()).add(p.value.WhichOneof("kind") or "number")
@@ -67,7 +72,7 @@ def layout_from(config: cpb.BatchConfig, kinds: dict[str, set[str]]) -> Layout:
     return Layout(inputs_of(config), outputs)
 
 
-def layout(config: cpb.BatchConfig, chunks: Iterable[Iterable[pb.Run]]) -> Layout:
+def layout(config: cpb.BatchConfig, chunks: Iterable) -> Layout:
     """The columns of a batch's table, from a first pass over its runs."""
     kinds: dict[str, set[str]] = {}
     for chunk in chunks:
@@ -112,11 +117,11 @@ def _table(lay: Layout, rec: Records) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=lay.schema())
 
 
-def tables(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[pa.Table]:
+def tables(lay: Layout, chunks: Iterable) -> Iterator[pa.Table]:
     """One Arrow table per chunk of runs."""
     for chunk in chunks:
         builder = RecordsBuilder(lay.inputs)
-        builder.add(chunk)
+        add_chunk(builder, chunk)
         yield _table(lay, builder.build())
 
 
@@ -131,14 +136,14 @@ class CsvEncoder:
     def header(self) -> bytes:
         return _drain(self._buf)
 
-    def encode(self, chunk: Iterable[pb.Run]) -> bytes:
+    def encode(self, chunk) -> bytes:
         builder = RecordsBuilder(self.layout.inputs)
-        builder.add(chunk)
+        add_chunk(builder, chunk)
         self._writer.write_table(_table(self.layout, builder.build()))
         return _drain(self._buf)
 
 
-def csv_chunks(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[bytes]:
+def csv_chunks(lay: Layout, chunks: Iterable) -> Iterator[bytes]:
     """The table as CSV (header first, empty cells where a run has no value), one byte string per chunk."""
     encoder = CsvEncoder(lay)
     yield encoder.header()
@@ -163,9 +168,9 @@ class ParquetSpool:
         self._writer = pq.ParquetWriter(self.file, lay.schema(), compression="zstd")
         self.rows = 0
 
-    def write(self, chunk: Iterable[pb.Run]) -> None:
+    def write(self, chunk) -> None:
         builder = RecordsBuilder(self.layout.inputs)
-        builder.add(chunk)
+        add_chunk(builder, chunk)
         table = _table(self.layout, builder.build())
         if table.num_rows:
             self._writer.write_table(table)
@@ -178,7 +183,7 @@ class ParquetSpool:
         return self.file
 
 
-def write_parquet(lay: Layout, chunks: Iterable[Iterable[pb.Run]], sink) -> int:
+def write_parquet(lay: Layout, chunks: Iterable, sink) -> int:
     """Write the table as Parquet to `sink` (path or binary file), one row group per chunk; returns rows."""
     rows = 0
     with pq.ParquetWriter(sink, lay.schema(), compression="zstd") as writer:
@@ -189,7 +194,7 @@ def write_parquet(lay: Layout, chunks: Iterable[Iterable[pb.Run]], sink) -> int:
     return rows
 
 
-def parquet_chunks(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[bytes]:
+def parquet_chunks(lay: Layout, chunks: Iterable) -> Iterator[bytes]:
     """The table as Parquet bytes, read back in blocks from a ParquetSpool."""
     spool = ParquetSpool(lay)
     for chunk in chunks:

@@ -31,12 +31,16 @@ def _reason(job: dict) -> tuple[str, str, str]:
     message, _, tail = error.partition(STDERR_MARK)
     kind = result.get("termination_reason") or job.get("status", "").lower() or "failed"
     term = result.get("termination") or {}
-    if kind == "early_termination" and term:
-        message = (f"early termination: {term.get('variable')} {term.get('condition')} "
-                   f"(value {term.get('value')}); {message}").rstrip("; ")
+    if kind == "early_termination" and term and not message:
+        message = f"early termination: {term.get('variable')} {term.get('condition')} (value {term.get('value')})"
     if not message:
         message = f"run ended with status {job.get('status')}"
     return kind, message.splitlines()[0] if message else "", tail
+
+
+def _count(value: object) -> int:
+    """Attempts as a number, whether the gateway sends a count or the attempt history."""
+    return len(value) if isinstance(value, list) else int(value or 0)
 
 
 def junit_xml(batch: dict, jobs: list[dict], verdict: Verdict) -> str:
@@ -59,7 +63,7 @@ def junit_xml(batch: dict, jobs: list[dict], verdict: Verdict) -> str:
                               package=f"lynx.{info['batch_id']}")
         props = ET.SubElement(suite, "properties")
         fixed = {"batch_id": info["batch_id"], "job_id": job["job_id"], "run_id": job["run_id"],
-                 "seed": job.get("seed", ""), "runner_id": job.get("runner_id", ""), "attempts": job.get("attempts")}
+                 "seed": job.get("seed", ""), "runner_id": job.get("runner_id", ""), "attempts": _count(job.get("attempts"))}
         for key, value in fixed.items():
             ET.SubElement(props, "property", name=key, value=str(value))
         for key, value in (job.get("parameters") or {}).items():

@@ -63,7 +63,8 @@ def junit_xml(batch: dict, jobs: list[dict], verdict: Verdict) -> str:
                               package=f"lynx.{info['batch_id']}")
         props = ET.SubElement(suite, "properties")
         fixed = {"batch_id": info["batch_id"], "job_id": job["job_id"], "run_id": job["run_id"],
-                 "seed": job.get("seed", ""), "runner_id": job.get("runner_id", ""), "attempts": _count(job.get("attempts"))}
+                 "seed": job.get("seed", ""), "runner_id": job.get("runner_id", ""),
+                 "attempts": _count(job.get("attempts"))}
         for key, value in fixed.items():
             ET.SubElement(props, "property", name=key, value=str(value))
         for key, value in (job.get("parameters") or {}).items():

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from lynx_telemetry_client import telemetry_client_from_env
 from rocketpy import Environment, Flight, Rocket, SolidMotor
+
+from lynx_telemetry_client import telemetry_client_from_env
 
 DEFAULTS = {"impulse_scale": 1.0, "dry_mass_kg": 14.426, "wind_speed_mps": 5.0, "wind_from_deg": 270.0,
             "inclination_deg": 85.0, "heading_deg": 90.0, "rail_length_m": 5.2}
@@ -37,7 +38,8 @@ def parameters() -> dict[str, float]:
     given = config.get("parameters", {})
     unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
-        raise SystemExit(f"rocket_flight_lynx: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+        raise SystemExit(f"rocket_flight_lynx: unknown parameter(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(DEFAULTS)}")
     return {k: float(given.get(k, v)) for k, v in DEFAULTS.items()}
 
 
@@ -59,7 +61,8 @@ def rocket(p: dict[str, float]) -> Rocket:
         dry_mass=1.815, dry_inertia=(0.125, 0.125, 0.002), nozzle_radius=0.033, throat_radius=0.011,
         grain_number=5, grain_density=1815, grain_outer_radius=0.033, grain_initial_inner_radius=0.015,
         grain_initial_height=0.12, grain_separation=0.005, grains_center_of_mass_position=0.397,
-        center_of_dry_mass_position=0.317, nozzle_position=0, coordinate_system_orientation="nozzle_to_combustion_chamber",
+        center_of_dry_mass_position=0.317, nozzle_position=0,
+        coordinate_system_orientation="nozzle_to_combustion_chamber",
     )
     r = Rocket(radius=0.0635, mass=p["dry_mass_kg"], inertia=(6.321, 6.321, 0.034), power_off_drag=0.5,
                power_on_drag=0.45, center_of_mass_without_motor=0, coordinate_system_orientation="tail_to_nose")
@@ -81,7 +84,8 @@ def stream(flight: Flight, ground: float) -> int:
     try:
         for i, t in enumerate(times):
             sample = {"flight.altitude_m": float(z[i] - ground), "flight.speed_mps": float(speed[i]),
-                      "flight.vertical_speed_mps": float(vz[i]), "flight.lateral_drift_m": float(math.hypot(x[i], y[i]))}
+                      "flight.vertical_speed_mps": float(vz[i]),
+                      "flight.lateral_drift_m": float(math.hypot(x[i], y[i]))}
             if t <= flight.apogee_time:  # angle of attack means something only on the way up
                 sample["flight.angle_of_attack_deg"] = float(aoa[i])
             client.send(sample, timestamp_ns=int(t * 1e9))

@@ -119,10 +119,13 @@ def judge(batch: dict, jobs: list[dict], policy: Policy) -> Verdict:
     return Verdict(PASSED, f"study passed: {counts}; {len(counted)} counted, at most {allowed} allowed")
 
 
-def download(base_url: str, path: str, target: Path, timeout: float = 120.0) -> str | None:
-    """Save a gateway route's body to `target`; the problem in words when it cannot."""
+def download(api: Api, path: str, target: Path, timeout: float = 120.0) -> str | None:
+    """Save a gateway route's body to `target` (with the Api's token and TLS context, when it has them);
+    the problem in words when it cannot."""
+    token = getattr(api, "token", "")
+    request = urllib.request.Request(api.base_url + path, headers={"authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + path, timeout=timeout) as reply:
+        with urllib.request.urlopen(request, timeout=timeout, context=getattr(api, "context", None)) as reply:
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("wb") as out:
                 while chunk := reply.read(1 << 16):
@@ -171,7 +174,7 @@ def finish(api: Api, batch_id: str, args: argparse.Namespace, out=sys.stdout) ->
     for option, route in (("report", "report.html"), ("runs_csv", "runs.csv")):
         target = getattr(args, option, None)
         if target:
-            problem = download(api.base_url, f"/batches/{batch_id}/{route}", target)
+            problem = download(api, f"/batches/{batch_id}/{route}", target)
             if problem:
                 warnings.append(problem)
             else:
@@ -183,5 +186,8 @@ def finish(api: Api, batch_id: str, args: argparse.Namespace, out=sys.stdout) ->
 
 
 def submission_error(exc: ApiError) -> int:
-    """The exit code for a rejected submission: 2 for a bad config (HTTP 400), 3 when the stack is unavailable."""
-    return BAD_CONFIG if exc.status == 400 else UNAVAILABLE if exc.status >= 500 else FAILED
+    """The exit code for a rejected submission: 2 for a bad config (HTTP 400) or credentials (401, 403),
+    3 when the stack cannot take it (5xx), else 1."""
+    if exc.status in (400, 401, 403):
+        return BAD_CONFIG
+    return UNAVAILABLE if exc.status >= 500 else FAILED

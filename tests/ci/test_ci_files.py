@@ -50,6 +50,7 @@ def test_the_junit_xml_has_one_case_per_run_with_parameters_and_reasons(mixed):
     for x in xs[:2]:
         props, case = cases[x]
         assert case.find("failure") is None
+        assert float(props["output.y"]) == pytest.approx(2 * x)  # the run's summary.json, through the results
     props, case = cases[xs[2]]  # 0.5 < x <= 0.75: the scenario exits 1
     failure = case.find("failure")
     assert failure.get("type") == "exited" and "exit" in failure.get("message")
@@ -58,6 +59,7 @@ def test_the_junit_xml_has_one_case_per_run_with_parameters_and_reasons(mixed):
     failure = case.find("failure")
     assert failure.get("type") == "early_termination"
     assert failure.get("message").startswith("early termination: ci.x > 0.75 (value ")
+    assert failure.get("message").endswith("x left the safe region")
     assert "study failed: 2/4 runs succeeded" in failure.text
     assert props["seed"].isdigit() and props["runner_id"] == "ci-runner" and props["attempts"] == "1"
 

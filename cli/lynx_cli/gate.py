@@ -110,7 +110,7 @@ def judge(batch: dict, jobs: list[dict], policy: Policy) -> Verdict:
     if early:
         early_note = f", {len(early)} early-terminated" + ("" if policy.early_termination_fails else " (allowed)")
     counts = f"{succeeded}/{total} runs succeeded, {len(failed)} failed{early_note}"
-    if status == "Failed":
+    if status == "Failed" and batch.get("status_message"):  # aborted, e.g. by its failure budget
         return Verdict(FAILED, f"study failed: batch Failed{note}; {counts}")
     if total == 0:
         return Verdict(FAILED, "study failed: the batch has no runs")

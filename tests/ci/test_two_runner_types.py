@@ -84,6 +84,8 @@ def test_each_batch_runs_on_the_runner_of_its_simulation_type(two_types):
         assert summary["landing_drift_m"] == pytest.approx((summary["landing_x_m"] ** 2
                                                             + summary["landing_y_m"] ** 2) ** 0.5)
         assert result["telemetry_samples_sent"] > 100
+        # The outputs come back through the gateway, only those results.outputs names.
+        assert result["outputs"] == {k: summary[k] for k in rocket_config["results"]["outputs"]}
 
 
 def test_the_gate_judges_a_rocketpy_study(two_types, tmp_path):

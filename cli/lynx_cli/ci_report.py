@@ -141,6 +141,10 @@ def summary_markdown(batch: dict, summary: dict, jobs: list[dict], verdict: Verd
     if fp:
         lines += [f"**Failure probability** {_num(fp.get('estimate'))} — Wilson 95 % {_interval(fp.get('wilson_95'))}, "
                   f"Clopper–Pearson 95 % {_interval(fp.get('clopper_pearson_95'))}", ""]
+        for condition, v in (fp.get("by_condition") or {}).items():
+            lines.append(f"- stopped by `{_cell(condition)}`: {_num(v.get('estimate'))}, "
+                         f"Wilson 95 % {_interval(v.get('wilson_95'))}")
+        lines += [""] if fp.get("by_condition") else []
     outputs = summary.get("outputs") or {}
     if outputs:
         lines += ["### Outputs", "", "| output | n | mean | 95 % CI of mean | std | min | p5 | p50 | p95 | max |",

@@ -72,6 +72,9 @@ def test_the_markdown_summary_answers_the_study(mixed):
     assert "| 4 | 4 | 2 | 2 | 1 |" in text  # runs, finished, succeeded, failed, early-terminated
     ci = binomtest(2, 4).proportion_ci(0.95, method="wilson")
     assert f"**Failure probability** 0.5 — Wilson 95 % [{ci.low:.4g}, {ci.high:.4g}]" in text
+    # The outputs table, from the summary route: y over the runs that wrote a summary.json.
+    row = next(line for line in text.splitlines() if line.startswith("| `y` |"))
+    assert row.split(" | ")[1] == "3"  # the run that exited 1 wrote its summary.json first
     worst = text[text.index("### Worst runs"):].splitlines()
     rows = [r for r in worst if r.startswith("| ") and not r.startswith("| run")]
     assert sorted(r.split(" | ")[2] for r in rows) == ["early_termination", "exited"]

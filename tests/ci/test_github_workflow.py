@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -68,7 +69,8 @@ def test_a_passing_study_passes_the_check_and_writes_its_files(tmp_path):
     results = work / "lynx-results"
     assert (results / "junit.xml").read_text().count("<testcase ") == 2
     assert (results / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
-    assert (results / "runs.csv").read_text().splitlines()[0].startswith("run_id,")
+    header, *rows = csv.reader((results / "runs.csv").read_text().splitlines())
+    assert header[0] == "run_id" and "apogee_m" in header and len(rows) == 2
     assert summary.read_text().startswith("## ✅ Lynx study: RocketPy Flight")
 
 

@@ -98,3 +98,11 @@ def test_lynx_run_gates_too(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert last_line(done).startswith("study failed: 2/4 runs succeeded")
     assert (tmp_path / "junit.xml").read_text().count("<testcase ") == 4
+
+
+def test_a_batch_aborted_by_its_failure_budget_exits_1_with_the_scheduler_s_reason(live, tmp_path):
+    budget = {"max_failed_jobs": 1, "max_parallel_jobs": 1, "max_retries": 0, "job_timeout_seconds": 60}
+    done = lynx("submit", str(study(tmp_path, compute=budget, **HALF_FAIL)), "--wait", "--url", live.url,
+                "--max-failures", "3")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert last_line(done).startswith("study failed: batch Failed (")

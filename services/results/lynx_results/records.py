@@ -63,6 +63,7 @@ class Records:
     categorical_inputs: dict[str, np.ndarray] = field(default_factory=dict)
     numbers: dict[str, np.ndarray] = field(default_factory=dict)
     texts: dict[str, np.ndarray] = field(default_factory=dict)
+    present: dict[str, np.ndarray] = field(default_factory=dict)  # per number: the run gave a number (NaN too)
     booleans: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
@@ -156,10 +157,12 @@ class RecordsBuilder:
             else:
                 rec.categorical_inputs[name] = _strings(column, n)
         for name, column in self._outputs.items():
-            if name in self._texts:
+            if name in self._texts:  # text in some run: a text column, and its numbers (if any) for statistics
                 rec.texts[name] = _strings(column, n)
+                if any(v.__class__ in (int, float, bool) for v in column[1]):
+                    rec.numbers[name], rec.present[name] = _floats(column, n), _present(column, n)
             else:
-                rec.numbers[name] = _floats(column, n)
+                rec.numbers[name], rec.present[name] = _floats(column, n), _present(column, n)
         for name in self.inputs.numeric + self.inputs.constant:
             rec.numeric_inputs.setdefault(name, np.full(n, np.nan))
         for name in self.inputs.categorical:
@@ -192,6 +195,13 @@ def _floats(column: tuple[list, list], n: int) -> np.ndarray:
             out[rows] = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):  # a text value or None among numbers
             out[rows] = [float(v) if isinstance(v, (int, float)) else np.nan for v in values]
+    return out
+
+
+def _present(column: tuple[list, list], n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    rows, values = column
+    out[[r for r, v in zip(rows, values, strict=True) if v.__class__ in (int, float, bool)]] = True
     return out
 
 

@@ -91,7 +91,8 @@ def _first_order_sorted(y_sorted: np.ndarray) -> np.ndarray:
     power[:, 1:] *= 2  # one-sided spectrum: every non-zero frequency counts twice ...
     if n % 2 == 0:
         power[:, -1] /= 2  # ... except Nyquist
-    s1 = power[:, 1:M + 1].sum(axis=1) / power[:, 1:].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant resample has no variance: NaN, skipped
+        s1 = power[:, 1:M + 1].sum(axis=1) / power[:, 1:].sum(axis=1)
     return rbd_fast.unskew_S1(s1, M, n)
 
 
@@ -112,6 +113,9 @@ def first_order(ranked: RankedInputs, y: np.ndarray) -> list:
     for i in np.flatnonzero(ranked.varies):
         y_ord = y[ranked.order[:, i]]
         estimate = float(_first_order_sorted(y_ord)[0])
-        spread = float(z * _first_order_sorted(y_ord[ranked.resampled_order(i)]).std(ddof=1) * scale)
-        out[i] = {"estimate": estimate, "ci_95": [estimate - spread, estimate + spread]}
+        boot = _first_order_sorted(y_ord[ranked.resampled_order(i)])
+        boot = boot[np.isfinite(boot)]
+        spread = float(z * boot.std(ddof=1) * scale) if len(boot) > 1 else np.nan
+        ci = [estimate - spread, estimate + spread] if np.isfinite(spread) else None
+        out[i] = {"estimate": estimate, "ci_95": ci}
     return out

@@ -47,9 +47,10 @@ def wilks_order(n: int, coverage: float = WILKS_COVERAGE, confidence: float = WI
     return k
 
 
-def output_stats(values: np.ndarray) -> dict:
-    """Statistics of one output over the runs that produced it; NaN and infinities are skipped and counted."""
-    present = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+def output_stats(values: np.ndarray, present: np.ndarray | None = None) -> dict:
+    """Statistics of one output over the runs that produced it (`present`, default: not NaN); NaN and infinities
+    are skipped and counted."""
+    present = values[present] if present is not None else values[~np.isnan(values)]
     x = present[np.isfinite(present)]
     n = len(x)
     out: dict = {"n": n, "non_finite": int(len(present) - n), "mean": None, "mean_ci_95": None, "std": None,
@@ -187,7 +188,8 @@ def summarize(rec: Records, seed: int = 0) -> dict:
     return {
         "runs": run_counts(rec),
         "failure_probability": failure_probability(rec),
-        "outputs": {name: output_stats(rec.numbers[name][finished]) for name in sorted(rec.numbers)},
+        "outputs": {name: output_stats(rec.numbers[name][finished], rec.present[name][finished])
+                    for name in sorted(rec.numbers)},
         "sensitivity": sensitivity_of(rec, seed),
         "convergence": convergence(rec),
     }

@@ -50,21 +50,42 @@ def junit_xml(batch: dict, jobs: list[dict], verdict: Verdict) -> str:
     name = info.get("name") or info["batch_id"]
     failures = sum(is_failure(j) for j in jobs)
     total_time = sum((j.get("result") or {}).get("execution_time_secs", 0.0) for j in jobs)
-    root = ET.Element("testsuites", name=f"lynx: {name}", tests=str(len(jobs)), failures=str(failures),
-                      errors="0", time=f"{total_time:.3f}")
+    root = ET.Element(
+        "testsuites",
+        name=f"lynx: {name}",
+        tests=str(len(jobs)),
+        failures=str(failures),
+        errors="0",
+        time=f"{total_time:.3f}",
+    )
     host = socket.gethostname()
     for job in jobs:
         result = job.get("result") or {}
         seconds = f"{result.get('execution_time_secs', 0.0):.3f}"
         failed = is_failure(job)
-        suite = ET.SubElement(root, "testsuite", name=f"{name} run {job['run_id']}", tests="1",
-                              failures=str(int(failed)), errors="0", skipped="0", time=seconds,
-                              timestamp=info.get("created_at") or "", hostname=host, id=str(job["run_id"]),
-                              package=f"lynx.{info['batch_id']}")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"{name} run {job['run_id']}",
+            tests="1",
+            failures=str(int(failed)),
+            errors="0",
+            skipped="0",
+            time=seconds,
+            timestamp=info.get("created_at") or "",
+            hostname=host,
+            id=str(job["run_id"]),
+            package=f"lynx.{info['batch_id']}",
+        )
         props = ET.SubElement(suite, "properties")
-        fixed = {"batch_id": info["batch_id"], "job_id": job["job_id"], "run_id": job["run_id"],
-                 "seed": job.get("seed", ""), "runner_id": job.get("runner_id", ""),
-                 "attempts": _count(job.get("attempts"))}
+        fixed = {
+            "batch_id": info["batch_id"],
+            "job_id": job["job_id"],
+            "run_id": job["run_id"],
+            "seed": job.get("seed", ""),
+            "runner_id": job.get("runner_id", ""),
+            "attempts": _count(job.get("attempts")),
+        }
         for key, value in fixed.items():
             ET.SubElement(props, "property", name=key, value=str(value))
         for key, value in (job.get("parameters") or {}).items():
@@ -93,9 +114,17 @@ def summary_from_jobs(jobs: list[dict]) -> dict:
     for j in failed:
         key = (j.get("result") or {}).get("termination_reason") or "cancelled"
         reasons[key] = reasons.get(key, 0) + 1
-    summary: dict = {"runs": {"total": len(jobs), "finished": len(finished), "succeeded": len(finished) - len(failed),
-                              "failed": len(failed), "early_terminated": sum(is_early(j) for j in failed),
-                              "failures_by_reason": reasons}, "outputs": {}}
+    summary: dict = {
+        "runs": {
+            "total": len(jobs),
+            "finished": len(finished),
+            "succeeded": len(finished) - len(failed),
+            "failed": len(failed),
+            "early_terminated": sum(is_early(j) for j in failed),
+            "failures_by_reason": reasons,
+        },
+        "outputs": {},
+    }
     if finished:
         test = binomtest(len(failed), len(finished))
         summary["failure_probability"] = {
@@ -127,36 +156,56 @@ def summary_markdown(batch: dict, summary: dict, jobs: list[dict], verdict: Verd
     the outputs table and the worst (failed) runs."""
     info = batch["batch"]
     mark = "✅" if verdict.passed else "❌"
-    lines = [f"## {mark} Lynx study: {info.get('name') or info['batch_id']}", "",
-             f"**{verdict.reason}**", "",
-             f"Batch `{info['batch_id']}` · seed `{info.get('seed')}` · status {info['status']}", ""]
+    lines = [
+        f"## {mark} Lynx study: {info.get('name') or info['batch_id']}",
+        "",
+        f"**{verdict.reason}**",
+        "",
+        f"Batch `{info['batch_id']}` · seed `{info.get('seed')}` · status {info['status']}",
+        "",
+    ]
     runs = summary.get("runs", {})
-    lines += ["| runs | finished | succeeded | failed | early-terminated |", "|---|---|---|---|---|",
-              f"| {runs.get('total', len(jobs))} | {runs.get('finished', '–')} | {runs.get('succeeded', '–')} "
-              f"| {runs.get('failed', '–')} | {runs.get('early_terminated', '–')} |", ""]
+    lines += [
+        "| runs | finished | succeeded | failed | early-terminated |",
+        "|---|---|---|---|---|",
+        f"| {runs.get('total', len(jobs))} | {runs.get('finished', '–')} | {runs.get('succeeded', '–')} "
+        f"| {runs.get('failed', '–')} | {runs.get('early_terminated', '–')} |",
+        "",
+    ]
     reasons = runs.get("failures_by_reason") or {}
     if reasons:
         lines += ["Failures by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())), ""]
     fp = summary.get("failure_probability")
     if fp:
-        lines += [f"**Failure probability** {_num(fp.get('estimate'))} — Wilson 95 % {_interval(fp.get('wilson_95'))}, "
-                  f"Clopper–Pearson 95 % {_interval(fp.get('clopper_pearson_95'))}", ""]
+        lines += [
+            f"**Failure probability** {_num(fp.get('estimate'))} — Wilson 95 % {_interval(fp.get('wilson_95'))}, "
+            f"Clopper–Pearson 95 % {_interval(fp.get('clopper_pearson_95'))}",
+            "",
+        ]
         for condition, v in (fp.get("by_condition") or {}).items():
-            lines.append(f"- stopped by `{_cell(condition)}`: {_num(v.get('estimate'))}, "
-                         f"Wilson 95 % {_interval(v.get('wilson_95'))}")
+            lines.append(
+                f"- stopped by `{_cell(condition)}`: {_num(v.get('estimate'))}, "
+                f"Wilson 95 % {_interval(v.get('wilson_95'))}"
+            )
         lines += [""] if fp.get("by_condition") else []
     outputs = summary.get("outputs") or {}
     if outputs:
-        lines += ["### Outputs", "", "| output | n | mean | 95 % CI of mean | std | min | p5 | p50 | p95 | max |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "### Outputs",
+            "",
+            "| output | n | mean | 95 % CI of mean | std | min | p5 | p50 | p95 | max |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, s in outputs.items():
             if not isinstance(s, dict) or "mean" not in s:
                 continue
             pct = s.get("percentiles") or {}
-            lines.append(f"| `{_cell(name)}` | {s.get('n', '–')} | {_num(s['mean'])} "
-                         f"| {_interval(s.get('mean_ci_95'))} "
-                         f"| {_num(s.get('std', '–'))} | {_num(s.get('min', '–'))} | {_num(pct.get('p5', '–'))} "
-                         f"| {_num(pct.get('p50', '–'))} | {_num(pct.get('p95', '–'))} | {_num(s.get('max', '–'))} |")
+            lines.append(
+                f"| `{_cell(name)}` | {s.get('n', '–')} | {_num(s['mean'])} "
+                f"| {_interval(s.get('mean_ci_95'))} "
+                f"| {_num(s.get('std', '–'))} | {_num(s.get('min', '–'))} | {_num(pct.get('p5', '–'))} "
+                f"| {_num(pct.get('p50', '–'))} | {_num(pct.get('p95', '–'))} | {_num(s.get('max', '–'))} |"
+            )
         lines.append("")
     failed = [j for j in jobs if is_failure(j)]
     lines += ["### Worst runs", ""]

@@ -63,26 +63,46 @@ def _count(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The gate's options, shared by `lynx submit` and `lynx run`."""
-    g = parser.add_argument_group("CI gate", "exit 0 when the study passes, 1 when it fails, 2 on a bad config, "
-                                  "3 when the stack is unreachable or the batch was cancelled")
+    g = parser.add_argument_group(
+        "CI gate",
+        "exit 0 when the study passes, 1 when it fails, 2 on a bad config, "
+        "3 when the stack is unreachable or the batch was cancelled",
+    )
     g.add_argument("--max-failures", type=_count, metavar="N", help="pass with at most N failed runs (default 0)")
-    g.add_argument("--max-failure-rate", type=_fraction, metavar="X",
-                   help="pass with at most this fraction of runs failed (0..1)")
+    g.add_argument(
+        "--max-failure-rate", type=_fraction, metavar="X", help="pass with at most this fraction of runs failed (0..1)"
+    )
     early = g.add_mutually_exclusive_group()
-    early.add_argument("--fail-on-early-termination", dest="early_termination_fails", action="store_true",
-                       default=True, help="an early-terminated run counts as a failure (default)")
-    early.add_argument("--allow-early-termination", dest="early_termination_fails", action="store_false",
-                       help="an early-terminated run does not count as a failure")
+    early.add_argument(
+        "--fail-on-early-termination",
+        dest="early_termination_fails",
+        action="store_true",
+        default=True,
+        help="an early-terminated run counts as a failure (default)",
+    )
+    early.add_argument(
+        "--allow-early-termination",
+        dest="early_termination_fails",
+        action="store_false",
+        help="an early-terminated run does not count as a failure",
+    )
     g.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML, one test case per run")
-    g.add_argument("--summary-md", type=Path, metavar="FILE",
-                   help="write the study's answer as Markdown (also appended to $GITHUB_STEP_SUMMARY when set)")
+    g.add_argument(
+        "--summary-md",
+        type=Path,
+        metavar="FILE",
+        help="write the study's answer as Markdown (also appended to $GITHUB_STEP_SUMMARY when set)",
+    )
     g.add_argument("--report", type=Path, metavar="FILE", help="save the HTML report")
     g.add_argument("--runs-csv", type=Path, metavar="FILE", help="save the runs table (CSV)")
 
 
 def policy_from(args: argparse.Namespace) -> Policy:
-    return Policy(getattr(args, "max_failures", None), getattr(args, "max_failure_rate", None),
-                  getattr(args, "early_termination_fails", True))
+    return Policy(
+        getattr(args, "max_failures", None),
+        getattr(args, "max_failure_rate", None),
+        getattr(args, "early_termination_fails", True),
+    )
 
 
 def is_early(job: dict) -> bool:

@@ -27,8 +27,9 @@ class Live:
 def live(tmp_path_factory) -> Live:
     """sampler, scheduler, telemetry, gateway and one runner serving simulation type ci-threshold."""
     root = tmp_path_factory.mktemp("ci-stack")
-    runner = lynx_stack.Runner("ci-runner", "CI Runner", HERE / "runner-threshold.yaml",
-                               env={"LYNX_RUNNER_OUTPUT_ROOT": str(root / "runs")})
+    runner = lynx_stack.Runner(
+        "ci-runner", "CI Runner", HERE / "runner-threshold.yaml", env={"LYNX_RUNNER_OUTPUT_ROOT": str(root / "runs")}
+    )
     stack = lynx_stack.Stack(root / "data", runners=[runner], cwd=REPO, ready_timeout=120, stop_grace=10)
     stack.start()
     try:

@@ -14,8 +14,11 @@ pytestmark = pytest.mark.e2e
 # 4 Latin-hypercube runs (seed 7), one x per quarter of [0, 1]: x > 0.75 stops early, 0.5 < x <= 0.75 exits 1.
 MIXED = {
     "dispersions": {"fail_above": {"distribution": {"type": "constant", "value": 0.5}}},
-    "early_termination": {"enabled": True, "check_frequency_hz": 20.0, "conditions": [
-        {"variable": "ci.x", "condition": "> 0.75", "description": "x left the safe region"}]},
+    "early_termination": {
+        "enabled": True,
+        "check_frequency_hz": 20.0,
+        "conditions": [{"variable": "ci.x", "condition": "> 0.75", "description": "x left the safe region"}],
+    },
 }
 
 
@@ -25,8 +28,18 @@ def mixed(live, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mixed")
     step_summary = tmp / "step_summary.md"
     step_summary.write_text("previous step\n")
-    done = lynx("submit", str(study(tmp, **MIXED)), "--wait", "--url", live.url, "--junit", str(tmp / "junit.xml"),
-                "--summary-md", str(tmp / "summary.md"), env={"GITHUB_STEP_SUMMARY": str(step_summary)})
+    done = lynx(
+        "submit",
+        str(study(tmp, **MIXED)),
+        "--wait",
+        "--url",
+        live.url,
+        "--junit",
+        str(tmp / "junit.xml"),
+        "--summary-md",
+        str(tmp / "summary.md"),
+        env={"GITHUB_STEP_SUMMARY": str(step_summary)},
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     return tmp, done
 
@@ -75,7 +88,7 @@ def test_the_markdown_summary_answers_the_study(mixed):
     # The outputs table, from the summary route: y over the runs that wrote a summary.json.
     row = next(line for line in text.splitlines() if line.startswith("| `y` |"))
     assert row.split(" | ")[1] == "3"  # the run that exited 1 wrote its summary.json first
-    worst = text[text.index("### Worst runs"):].splitlines()
+    worst = text[text.index("### Worst runs") :].splitlines()
     rows = [r for r in worst if r.startswith("| ") and not r.startswith("| run")]
     assert sorted(r.split(" | ")[2] for r in rows) == ["early_termination", "exited"]
     # GitHub Actions shows $GITHUB_STEP_SUMMARY: the summary is appended, earlier steps' text kept.

@@ -16,8 +16,13 @@ pytestmark = pytest.mark.e2e
 
 # Latin hypercube with 4 runs and seed 7: one x in each quarter of [0, 1].
 HALF_FAIL = {"dispersions": {"fail_above": {"distribution": {"type": "constant", "value": 0.5}}}}
-EARLY = {"early_termination": {"enabled": True, "check_frequency_hz": 20.0, "conditions": [
-    {"variable": "ci.x", "condition": "> 0.75", "description": "x left the safe region"}]}}
+EARLY = {
+    "early_termination": {
+        "enabled": True,
+        "check_frequency_hz": 20.0,
+        "conditions": [{"variable": "ci.x", "condition": "> 0.75", "description": "x left the safe region"}],
+    }
+}
 
 
 def last_line(done: subprocess.CompletedProcess) -> str:
@@ -71,16 +76,25 @@ def test_an_unreachable_stack_exits_3(tmp_path):
 
 def test_a_cancelled_batch_exits_3(live, tmp_path):
     slow = study(tmp_path, dispersions={"sleep_s": {"distribution": {"type": "constant", "value": 30.0}}})
-    proc = subprocess.Popen([*LYNX, "submit", str(slow), "--wait", "--url", live.url], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*LYNX, "submit", str(slow), "--wait", "--url", live.url],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         reply = ""
         while not reply.rstrip().endswith("}"):
             reply += proc.stdout.readline()
         batch_id = json.loads(reply)["batch_id"]
         time.sleep(1.0)
-        request = urllib.request.Request(f"{live.url}/batches/{batch_id}/cancel", data=b"{}", method="POST",
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            f"{live.url}/batches/{batch_id}/cancel",
+            data=b"{}",
+            method="POST",
+            headers={"content-type": "application/json"},
+        )
         urllib.request.urlopen(request, timeout=30).close()
         out, err = proc.communicate(timeout=120)
     finally:
@@ -92,9 +106,17 @@ def test_a_cancelled_batch_exits_3(live, tmp_path):
 
 
 def test_lynx_run_gates_too(tmp_path):
-    done = lynx("run", str(study(tmp_path, **HALF_FAIL)), "--runner-config", str(HERE / "runner-threshold.yaml"),
-                "--data-dir", str(tmp_path / "data"), "--junit", str(tmp_path / "junit.xml"),
-                env={"LYNX_RUNNER_OUTPUT_ROOT": str(tmp_path / "runs")})
+    done = lynx(
+        "run",
+        str(study(tmp_path, **HALF_FAIL)),
+        "--runner-config",
+        str(HERE / "runner-threshold.yaml"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--junit",
+        str(tmp_path / "junit.xml"),
+        env={"LYNX_RUNNER_OUTPUT_ROOT": str(tmp_path / "runs")},
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert last_line(done).startswith("study failed: 2/4 runs succeeded")
     assert (tmp_path / "junit.xml").read_text().count("<testcase ") == 4
@@ -102,7 +124,8 @@ def test_lynx_run_gates_too(tmp_path):
 
 def test_a_batch_aborted_by_its_failure_budget_exits_1_with_the_scheduler_s_reason(live, tmp_path):
     budget = {"max_failed_jobs": 1, "max_parallel_jobs": 1, "max_retries": 0, "job_timeout_seconds": 60}
-    done = lynx("submit", str(study(tmp_path, compute=budget, **HALF_FAIL)), "--wait", "--url", live.url,
-                "--max-failures", "3")
+    done = lynx(
+        "submit", str(study(tmp_path, compute=budget, **HALF_FAIL)), "--wait", "--url", live.url, "--max-failures", "3"
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert last_line(done).startswith("study failed: batch Failed (")

@@ -37,22 +37,38 @@ def run_job(work: Path, tmp: Path, **overrides: str) -> tuple[list[tuple[str, in
     temp.mkdir()
     summary = temp / "step_summary.md"
     summary.touch()
-    env = {**os.environ, **{k: str(v) for k, v in workflow.get("env", {}).items()}, **overrides,
-           "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(work), "GITHUB_SHA": "0" * 40,
-           "GITHUB_REF": "refs/heads/main", "GITHUB_EVENT_NAME": "push", "GITHUB_REPOSITORY": "team/flight-software",
-           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ENV": str(temp / "github_env"),
-           "GITHUB_OUTPUT": str(temp / "github_output"), "RUNNER_TEMP": str(temp),
-           # actions/setup-python puts its interpreter first on PATH; here, the one running the tests.
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in workflow.get("env", {}).items()},
+        **overrides,
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(work),
+        "GITHUB_SHA": "0" * 40,
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_REPOSITORY": "team/flight-software",
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_ENV": str(temp / "github_env"),
+        "GITHUB_OUTPUT": str(temp / "github_output"),
+        "RUNNER_TEMP": str(temp),
+        # actions/setup-python puts its interpreter first on PATH; here, the one running the tests.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     ran = []
     for i, step in enumerate(job["steps"]):
         if "run" not in step:
             continue
         script = temp / f"step-{i}.sh"
         script.write_text(step["run"])
-        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=work,
-                              env={**env, **{k: str(v) for k, v in step.get("env", {}).items()}},
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=work,
+            env={**env, **{k: str(v) for k, v in step.get("env", {}).items()}},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         ran.append((step.get("name", f"step {i}"), done.returncode, done.stdout, done.stderr))
         if done.returncode != 0:
             break
@@ -63,7 +79,9 @@ def test_a_passing_study_passes_the_check_and_writes_its_files(tmp_path):
     work = checkout(tmp_path)
     ran, summary = run_job(work, tmp_path, LYNX_RUNS="2")
     assert [step[:2] for step in ran] == [
-        ("Install Lynx", 0), ("Run the study (stack and runner inside this job)", 0)], ran[-1][2:]
+        ("Install Lynx", 0),
+        ("Run the study (stack and runner inside this job)", 0),
+    ], ran[-1][2:]
     assert ran[-1][2].rstrip().splitlines()[-1].startswith("study passed: 2/2 runs succeeded")
     assert "warning" not in ran[-1][3], ran[-1][3]
     results = work / "lynx-results"

@@ -27,8 +27,9 @@ def get(url: str) -> object:
 
 
 def post(url: str, body: object) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as reply:
         return json.load(reply)
 
@@ -48,8 +49,10 @@ def two_types(tmp_path_factory):
     """Every service, basilisk-runner-01 (configs/lynx-runner-basilisk.yaml) and rocketpy-runner-01."""
     root = tmp_path_factory.mktemp("two-types")
     env = {"LYNX_RUNNER_OUTPUT_ROOT": str(root / "runs")}
-    runners = [lynx_stack.Runner("basilisk-runner-01", "Basilisk", REPO / "configs/lynx-runner-basilisk.yaml", env),
-               lynx_stack.Runner("rocketpy-runner-01", "RocketPy", REPO / "configs/lynx-runner-rocketpy.yaml", env)]
+    runners = [
+        lynx_stack.Runner("basilisk-runner-01", "Basilisk", REPO / "configs/lynx-runner-basilisk.yaml", env),
+        lynx_stack.Runner("rocketpy-runner-01", "RocketPy", REPO / "configs/lynx-runner-rocketpy.yaml", env),
+    ]
     stack = lynx_stack.Stack(root / "data", runners=runners, cwd=REPO, ready_timeout=120, stop_grace=10)
     stack.start()
     try:
@@ -64,8 +67,9 @@ def test_each_batch_runs_on_the_runner_of_its_simulation_type(two_types):
     assert set(runners) == {"basilisk-runner-01", "rocketpy-runner-01"}
     rocket_config = yaml.safe_load(ROCKET_STUDY.read_text())
     rocket = post(f"{url}/jobs", {"name": "rocket", "runs_override": 3, "config": rocket_config})
-    orbit = post(f"{url}/jobs", {"name": "orbit", "runs_override": 2,
-                                 "config": yaml.safe_load(ORBIT_STUDY.read_text())})
+    orbit = post(
+        f"{url}/jobs", {"name": "orbit", "runs_override": 2, "config": yaml.safe_load(ORBIT_STUDY.read_text())}
+    )
     # Both batches are in flight at once on one stack.
     assert {get(f"{url}/batches/{b['batch_id']}")["batch"]["status"] for b in (rocket, orbit)} <= {"Pending", "Running"}
     for batch, runner_id in ((rocket, "rocketpy-runner-01"), (orbit, "basilisk-runner-01")):
@@ -81,8 +85,9 @@ def test_each_batch_runs_on_the_runner_of_its_simulation_type(two_types):
         assert 1500 < summary["apogee_m"] < 4500
         assert 150 < summary["max_speed_mps"] < 340
         assert summary["flight_time_s"] > summary["apogee_time_s"] > 10
-        assert summary["landing_drift_m"] == pytest.approx((summary["landing_x_m"] ** 2
-                                                            + summary["landing_y_m"] ** 2) ** 0.5)
+        assert summary["landing_drift_m"] == pytest.approx(
+            (summary["landing_x_m"] ** 2 + summary["landing_y_m"] ** 2) ** 0.5
+        )
         assert result["telemetry_samples_sent"] > 100
         # The outputs come back through the gateway, only those results.outputs names.
         assert result["outputs"] == {k: summary[k] for k in rocket_config["results"]["outputs"]}
@@ -90,8 +95,9 @@ def test_each_batch_runs_on_the_runner_of_its_simulation_type(two_types):
 
 def test_the_gate_judges_a_rocketpy_study(two_types, tmp_path):
     url, _ = two_types
-    done = lynx("submit", str(ROCKET_STUDY), "--runs", "2", "--wait", "--url", url,
-                "--junit", str(tmp_path / "junit.xml"))
+    done = lynx(
+        "submit", str(ROCKET_STUDY), "--runs", "2", "--wait", "--url", url, "--junit", str(tmp_path / "junit.xml")
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("study passed: 2/2 runs succeeded")
     assert "parameter.impulse_scale" in (tmp_path / "junit.xml").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import urllib.error
@@ -26,13 +27,13 @@ class Policy:
     early_termination_fails: bool = True
 
     def allowed(self, total: int) -> int:
-        """The most failures a study of `total` runs may have."""
-        limits = [total]
+        """The most failures a study of `total` runs may have: the smaller allowance, rates rounded down."""
+        limits = []
         if self.max_failures is not None:
             limits.append(self.max_failures)
         if self.max_failure_rate is not None:
-            limits.append(int(self.max_failure_rate * total + 1e-9))
-        return min(limits) if len(limits) > 1 else 0
+            limits.append(math.floor(self.max_failure_rate * total + 1e-9))
+        return min(limits, default=0)
 
 
 @dataclass(frozen=True)

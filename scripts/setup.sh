@@ -18,7 +18,7 @@ fi
 stamp=.venv/.lynx-setup-stamp
 # Every package of the repository, each from its own folder (folder = import path), editable.
 PACKAGES=(gen/python "services/common[sqlite,objectstore,tls]" services/sampler services/scheduler services/telemetry
-          services/runner services/results gateway "cli[basilisk]" clients/python)
+          services/runner services/results gateway "cli[basilisk,rocketpy]" clients/python)
 want=$(cat pyproject.toml gen/python/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml \
        cli/pyproject.toml clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from lynx_cli import results, tokens
+from lynx_cli import gate, results, tokens
 from lynx_cli.api import DEFAULT_URL, Api, ApiError
 
 DEFAULT_RUNNER_CONFIG = Path("configs/lynx-runner-basilisk.yaml")
@@ -31,12 +31,15 @@ def load_study(path: Path) -> dict:
     try:
         document = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise SystemExit(f"lynx: cannot read {path}: {exc.strerror}") from None
+        problem = f"cannot read {path}: {exc.strerror}"
     except yaml.YAMLError as exc:
-        raise SystemExit(f"lynx: {path} is not valid YAML/JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise SystemExit(f"lynx: {path} must hold a mapping (a batch config)")
-    return document
+        problem = f"{path} is not valid YAML/JSON: {exc}"
+    else:
+        if isinstance(document, dict):
+            return document
+        problem = f"{path} must hold a mapping (a batch config)"
+    print(f"lynx: {problem}", file=sys.stderr)
+    raise SystemExit(gate.BAD_CONFIG)
 
 
 def submission(document: dict, name: str | None, runs: int | None) -> dict:
@@ -161,7 +164,11 @@ def cmd_run(args) -> int:
         print(f"starting sampler, scheduler, telemetry, gateway and {args.runners} runner(s)...", flush=True)
         stack.start()
         api = Api(stack.ports.gateway_url)
-        reply = api.post("/jobs", body)
+        try:
+            reply = api.post("/jobs", body)
+        except ApiError as exc:
+            print(f"lynx run: {exc}", file=sys.stderr)
+            return gate.submission_error(exc)
         print(f"submitted batch {reply['batch_id']} ({reply['total_jobs']} jobs) to {stack.ports.gateway_url}",
               flush=True)
         final = follow(api, reply["batch_id"], watch=stack.watch)
@@ -169,10 +176,10 @@ def cmd_run(args) -> int:
         results = show_results(api, reply["batch_id"])
         ok = sum(r["success"] for r in results)
         print(f"\nbatch {final['batch']['status']}: {ok}/{len(results)} jobs succeeded")
-        return 0 if final["batch"]["status"] == batch_status("COMPLETED") and ok == len(results) else 1
-    except (StackError, ApiError) as exc:
+        return gate.finish(api, reply["batch_id"], args)
+    except (StackError, ApiError, OSError) as exc:
         print(f"lynx run: {exc}", file=sys.stderr)
-        return 1
+        return gate.UNAVAILABLE
     except KeyboardInterrupt:
         print("interrupted; stopping", file=sys.stderr)
         return 130
@@ -182,12 +189,24 @@ def cmd_run(args) -> int:
 
 def cmd_submit(args) -> int:
     api = Api(args.url)
-    reply = api.post("/jobs", submission(load_study(args.config), args.name, args.runs))
+    body = submission(load_study(args.config), args.name, args.runs)
+    try:
+        reply = api.post("/jobs", body)
+    except ApiError as exc:
+        print(f"lynx submit: {exc}", file=sys.stderr)
+        return gate.submission_error(exc)
+    except OSError as exc:
+        print(f"lynx submit: cannot reach the gateway at {args.url}: {exc}", file=sys.stderr)
+        return gate.UNAVAILABLE
     print(json.dumps(reply, indent=2))
     if args.wait:
-        final = follow(api, reply["batch_id"])
-        show_results(api, reply["batch_id"])
-        return 0 if final["batch"]["status"] == batch_status("COMPLETED") else 1
+        try:
+            follow(api, reply["batch_id"])
+            show_results(api, reply["batch_id"])
+            return gate.finish(api, reply["batch_id"], args)
+        except (ApiError, OSError) as exc:
+            print(f"lynx submit: lost the gateway at {args.url}: {exc}", file=sys.stderr)
+            return gate.UNAVAILABLE
     return 0
 
 
@@ -296,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runner-config", type=Path, default=DEFAULT_RUNNER_CONFIG)
     run.add_argument("--data-dir", type=Path, default=Path(".lynx/run"))
     run.add_argument("--http-port", type=int, default=0, help="gateway port (default: a free one)")
+    gate.add_arguments(run)
     run.set_defaults(func=cmd_run)
 
     submit = sub.add_parser("submit", help="submit a batch config (YAML or JSON) to a running gateway")
@@ -303,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--runs", type=int, help="override monte_carlo.runs")
     submit.add_argument("--name")
     submit.add_argument("--wait", action="store_true", help="follow progress and print results")
+    gate.add_arguments(submit)
     submit.set_defaults(func=cmd_submit)
 
     status = sub.add_parser("status", help="show a batch")

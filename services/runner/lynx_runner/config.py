@@ -17,7 +17,7 @@ import yaml
 from lynx_common.errors import ValidationError
 
 ENV_PREFIX = "LYNX_RUNNER_"
-KNOWN_ENGINES = ("basilisk", "command")
+KNOWN_ENGINES = ("basilisk", "command", "python")
 DEFAULT_LOG_CAP_BYTES = 10 * 2**20
 # The placeholders a command's args may use; nothing else is substituted, and never through a shell.
 COMMAND_PLACEHOLDERS = ("run_config", "output_dir", "telemetry_url", "job_id", "batch_id", "attempt",

@@ -24,7 +24,8 @@ def build_engines(
     config: RunnerConfig, runner_id: str, telemetry_stub: tel_grpc.TelemetryServiceStub
 ) -> dict[str, Engine]:
     """The engines this runner serves, by name, from its config."""
-    kinds: dict[str, type[ScenarioEngine]] = {BasiliskEngine.name: BasiliskEngine, CommandEngine.name: CommandEngine}
+    kinds: dict[str, type[ScenarioEngine]] = {BasiliskEngine.name: BasiliskEngine, CommandEngine.name: CommandEngine,
+                                              PythonEngine.name: PythonEngine}
     return {name: kinds[name](config, runner_id, telemetry_stub) for name in config.engines if name in kinds}
 
 
@@ -120,6 +121,13 @@ class BasiliskEngine(ScenarioEngine):
                 except ForkServerError as exc:
                     log.warning("job %s: warm start failed (%s); starting it cold", spec.job_id, exc)
         return await spawn_cold(spec)
+
+
+class PythonEngine(BasiliskEngine):
+    """The basilisk engine under a simulator-neutral name: any Python entrypoint (RocketPy, JSBSim, ...),
+    cold or forked from a warm fork server that preloaded its imports."""
+
+    name = "python"
 
 
 class CommandEngine(ScenarioEngine):

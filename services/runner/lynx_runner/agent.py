@@ -11,11 +11,13 @@ import grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
+from lynx_common import limits
 from lynx_common.server import CLIENT_OPTIONS, client_channel
 from lynx_runner.config import RunnerConfig
 from lynx_runner.engine import Engine, JobHandle
 from lynx_runner.engines import build_engines
 from lynx_runner.host import host_capabilities
+from lynx_runner.streams import bound_result
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
@@ -265,7 +267,8 @@ class RunnerAgent:
 
     def _finished(self, lease: pb.JobLease, result: pb.JobResult) -> None:
         self._report(pb.ConnectRequest(
-            job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt, result=result)))
+            job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt,
+                                        result=bound_result(result, limits.value("grpc_message_bytes")))))
 
     def _report(self, message: pb.ConnectRequest) -> None:
         """Keep a final report until acked, and send it now if connected."""

@@ -107,9 +107,20 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
 
     async def ListJobs(self, request, context) -> pb.ListJobsResponse:
         await self._batch_or_abort(request.batch_id, context)
-        jobs = await self.store.batch_jobs(request.batch_id, with_history=True)
+        if request.page_size < 0:
+            await abort_invalid(context, "page_size", f"must not be negative, got {request.page_size}")
+        try:
+            after = int(request.page_token) if request.page_token else -1
+        except ValueError:
+            after = None
+        if after is None or after < -1:
+            await abort_invalid(context, "page_token", "is not a token this listing gave")
+        size = request.page_size or -1
+        jobs = await self.store.batch_jobs(request.batch_id, with_history=True, after_run_id=after, limit=size)
         samples = self.dispatcher.samples
-        return pb.ListJobsResponse(jobs=[job_to_proto(j, await samples.of(j)) for j in jobs])
+        more = size > 0 and len(jobs) == size
+        return pb.ListJobsResponse(jobs=[job_to_proto(j, await samples.of(j)) for j in jobs],
+                                   next_page_token=str(jobs[-1].run_id) if more else "")
 
     async def GetJob(self, request, context) -> pb.GetJobResponse:
         job = await self.store.get_job(request.job_id, with_history=True)
@@ -170,6 +181,7 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str) -> None:
         [pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
         host,
         port,
+        ready=channel.channel_ready,  # SERVING once the sampler answers: a submission then succeeds at once
     )
 
     async def cleanup() -> None:

@@ -17,6 +17,7 @@ from lynx_runner.config import RunnerConfig
 from lynx_runner.engine import Engine, JobHandle
 from lynx_runner.engines import build_engines
 from lynx_runner.host import host_capabilities
+from lynx_runner.orphans import JobRecords, records_dir, start_guardian, stop_guardian
 from lynx_runner.streams import bound_result
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,16 @@ class RunnerAgent:
     async def run(self, stop: asyncio.Event, drain: asyncio.Event | None = None) -> None:
         """Stay connected until `stop` is set (running jobs are killed), or until `drain` is set
         and the drain ends (see drain()); a `stop` during the drain cuts it short."""
+        records = records_dir(self.config.output_root, self.runner_id)
+        if left := JobRecords(records).kill_leftovers():
+            log.warning("killed %d jobs a previous runner %s left running", left, self.runner_id)
+        guardian = start_guardian(records)  # kills the recorded jobs if this process dies, however it dies
+        try:
+            await self._run(stop, drain)
+        finally:
+            await asyncio.to_thread(stop_guardian, guardian)
+
+    async def _run(self, stop: asyncio.Event, drain: asyncio.Event | None) -> None:
         for engine in self.engines.values():
             await engine.start()
         connection = asyncio.create_task(self._stay_connected(), name="scheduler-connection")

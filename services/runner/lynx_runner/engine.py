@@ -22,6 +22,7 @@ from lynx_common.server import GrpcServer
 from lynx_runner.config import RunnerConfig, parse_memory
 from lynx_runner.endpoint import JobTelemetryServicer
 from lynx_runner.launch import JobProcess, LaunchError, LaunchSpec, kill_group, spawn_cold
+from lynx_runner.orphans import JobRecords, records_dir
 from lynx_runner.relay import FINAL_FLUSH_DEADLINE_S, TelemetryRelay
 from lynx_runner.streams import (
     BadTelemetryLine,
@@ -160,6 +161,7 @@ class ScenarioEngine:
         self.config = config
         self.runner_id = runner_id
         self.telemetry_stub = telemetry_stub
+        self.records = JobRecords(records_dir(config.output_root, runner_id))  # what a guardian kills
 
     async def start(self) -> None:
         """Nothing to prepare for a process per job."""
@@ -260,9 +262,11 @@ class ScenarioEngine:
                 await asyncio.gather(*pumps, return_exceptions=True)
         log.info("job %s attempt %d: pid %d (%s)", handle.lease.job_id, handle.lease.attempt, proc.pid,
                  "warm" if proc.warm else "cold")
+        self.records.record(handle.lease.job_id, proc.pid)
         try:
             outcome = await self._supervise(proc, handle, watchdog, handle.lease.timeout_seconds, memory_limit)
         finally:
+            self.records.forget(handle.lease.job_id)
             _, pending = await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT_S)
             for task in pending:  # a process that escaped the group still holds the pipe
                 task.cancel()

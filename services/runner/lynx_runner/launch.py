@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from lynx_runner.orphans import die_with_parent
+
 log = logging.getLogger(__name__)
 FORKSERVER_SCRIPT = Path(__file__).with_name("forkserver.py")
 READY_TIMEOUT_S = 120.0
@@ -109,6 +111,7 @@ async def spawn_cold(spec: LaunchSpec) -> ColdProcess:
         proc = await asyncio.create_subprocess_exec(
             *spec.argv, cwd=spec.cwd, env=spec.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=spec.stdout_fd, stderr=spec.stderr_fd, start_new_session=True,
+            preexec_fn=die_with_parent,  # PR_SET_PDEATHSIG: a SIGKILLed runner takes the job with it
         )
     except OSError as exc:
         raise LaunchError(f"cannot start {spec.argv[0]}: {exc}") from exc

@@ -24,12 +24,15 @@ from lynx_scheduler.store import Store
 from lynx_scheduler.submission import Submissions
 
 log = logging.getLogger(__name__)
+SAMPLER_READY_S = 5.0  # how long a submission waits for a starting or restarting sampler
 
 
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     """Translates RPCs to store and dispatcher calls and sets status codes."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, sampler: sampler_grpc.SamplerServiceStub):
+    def __init__(self, store: Store, dispatcher: Dispatcher, sampler: sampler_grpc.SamplerServiceStub,
+                 sampler_channel: grpc.aio.Channel | None = None):
+        self.sampler_channel = sampler_channel
         self.store = store
         self.dispatcher = dispatcher
         self.sampler = sampler
@@ -38,14 +41,27 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
 
     # Submission, preview and extension live in lynx_scheduler.submission.
     async def SubmitBatch(self, request: pb.SubmitBatchRequest, context) -> pb.SubmitBatchResponse:
+        await self._sampler_ready(context)
         return await self.submissions.submit(request, context)
 
     async def Preview(self, request: pb.PreviewRequest, context):
+        await self._sampler_ready(context)
         async for chunk in self.submissions.preview(request, context):
             yield chunk
 
     async def ExtendBatch(self, request: pb.ExtendBatchRequest, context) -> pb.ExtendBatchResponse:
+        await self._sampler_ready(context)
         return await self.submissions.extend(request, context)
+
+    async def _sampler_ready(self, context) -> None:
+        """Wait (up to SAMPLER_READY_S) for a starting or restarting sampler; UNAVAILABLE after that."""
+        if self.sampler_channel is None:
+            return
+        try:
+            await asyncio.wait_for(self.sampler_channel.channel_ready(), SAMPLER_READY_S)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"the sampler did not answer within {SAMPLER_READY_S:g} s; try again later")
 
     async def _batch_or_abort(self, batch_id: str, context) -> BatchRow:
         batch = await self.store.get_batch(batch_id)
@@ -175,7 +191,7 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str) -> None:
         log.warning("%d jobs were running when the scheduler stopped; waiting for their runners", adopted)
     dispatcher.start()
     channel = client_channel(sampler_addr)
-    servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(channel))
+    servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(channel), channel)
     server = GrpcServer(
         lambda s: pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s),
         [pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name],

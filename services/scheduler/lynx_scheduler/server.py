@@ -13,6 +13,7 @@ import grpc
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_common import limits
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer, client_channel, configure_logging, serve_until_signalled
 from lynx_common.status import abort_invalid, abort_validation
@@ -162,6 +163,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         if first.WhichOneof("message") != "register":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "first message must be register")
         try:
+            limits.check_length("name_chars", "register.runner_id", first.register.runner_id)
+            limits.check_length("name_chars", "register.name", first.register.name)
             session = await self.sessions.attach(first.register)
         except ValidationError as exc:
             await abort_validation(context, exc)

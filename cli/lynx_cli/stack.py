@@ -316,7 +316,8 @@ class Stack:
             "scheduler": (["lynx_scheduler.server", "--port", str(p.scheduler), "--data-dir", data,
                            "--sampler-addr", str(self.sampler_addr)], grpc_serving(p.scheduler_addr)),
             "gateway": (["lynx_gateway.server", "--port", str(p.http), "--scheduler-addr", p.scheduler_addr,
-                         "--telemetry-addr", p.telemetry_addr, "--sampler-addr", str(self.sampler_addr)],
+                         "--telemetry-addr", p.telemetry_addr,
+                         *(["--sampler-addr", self.sampler_addr] if self.sampler_addr else [])],
                         http_ok(f"{p.gateway_url}/readyz")),  # up means ready: every backend SERVING
         }[name]
         return Process(name, [sys.executable, "-m", *argv], self.logs / f"{name}.log", self.env or None, self.cwd,

@@ -235,6 +235,10 @@ class Gateway:
                 await response.write(lines.encode())
         except (ConnectionResetError, grpc.aio.AioRpcError):
             pass
+        except asyncio.CancelledError:
+            if not (watcher.done() and not watcher.cancelled()):
+                raise  # the handler itself is being cancelled
+            # else the batch finished: the watcher cancelled the call, and the stream ends cleanly
         finally:
             watcher.cancel()
             call.cancel()

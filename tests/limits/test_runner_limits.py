@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fault_harness import REPO, Stack, alive, batch_config, wait_for
+from fault_harness import REPO, Stack, alive, wait_for
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_cli import stack as lynx_stack

@@ -66,8 +66,8 @@ TABLE = (
           "429, field null"),
     Limit("requests_per_second", 500, "HTTP requests per second of one client address (a burst of twice that "
           "passes)", "429, field null"),
-    Limit("publish_samples_per_second", 200_000, "telemetry samples per second one Publish stream may send (a "
-          "burst of twice that passes)", "RESOURCE_EXHAUSTED"),
+    Limit("publish_samples_per_second", 500_000, "telemetry samples per second telemetry-ingest takes for one job "
+          "(a burst of twice that passes; the runner's relay retries later)", "RESOURCE_EXHAUSTED"),
     Limit("cancel_chunk", 5000, "jobs one UPDATE cancels before the scheduler yields to other calls",
           "(none: a cancel of any size completes)"),
 )

@@ -1,7 +1,7 @@
 """No scenario outlives its runner: parent-death signals, per-job pid records, and a guardian.
 
-* The job's leader gets PR_SET_PDEATHSIG(SIGKILL) (cold launcher here, fork server in forkserver.py),
-  so it dies the moment its parent does.
+* The job's leader gets PR_SET_PDEATHSIG(SIGKILL) (cold jobs through `setpriv --pdeathsig KILL` when
+  util-linux is installed, fork-server children in forkserver.py), so it dies the moment its parent does.
 * Its own children share its session; they get no parent-death signal. The runner records each job's
   leader (pid and start time from /proc/<pid>/stat) in a file under its private records dir.
 * A guardian process (`python -m lynx_runner.orphans --records DIR`, started by the agent) reads its
@@ -16,34 +16,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
 
 
-def _load_prctl():
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux
-        return None
+SETPRIV = shutil.which("setpriv")  # util-linux: sets PR_SET_PDEATHSIG, then execs the job (same pid)
 
 
-_PRCTL = _load_prctl()  # resolved before any fork: the child only calls it
-
-
-def die_with_parent() -> None:
-    """In a child before exec: be SIGKILLed when the parent dies (Linux; a no-op elsewhere)."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def with_death_signal(argv: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
+    """`argv` run through `setpriv --pdeathsig KILL`, so the job dies with the runner, when setpriv is
+    installed (no preexec_fn: forking a threaded runner must not run Python in the child). The
+    executable is resolved first, so a missing one is still an OSError at launch, not exit code 127."""
+    if SETPRIV is None or not argv:
+        return argv
+    exe = argv[0]
+    if os.sep in exe:
+        path = exe if os.path.isabs(exe) else os.path.join(cwd, exe)
+        found = path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    else:
+        found = shutil.which(exe, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(2, "No such file or directory", exe)
+    return [SETPRIV, "--pdeathsig", "KILL", "--", found, *argv[1:]]
 
 
 def _stat(pid: int) -> tuple[int, int] | None:

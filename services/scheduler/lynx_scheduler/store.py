@@ -216,7 +216,8 @@ class Store:
         async with self.transaction() as tx:
             rows = await tx.db.execute_fetchall(
                 f"SELECT job_id, attempts, batch_id FROM jobs WHERE job_id IN ({_marks(len(job_ids))})"
-                " AND status = ?",
+                " AND status = ? AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.batch_id = jobs.batch_id"
+                " AND b.cancelled = 1)",  # a cancel in progress (chunked) leases nothing more
                 (*job_ids, PENDING),
             )
             pending = {r[0]: (r[1] + 1, r[2]) for r in rows}

@@ -104,6 +104,21 @@ def _interrupt_on_signals() -> None:
 
 def cmd_up(args) -> int:
     from lynx_cli.stack import Ports, Stack, StackError
+    from lynx_common.limits import LIMITS
+    from lynx_common.limits import value as limit_value
+
+    for item in args.limit:  # the services inherit this process's environment
+        name, _, value = item.partition("=")
+        if name not in LIMITS or not value:
+            print(f"lynx up: --limit {item!r}: expected NAME=VALUE with NAME one of {', '.join(LIMITS)}",
+                  file=sys.stderr)
+            return 2
+        os.environ[LIMITS[name].env] = value
+        try:
+            limit_value(name)
+        except ValueError as exc:
+            print(f"lynx up: --limit {item}: {exc}", file=sys.stderr)
+            return 2
 
     stack = Stack(args.data_dir, Ports(args.scheduler_port, args.sampler_port, args.telemetry_port, args.http_port),
                   args.runners, args.runner_config)
@@ -251,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--telemetry-port", type=int, default=50053, help="0 picks a free port")
     up.add_argument("--runners", type=int, default=0, help="local runners to start (default 0)")
     up.add_argument("--runner-config", type=Path, default=DEFAULT_RUNNER_CONFIG)
+    up.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a limit for every service, e.g. --limit page_size=500 (see docs/limits.md)")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="start a private stack, run one study end to end, print results, stop")

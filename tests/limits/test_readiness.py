@@ -1,4 +1,4 @@
-"""Ready means ready: a submission sent the moment `lynx up` says it is up succeeds."""
+"""Ready means ready: a submission the moment `lynx up` says it is up succeeds; --limit reaches the services."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_submit_right_after_lynx_up_says_up_succeeds(tmp_path):
     up = subprocess.Popen(
         [str(Path(sys.executable).parent / "lynx"), "up", "--data-dir", str(tmp_path / "data"), "--http-port",
          str(http), "--scheduler-port", ports[0], "--sampler-port", ports[1], "--telemetry-port", ports[2],
-         "--runners", "0"],
+         "--runners", "0", "--limit", "page_size=2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=os.environ.copy(),
         start_new_session=True,
     )
@@ -41,13 +41,15 @@ def test_submit_right_after_lynx_up_says_up_succeeds(tmp_path):
         else:
             raise AssertionError(f"lynx up exited with {up.wait()}")
         body = copy.deepcopy(TUTORIAL)
-        body["runs_override"] = 1
+        body["runs_override"] = 3
         base = f"http://127.0.0.1:{http}"
         sent = time.monotonic()
         code, _, reply = call(base, "POST", "/jobs", body)
         assert sent - said_up < 0.1  # within 100 ms of "up"
         assert code == 200, reply
         assert call(base, "GET", "/readyz")[:1] == (200,)
+        page = call(base, "GET", f"/batches/{reply['batch_id']}/jobs")[2]  # --limit reached the gateway
+        assert len(page["jobs"]) == 2 and page["next_page_token"]
     finally:
         os.killpg(up.pid, signal.SIGINT)
         try:

@@ -73,3 +73,24 @@ def test_an_oversized_result_is_bounded_with_a_note():
     assert 0 < len(bounded.files) < 50_000 and len(bounded.output_files) == len(bounded.files)
     assert any(re.search(r"listed only \d+ of its 50000 output files", n) for n in bounded.notes)
     assert bounded.error_message.endswith("[truncated]")
+
+
+async def test_an_unexpected_gateway_error_is_a_json_500():
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from lynx_gateway import errors
+
+    async def broken(request):
+        raise RuntimeError("a bug")
+
+    app = web.Application()
+    errors.install(app)
+    app.router.add_get("/broken", broken)
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.get("/broken")
+        assert reply.status == 500
+        assert await reply.json() == {"error": {"message": "internal error in the gateway; see its log", "field": None}}
+        reply = await client.post("/broken")
+        assert reply.status == 405 and reply.headers["Allow"] == "GET,HEAD"
+        assert (await reply.json())["error"]["message"] == "POST is not allowed on /broken"

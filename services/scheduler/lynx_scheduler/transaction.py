@@ -121,7 +121,7 @@ class Tx:
         without job id) as its final one; returns how many."""
         cur = await self.db.execute(
             "UPDATE jobs SET status = 'Cancelled', result = ?, reason = 'cancelled', finished_at = ?"
-            " WHERE job_id IN (SELECT job_id FROM jobs WHERE batch_id = ? AND status = ? LIMIT ?)",
+            " WHERE rowid IN (SELECT rowid FROM jobs WHERE batch_id = ? AND status = ? LIMIT ?)",  # rowid: 2x job_id
             (result, now, batch_id, PENDING, limit),
         )
         return cur.rowcount

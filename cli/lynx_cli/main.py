@@ -109,6 +109,21 @@ def _interrupt_on_signals() -> None:
 def cmd_up(args) -> int:
     from lynx_cli.secure import StackSecurity
     from lynx_cli.stack import Ports, Stack, StackError
+    from lynx_common.limits import LIMITS
+    from lynx_common.limits import value as limit_value
+
+    for item in args.limit:  # the services inherit this process's environment
+        name, _, value = item.partition("=")
+        if name not in LIMITS or not value:
+            print(f"lynx up: --limit {item!r}: expected NAME=VALUE with NAME one of {', '.join(LIMITS)}",
+                  file=sys.stderr)
+            return 2
+        os.environ[LIMITS[name].env] = value
+        try:
+            limit_value(name)
+        except ValueError as exc:
+            print(f"lynx up: --limit {item}: {exc}", file=sys.stderr)
+            return 2
 
     secure = StackSecurity(args.tls, args.auth, args.host, args.require_client_cert, args.insecure, args.allowed_host)
     try:
@@ -305,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--allowed-host", action="append", default=[], help="another name clients use for this host")
     up.add_argument("--insecure", action="store_true",
                     help="allow --host beyond loopback without --tls and --auth (logged loudly)")
+    up.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a limit for every service, e.g. --limit page_size=500 (see docs/limits.md)")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="start a private stack, run one study end to end, print results, stop")

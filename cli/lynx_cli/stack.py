@@ -343,8 +343,9 @@ class Stack:
                            *(["--artifact-store", self.artifact_store] if self.artifact_store else [])],
                           grpc_serving(p.scheduler_addr, creds)),
             "gateway": (["lynx_gateway.server", "--port", str(p.http), "--scheduler-addr", p.scheduler_addr,
-                         "--telemetry-addr", p.telemetry_addr],
-                        http_ok(f"{p.gateway_url}/healthz", sec.ssl_context() if sec else None)),
+                         "--telemetry-addr", p.telemetry_addr,
+                         *(["--sampler-addr", self.sampler_addr] if self.sampler_addr else [])],
+                        http_ok(f"{p.gateway_url}/readyz", sec.ssl_context() if sec else None)),  # up means ready
         }[name]
         if sec is not None:
             argv += sec.service_args(name, p.scheduler_addr)

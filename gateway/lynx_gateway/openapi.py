@@ -23,7 +23,7 @@ def _op(op_id: str, summary: str, schema: dict, *errors: int, params: list | Non
     }
     if links:
         op["responses"]["200"]["links"] = links
-    for code in (*errors, 503):
+    for code in (*errors, *((413,) if body else ()), 429, 500, 503):  # 413/429: docs/limits.md
         op["responses"][str(code)] = _ERROR
     if params:
         op["parameters"] = params
@@ -120,6 +120,15 @@ def _list(key: str, item: dict) -> dict:
             "additionalProperties": False}
 
 
+_JOB_PAGE = _list("jobs", _ref(pb.Job.DESCRIPTOR))
+_JOB_PAGE["properties"]["next_page_token"] = {
+    "type": ["string", "null"], "description": "pass as ?page_token= for the next page; null on the last page"}
+_PAGE_PARAMS = [
+    {"name": "limit", "in": "query", "required": False, "description": "jobs per page (default 1000, "
+     "LYNX_LIMIT_PAGE_SIZE; at most LYNX_LIMIT_MAX_PAGE_SIZE)", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "page_token", "in": "query", "required": False, "schema": {"type": "string"}},
+]
+
 PATHS = {
     "/jobs": {"post": _op("submitBatch", "Submit a batch", _schemas.build(pb.SubmitBatchResponse.DESCRIPTOR),
                           400, body=_body(pb.SubmitBatchRequest), links=_SUBMIT_LINKS)},
@@ -144,8 +153,8 @@ PATHS = {
     "/batches/{id}/telemetry/export": {"get": _export_op("exportBatchTelemetry", "Stored telemetry of a batch as CSV")},
     "/batches/{id}/telemetry/stream": {"get": _stream_op()},
     "/jobs/{id}/telemetry/export": {"get": _export_op("exportJobTelemetry", "Stored telemetry of a job as CSV")},
-    "/batches/{id}/jobs": {"get": _op("listJobs", "The jobs of a batch, in run order",
-                                      _list("jobs", _ref(pb.Job.DESCRIPTOR)), 404, params=_id(), links=_JOB_LINKS)},
+    "/batches/{id}/jobs": {"get": _op("listJobs", "The jobs of a batch, in run order, one page at a time",
+                                      _JOB_PAGE, 400, 404, params=[*_id(), *_PAGE_PARAMS], links=_JOB_LINKS)},
     "/batches/{id}/results": {"get": _op("batchResults", "Results of the finished jobs",
                                          {"type": "array", "items": _ref(pb.JobResult.DESCRIPTOR)}, 404,
                                          params=_id())},
@@ -171,6 +180,8 @@ PATHS = {
     "/runners/{id}": {"get": _op("getRunner", "One runner", _ref(pb.Runner.DESCRIPTOR), 404, params=_id())},
     "/healthz": {"get": _op("health", "Liveness of the gateway",
                             {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]})},
+    "/readyz": {"get": _op("ready", "Readiness: 200 once every backend reports SERVING over grpc.health.v1",
+                           {"type": "object", "properties": {"status": {"const": "ready"}}, "required": ["status"]})},
     "/openapi.json": {"get": _op("openapi", "This document", {"type": "object"})},
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 
@@ -13,20 +14,20 @@ from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
-from lynx_common import names
+from lynx_common import limits, names
 from lynx_common.errors import ValidationError
 from lynx_common.rest import INT_RANGE, F, to_json
 from lynx_common.run_config import run_configs_csv
 from lynx_common.server import configure_logging
 from lynx_common.status import validation_error
-from lynx_gateway import artifacts, convert, results
+from lynx_gateway import artifacts, convert, errors, readiness, results
 from lynx_gateway import security as guard
 from lynx_gateway.openapi import SPEC
 
 log = logging.getLogger(__name__)
 DEADLINE_S = 30.0
 SUBMIT_DEADLINE_S = 300.0
-MAX_BODY_BYTES = 16 * 1024 * 1024
+STREAM_POLL_S = 2.0  # how often a live stream checks whether its batch has finished
 INT32, INT64 = INT_RANGE[F.TYPE_INT32], INT_RANGE[F.TYPE_INT64]  # the bounds of the proto fields they fill
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -37,6 +38,8 @@ _HTTP_STATUS = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
 }
 
 
@@ -62,10 +65,12 @@ async def errors_middleware(request: web.Request, handler):
 class Gateway:
     """Route handlers; one channel per backend."""
 
-    def __init__(self, scheduler_addr: str, telemetry_addr: str, auth: bool = False) -> None:
+    def __init__(self, scheduler_addr: str, telemetry_addr: str, auth: bool = False, sampler_addr: str = "") -> None:
         self.scheduler_addr = scheduler_addr
         self.telemetry_addr = telemetry_addr
+        self.sampler_addr = sampler_addr
         self.tokens = guard.TokenRoutes(auth)
+        self.streams = errors.StreamSlots()
 
     async def open(self, _app: web.Application | None = None) -> None:
         """Create the channels inside the serving loop (grpc.aio binds them to it)."""
@@ -74,8 +79,12 @@ class Gateway:
         self.tokens.bind(self.scheduler_channel)
         self.scheduler = pb_grpc.SchedulerServiceStub(self.scheduler_channel)
         self.telemetry = tel_grpc.TelemetryServiceStub(self.telemetry_channel)
+        self.readiness = readiness.Readiness({"scheduler": self.scheduler_channel, "telemetry": self.telemetry_channel,
+                                              **({"sampler": guard.channel(self.sampler_addr)}
+                                                 if self.sampler_addr else {})})
 
     async def close(self, _app: web.Application | None = None) -> None:
+        await self.readiness.close(keep=(self.scheduler_channel, self.telemetry_channel))
         await self.scheduler_channel.close()
         await self.telemetry_channel.close()
 
@@ -130,7 +139,10 @@ class Gateway:
         return web.json_response(to_json(reply)["results"])
 
     async def list_jobs(self, request: web.Request) -> web.Response:
-        reply = await self.scheduler.ListJobs(pb.ListJobsRequest(batch_id=request.match_info["id"]), timeout=DEADLINE_S)
+        page = pb.ListJobsRequest(batch_id=request.match_info["id"], page_token=request.query.get("page_token", ""),
+                                  page_size=_int_query(request, "limit", limits.value("page_size"),
+                                                       (1, limits.value("max_page_size"))))
+        reply = await self.scheduler.ListJobs(page, timeout=DEADLINE_S)
         return web.json_response(to_json(reply))
 
     async def get_job(self, request: web.Request) -> web.Response:
@@ -198,13 +210,26 @@ class Gateway:
     async def batch_telemetry_stream(self, request: web.Request) -> web.StreamResponse:
         """Live samples of a batch as newline-delimited JSON, until the client hangs up."""
         batch_id = request.match_info["id"]
-        await self.scheduler.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=DEADLINE_S)  # 404 early
+        try:
+            with self.streams.slot(request.remote or ""):
+                return await self._stream(request, batch_id)
+        except errors.TooManyStreams as exc:
+            return errors.error_response(429, str(exc))
+
+    async def _stream(self, request: web.Request, batch_id: str) -> web.StreamResponse:
+        """The stream of one batch; it ends when the batch is finished (or the client hangs up)."""
+        batch = await self._batch(batch_id)  # 404 early
         subscribe = tel_pb.SubscribeRequest(
             batch_id=batch_id, job_id=request.query.get("job_id", ""), variables=request.query.getall("variable", [])
         )
-        call = self.telemetry.Subscribe(subscribe)
         response = web.StreamResponse(headers={"content-type": "application/x-ndjson"})
+        if _finished(batch):
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        call = self.telemetry.Subscribe(subscribe)
         await response.prepare(request)
+        watcher = asyncio.create_task(self._end_when_finished(batch_id, call))
         try:
             async for reply in call:
                 lines = "".join(
@@ -215,9 +240,25 @@ class Gateway:
                 await response.write(lines.encode())
         except (ConnectionResetError, grpc.aio.AioRpcError):
             pass
+        except asyncio.CancelledError:
+            if not (watcher.done() and not watcher.cancelled()):
+                raise  # the handler itself is being cancelled
+            # else the batch finished: the watcher cancelled the call, and the stream ends cleanly
         finally:
+            watcher.cancel()
             call.cancel()
         return response
+
+    async def _end_when_finished(self, batch_id: str, call) -> None:
+        """Cancel the live stream once the batch is finished: no stream outlives its batch."""
+        while True:
+            await asyncio.sleep(STREAM_POLL_S)
+            try:
+                if _finished(await self._batch(batch_id)):
+                    call.cancel()
+                    return
+            except grpc.aio.AioRpcError:
+                continue
 
     async def list_runners(self, request: web.Request) -> web.Response:
         reply = await self.scheduler.ListRunners(pb.ListRunnersRequest(), timeout=DEADLINE_S)
@@ -230,7 +271,15 @@ class Gateway:
         return web.json_response(to_json(reply.runner))
 
     async def health(self, request: web.Request) -> web.Response:
+        """Liveness: the gateway answers (whatever its backends do)."""
         return web.json_response({"status": "ok"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """Readiness: 200 only when every backend reports SERVING over grpc.health.v1, else 503 naming them."""
+        waiting = await self.readiness.not_ready()
+        if waiting:
+            return errors.error_response(503, "not ready: " + "; ".join(f"{n} {why}" for n, why in waiting.items()))
+        return web.json_response({"status": "ready"})
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(SPEC)
@@ -238,9 +287,18 @@ class Gateway:
 
 async def _json_body(request: web.Request) -> object:
     try:
-        return await request.json()
+        document = json.loads(await request.text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValidationError("body", "is not valid JSON") from None
+    except RecursionError:
+        raise ValidationError("body", f"is nested deeper than {limits.value('json_depth')} levels "
+                                      "(LYNX_LIMIT_JSON_DEPTH)") from None
+    limits.check_json(document)
+    return document
+
+
+def _finished(batch: pb.Batch) -> bool:
+    return batch.status in (pb.BATCH_STATUS_COMPLETED, pb.BATCH_STATUS_FAILED, pb.BATCH_STATUS_CANCELLED)
 
 
 def _int_query(request: web.Request, name: str, default: int, bounds: tuple[int, int] = INT64) -> int:
@@ -257,12 +315,13 @@ def _int_query(request: web.Request, name: str, default: int, bounds: tuple[int,
 
 
 def build_app(scheduler_addr: str, telemetry_addr: str, auth: bool = False,
-              allowed_hosts: frozenset[str] | None = None) -> web.Application:
+              allowed_hosts: frozenset[str] | None = None, sampler_addr: str = "") -> web.Application:
     """The aiohttp application with every route; `auth`: every route but health needs a bearer token."""
-    gw = Gateway(scheduler_addr, telemetry_addr, auth)
+    gw = Gateway(scheduler_addr, telemetry_addr, auth, sampler_addr)
     hosts = allowed_hosts or guard.allowed_hosts("127.0.0.1", [])
     app = web.Application(middlewares=[errors_middleware, guard.middleware(auth, hosts)],
-                          client_max_size=MAX_BODY_BYTES)
+                          client_max_size=limits.value("http_body_bytes"))
+    errors.install(app)  # JSON errors and the rate limit outermost, so 401/403/404/405/413 are JSON too
     app.add_routes(
         [
             web.post("/jobs", gw.submit),
@@ -283,6 +342,7 @@ def build_app(scheduler_addr: str, telemetry_addr: str, auth: bool = False,
             web.get("/runners", gw.list_runners),
             web.get("/runners/{id}", gw.get_runner),
             web.get("/healthz", gw.health),
+            web.get("/readyz", gw.ready),
             web.get("/openapi.json", gw.openapi),
             *gw.tokens.routes(),
         ]
@@ -302,13 +362,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scheduler-addr", default="127.0.0.1:50051")
     parser.add_argument("--telemetry-addr", default="127.0.0.1:50053")
     guard.add_args(parser)
+    parser.add_argument("--sampler-addr", default="", help="also wait for the sampler in /readyz")
     args = parser.parse_args(argv)
     configure_logging()
     context = guard.ssl_context(args)
     scheme = "https" if context else "http"
     hosts = guard.allowed_hosts(args.host, args.allowed_host)
     web.run_app(
-        build_app(args.scheduler_addr, args.telemetry_addr, args.auth, hosts),
+        build_app(args.scheduler_addr, args.telemetry_addr, args.auth, hosts, args.sampler_addr),
         host=args.host,
         port=args.port,
         ssl_context=context,

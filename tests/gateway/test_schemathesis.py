@@ -16,7 +16,21 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from lynx_cli.stack import Ports, Stack
 
 pytestmark = pytest.mark.e2e
-CHECKS = [not_a_server_error, response_schema_conformance]
+
+
+def errors_in_the_documented_shape(ctx, response, case) -> None:
+    """Every 4xx/5xx answers JSON {"error": {"message": str, "field": str or null}} (docs/api.md)."""
+    if response.status_code < 400:
+        return
+    assert response.headers.get("content-type", [""])[0].startswith("application/json"), response.headers
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    assert set(body["error"]) == {"message", "field"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
+    assert body["error"]["field"] is None or isinstance(body["error"]["field"], str), body
+
+
+CHECKS = [not_a_server_error, response_schema_conformance, errors_in_the_documented_shape]
 # Generated submissions stay small so a 2-core machine finishes in seconds: the run counts and
 # grid levels the document allows go up to a million runs (the sampler's own tests cover those).
 SMALL = 8
@@ -109,7 +123,7 @@ def _fuzz(operation) -> None:
 
 def test_every_operation_stateless(schema):
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 27  # 19 study routes, the artifact download, 4 result routes, 3 /tokens routes
+    assert len(operations) == 28  # 19 study routes, /readyz, the artifact download, 4 result routes, 3 /tokens
     for operation in operations:
         _fuzz(operation)
 

@@ -125,7 +125,7 @@ async def scheduler(tmp_path):
     dispatcher = Dispatcher(store)
     dispatcher.start()
     sampler_channel = client_channel(sampler.address)
-    servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(sampler_channel))
+    servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(sampler_channel), sampler_channel)
     server = GrpcServer(lambda s: pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s),
                         ["lynx.scheduler.v1.SchedulerService"])
     await server.start()

@@ -44,7 +44,7 @@ RENAMES = {
 ALWAYS_SET = {"lynx.scheduler.v1.Batch.status", "lynx.scheduler.v1.Job.status", "lynx.scheduler.v1.Runner.status"}
 # An empty string shows as null.
 EMPTY_AS_NULL = {"lynx.scheduler.v1.Batch.status_message", "lynx.scheduler.v1.Job.runner_id",
-                 "lynx.scheduler.v1.Attempt.runner_id"}
+                 "lynx.scheduler.v1.Attempt.runner_id", "lynx.scheduler.v1.ListJobsResponse.next_page_token"}
 # Repeated messages shown as an object keyed by one of their fields (the key leaves the item).
 KEYED_BY = {"lynx.common.v1.BatchConfig.dispersions": "name", "lynx.telemetry.v1.QueryResponse.series": "variable"}
 # A message field whose JSON is merged into its parent's (the parent's own fields win).

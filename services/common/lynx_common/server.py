@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from lynx_common.limits import value as limit
 from lynx_common.reflection import enable_server_reflection
 from lynx_common.security import AuthInterceptor, ServerSecurity, Verify
 
@@ -22,15 +23,15 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
-    ("grpc.max_send_message_length", 32 * 1024 * 1024),
+    ("grpc.max_receive_message_length", limit("grpc_message_bytes")),
+    ("grpc.max_send_message_length", limit("grpc_message_bytes")),
 ]
 CLIENT_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
-    ("grpc.max_send_message_length", 32 * 1024 * 1024),
+    ("grpc.max_receive_message_length", limit("grpc_message_bytes")),
+    ("grpc.max_send_message_length", limit("grpc_message_bytes")),
 ]
 
 
@@ -53,8 +54,12 @@ class GrpcServer:
         port: int = 0,
         security: ServerSecurity | None = None,
         verify: Verify | None = None,
+        ready: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
-        """`security`: TLS (and mutual TLS); `verify`: check bearer tokens with it (lynx_common.security)."""
+        """`security`: TLS (and mutual TLS); `verify`: check bearer tokens with it (lynx_common.security);
+        `ready`: awaited after start; until it returns, health says NOT_SERVING."""
+        self.ready = ready
+        self._becoming_ready: asyncio.Task | None = None
         interceptors = [AuthInterceptor(verify)] if verify is not None else []
         self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         register(self.server)
@@ -72,13 +77,27 @@ class GrpcServer:
         self.address = f"{host}:{self.port}"
 
     async def start(self) -> None:
-        """Start serving and mark every service SERVING."""
+        """Start serving and mark every service SERVING (once `ready` has returned, if given)."""
         await self.server.start()
+        if self.ready is None:
+            await self._set(health_pb2.HealthCheckResponse.SERVING)
+            return
+        await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._becoming_ready = asyncio.create_task(self._serve_when_ready())
+
+    async def _serve_when_ready(self) -> None:
+        await self.ready()
+        await self._set(health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s is ready", self.address)
+
+    async def _set(self, status: int) -> None:
         for name in ["", *self.service_names]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self.health.set(name, status)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Mark NOT_SERVING, then stop, letting in-flight calls finish within `grace` seconds."""
+        if self._becoming_ready is not None:
+            self._becoming_ready.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
 

@@ -12,13 +12,15 @@ from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
-from lynx_common import security
+from lynx_common import limits, security
 from lynx_common.server import CLIENT_OPTIONS, client_channel
 from lynx_runner.artifacts import ResultCompleter
 from lynx_runner.config import RunnerConfig
 from lynx_runner.engine import Engine, JobHandle
 from lynx_runner.engines import build_engines
 from lynx_runner.host import host_capabilities
+from lynx_runner.orphans import JobRecords, records_dir, start_guardian, stop_guardian
+from lynx_runner.streams import bound_result
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
@@ -79,6 +81,16 @@ class RunnerAgent:
     async def run(self, stop: asyncio.Event, drain: asyncio.Event | None = None) -> None:
         """Stay connected until `stop` is set (running jobs are killed), or until `drain` is set
         and the drain ends (see drain()); a `stop` during the drain cuts it short."""
+        records = records_dir(self.config.output_root, self.runner_id)
+        if left := JobRecords(records).kill_leftovers():
+            log.warning("killed %d jobs a previous runner %s left running", left, self.runner_id)
+        guardian = start_guardian(records)  # kills the recorded jobs if this process dies, however it dies
+        try:
+            await self._run(stop, drain)
+        finally:
+            await asyncio.to_thread(stop_guardian, guardian)
+
+    async def _run(self, stop: asyncio.Event, drain: asyncio.Event | None) -> None:
         for engine in self.engines.values():
             await engine.start()
         connection = asyncio.create_task(self._stay_connected(), name="scheduler-connection")
@@ -276,7 +288,8 @@ class RunnerAgent:
 
     def _finished(self, lease: pb.JobLease, result: pb.JobResult) -> None:
         self._report(pb.ConnectRequest(
-            job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt, result=result)))
+            job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt,
+                                        result=bound_result(result, limits.value("grpc_message_bytes")))))
 
     def _report(self, message: pb.ConnectRequest) -> None:
         """Keep a final report until acked, and send it now if connected."""

@@ -16,13 +16,22 @@ from typing import Protocol
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
+from lynx_common import limits
 from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer
 from lynx_runner.config import RunnerConfig, parse_memory
 from lynx_runner.endpoint import JobTelemetryServicer, job_secret, telemetry_url
 from lynx_runner.launch import JobProcess, LaunchError, LaunchSpec, kill_group, spawn_cold
+from lynx_runner.orphans import JobRecords, records_dir
 from lynx_runner.relay import FINAL_FLUSH_DEADLINE_S, TelemetryRelay
-from lynx_runner.streams import BadTelemetryLine, CappedLog, collect_files, group_rss_bytes, parse_telemetry_line
+from lynx_runner.streams import (
+    BadTelemetryLine,
+    CappedLog,
+    Collected,
+    collect_files,
+    group_rss_bytes,
+    parse_telemetry_line,
+)
 from lynx_runner.watchdog import Breach, Watchdog
 
 log = logging.getLogger(__name__)
@@ -62,10 +71,13 @@ class Engine(Protocol):
 
 
 def lease_memory_limit(lease: sched_pb.JobLease, default: int) -> int:
-    """Bytes the job may use: the lease's compute.container.memory_request when set, else the
-    runner's job_memory_limit (0 = none)."""
+    """Bytes the job may use: the runner's job_memory_limit (0 = none), lowered by the lease's
+    compute.container.memory_request when that is smaller. A batch never raises the operator's limit."""
     request = lease.compute.container.memory_request
-    return parse_memory(request, "compute.container.memory_request") if request else default
+    if not request:
+        return default
+    asked = parse_memory(request, "compute.container.memory_request")
+    return min(asked, default) if default else asked
 
 
 @dataclass
@@ -149,6 +161,7 @@ class ScenarioEngine:
         self.config = config
         self.runner_id = runner_id
         self.telemetry_stub = telemetry_stub
+        self.records = JobRecords(records_dir(config.output_root, runner_id))  # what a guardian kills
 
     async def start(self) -> None:
         """Nothing to prepare for a process per job."""
@@ -224,9 +237,10 @@ class ScenarioEngine:
             await asyncio.gather(flusher, return_exceptions=True)
             await endpoint.stop(grace=0.5)
             await relay.flush(FINAL_FLUSH_DEADLINE_S)
-        # Off the event loop: collecting the output files reads and hashes every one of them.
-        return await asyncio.to_thread(self._finish, lease, started, paths, proc, outcome, memory_limit, stderr,
-                                       relay, servicer, lines)
+        # Off the event loop: hashing a huge output must not stop heartbeats.
+        collected = await asyncio.to_thread(collect_files, paths.output_dir, limits.value("output_files"))
+        return self._finish(lease, started, paths, proc, outcome, memory_limit, stderr, relay, servicer, lines,
+                            collected)
 
     async def _launch_and_supervise(
         self, handle: JobHandle, paths: JobPaths, env: dict[str, str], memory_limit: int, watchdog: Watchdog,
@@ -250,9 +264,11 @@ class ScenarioEngine:
                 await asyncio.gather(*pumps, return_exceptions=True)
         log.info("job %s attempt %d: pid %d (%s)", handle.lease.job_id, handle.lease.attempt, proc.pid,
                  "warm" if proc.warm else "cold")
+        self.records.record(handle.lease.job_id, proc.pid)
         try:
             outcome = await self._supervise(proc, handle, watchdog, handle.lease.timeout_seconds, memory_limit)
         finally:
+            self.records.forget(handle.lease.job_id)
             _, pending = await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT_S)
             for task in pending:  # a process that escaped the group still holds the pipe
                 task.cancel()
@@ -313,7 +329,7 @@ class ScenarioEngine:
 
     def _finish(self, lease: sched_pb.JobLease, started: float, paths: JobPaths, proc: JobProcess | None,
                 outcome: Outcome, memory_limit: int, stderr: CappedLog, relay: TelemetryRelay,
-                servicer: JobTelemetryServicer, lines: StdoutTelemetry) -> sched_pb.JobResult:
+                servicer: JobTelemetryServicer, lines: StdoutTelemetry, collected: Collected) -> sched_pb.JobResult:
         """The JobResult for a supervised (or failed-to-launch) attempt."""
         exit_code = proc.returncode if proc is not None and proc.returncode is not None else -1
         reason, message = outcome.reason, outcome.message
@@ -330,7 +346,6 @@ class ScenarioEngine:
                 message = f"scenario exited with code {exit_code}"
             message += f"; stderr tail:\n{tail}" if tail else ""
         success = reason == sched_pb.TERMINATION_REASON_EXITED and exit_code == 0
-        collected = collect_files(paths.output_dir)
         result = self._result(lease, started, success=success, exit_code=exit_code, termination_reason=reason,
                               output_files=collected.paths, files=collected.files,
                               telemetry_samples_sent=servicer.received + lines.received,
@@ -339,6 +354,9 @@ class ScenarioEngine:
         result.metadata["start"] = "warm" if proc is not None and proc.warm else "cold"
         if memory_limit:
             result.metadata["memory_limit_bytes"] = str(memory_limit)
+        if collected.total > len(collected.files):
+            result.notes.append(f"{collected.total} output files; only the first {len(collected.files)} are listed "
+                                "(LYNX_LIMIT_OUTPUT_FILES)")
         if lines.malformed:
             result.metadata["telemetry_lines_malformed"] = f"{lines.malformed} ({lines.last_error})"
         if outcome.breach is not None:

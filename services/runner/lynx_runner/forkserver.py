@@ -200,9 +200,20 @@ class Server:
         self.sock.close()
 
 
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG(SIGKILL): this process dies with its parent (Linux; a no-op elsewhere)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def become_job(request: dict) -> str:
     """In the forked child: take on the job's session, files, environment and limits; returns the entrypoint."""
     os.setsid()
+    _die_with_parent()  # a job never outlives its fork server, which never outlives the runner
     out_fd, err_fd = request["_fds"]
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -243,6 +254,7 @@ def main() -> dict | None:
     parser.add_argument("--warm-up", default="")
     parser.add_argument("--entrypoint", default="")
     args = parser.parse_args()
+    _die_with_parent()
     # sys.path[0] is the runner's source directory: it must not shadow scenario modules. Like
     # `python entrypoint`, the entrypoint's own directory comes first (each job sets it again).
     sys.path[0] = os.path.dirname(os.path.realpath(args.entrypoint)) if args.entrypoint else os.getcwd()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from lynx_runner.orphans import with_death_signal
+
 log = logging.getLogger(__name__)
 FORKSERVER_SCRIPT = Path(__file__).with_name("forkserver.py")
 READY_TIMEOUT_S = 120.0
@@ -107,8 +109,8 @@ async def spawn_cold(spec: LaunchSpec) -> ColdProcess:
     """Exec `spec.argv` in a new session with the job's environment, cwd and pipes (no shell)."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *spec.argv, cwd=spec.cwd, env=spec.env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=spec.stdout_fd, stderr=spec.stderr_fd, start_new_session=True,
+            *with_death_signal(spec.argv, spec.cwd, spec.env), cwd=spec.cwd, env=spec.env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=spec.stdout_fd, stderr=spec.stderr_fd, start_new_session=True,
         )
     except OSError as exc:
         raise LaunchError(f"cannot start {spec.argv[0]}: {exc}") from exc

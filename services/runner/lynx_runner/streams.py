@@ -105,10 +105,12 @@ class CappedLog:
 
 @dataclass(frozen=True)
 class Collected:
-    """The job's output files, as absolute paths and as OutputFile messages."""
+    """The job's output files, as absolute paths and as OutputFile messages (at most the cap given to
+    collect_files, in path order); `total` counts every file found."""
 
     paths: list[str]
     files: list[sched_pb.OutputFile]
+    total: int = 0
 
 
 def _sha256(path: Path) -> str:
@@ -119,27 +121,32 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def collect_files(output_dir: Path) -> Collected:
-    """Every regular file under output_dir, subfolders included, sorted; symlinks (files or folders)
-    are neither followed nor collected, and an output_dir that was replaced by a link yields nothing."""
+def collect_files(output_dir: Path, cap: int | None = None) -> Collected:
+    """Regular files under output_dir, subfolders included, sorted; symlinks (files or folders) are
+    neither followed nor collected, and an output_dir that was replaced by a link yields nothing.
+    Only the first `cap` files (in path order) are hashed and listed; `total` counts them all, so a
+    job writing 50,000 files still gets a result report far below the gRPC message limit.
+    Blocking (it reads every listed file): call it through asyncio.to_thread."""
     if output_dir.is_symlink() or not output_dir.is_dir():
         return Collected([], [])
     root = output_dir.resolve()
-    found: list[sched_pb.OutputFile] = []
+    regular: list[Path] = []
     for folder, dirs, names in os.walk(root, followlinks=False):
         dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
         for name in names:
             path = Path(folder) / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            try:
-                size, digest = path.stat().st_size, _sha256(path)
-            except OSError:
-                continue
-            found.append(sched_pb.OutputFile(path=str(path), relative_path=path.relative_to(root).as_posix(),
-                                             size_bytes=size, sha256=digest))
-    found.sort(key=lambda f: f.path)
-    return Collected([f.path for f in found], found)
+            if not path.is_symlink() and path.is_file():
+                regular.append(path)
+    regular.sort(key=str)
+    found: list[sched_pb.OutputFile] = []
+    for path in regular[:cap]:
+        try:
+            size, digest = path.stat().st_size, _sha256(path)
+        except OSError:
+            continue
+        found.append(sched_pb.OutputFile(path=str(path), relative_path=path.relative_to(root).as_posix(),
+                                         size_bytes=size, sha256=digest))
+    return Collected([f.path for f in found], found, len(regular))
 
 
 def group_rss_bytes(pgid: int) -> int:
@@ -161,3 +168,32 @@ def group_rss_bytes(pgid: int) -> int:
         if len(fields) > 21 and int(fields[2]) == pgid:
             total += int(fields[21]) * page
     return total
+
+
+REPORT_MARGIN = 64 * 1024  # room under the gRPC message limit for the envelope
+TEXT_CAP = 64 * 1024  # characters kept of an error message or a metadata value in an oversized report
+
+
+def bound_result(result: sched_pb.JobResult, max_bytes: int) -> sched_pb.JobResult:
+    """A result that fits in one gRPC message of `max_bytes`: an oversized one keeps fewer listed files
+    and shorter texts, with a note saying so. A report that cannot be sent would be resent forever."""
+    budget = max_bytes - REPORT_MARGIN
+    if result.ByteSize() <= budget:
+        return result
+    if len(result.error_message) > TEXT_CAP:
+        result.error_message = result.error_message[:TEXT_CAP] + " [truncated]"
+    for key, text in list(result.metadata.items()):
+        if len(text) > TEXT_CAP:
+            result.metadata[key] = text[:TEXT_CAP] + " [truncated]"
+    listed = len(result.files)
+    while result.ByteSize() > budget and (result.files or result.output_files):
+        keep = len(result.files) // 2
+        del result.files[keep:]
+        del result.output_files[keep:]
+    if len(result.files) < listed:
+        result.notes.append(f"the report listed only {len(result.files)} of its {listed} output files, "
+                            "to stay under the gRPC message limit (LYNX_LIMIT_GRPC_MESSAGE_BYTES)")
+    while result.ByteSize() > budget and (result.notes or result.outputs):
+        del result.outputs[len(result.outputs) // 2:]
+        del result.notes[len(result.notes) // 2:]
+    return result

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lynx_common import limits
 from lynx_common.errors import ValidationError
 from lynx_sampler import correlation as corr_mod
 from lynx_sampler import methods
@@ -20,7 +21,7 @@ __all__ = ["Parameter", "Plan", "Sample", "build_parameter", "build_parameters",
 METHODS = ("latin_hypercube", "random", "sobol", "halton", "grid")
 DEFAULT_METHOD = "latin_hypercube"
 OPTIMIZATIONS = ("random-cd",)
-MAX_RUNS = 1_000_000
+MAX_RUNS = limits.value("batch_runs")  # LYNX_LIMIT_BATCH_RUNS
 MAX_GRID_POINTS = 1_000_000
 # random-cd grows with the square of the points: 1,000 points of 20 parameters took 6-15 s and
 # 2,000 took 33 s on a shared 2-core machine; the scheduler waits 120 s for a sample.

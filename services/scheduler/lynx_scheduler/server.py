@@ -19,7 +19,7 @@ from lynx.auth.v1 import auth_service_pb2_grpc as auth_grpc
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-from lynx_common import security
+from lynx_common import limits, security
 from lynx_common.errors import ValidationError
 from lynx_common.objectstore import open_store
 from lynx_common.server import CLIENT_OPTIONS, GrpcServer, configure_logging, serve_until_signalled
@@ -35,12 +35,15 @@ from lynx_scheduler.submission import Submissions
 from lynx_scheduler.tokens import AuthServicer, Tokens
 
 log = logging.getLogger(__name__)
+SAMPLER_READY_S = 5.0  # how long a submission waits for a starting or restarting sampler
 
 
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     """Translates RPCs to store and dispatcher calls and sets status codes."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, sampler: sampler_grpc.SamplerServiceStub):
+    def __init__(self, store: Store, dispatcher: Dispatcher, sampler: sampler_grpc.SamplerServiceStub,
+                 sampler_channel: grpc.aio.Channel | None = None):
+        self.sampler_channel = sampler_channel
         self.store = store
         self.dispatcher = dispatcher
         self.sampler = sampler
@@ -49,14 +52,27 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
 
     # Submission, preview and extension live in lynx_scheduler.submission.
     async def SubmitBatch(self, request: pb.SubmitBatchRequest, context) -> pb.SubmitBatchResponse:
+        await self._sampler_ready(context)
         return await self.submissions.submit(request, context)
 
     async def Preview(self, request: pb.PreviewRequest, context):
+        await self._sampler_ready(context)
         async for chunk in self.submissions.preview(request, context):
             yield chunk
 
     async def ExtendBatch(self, request: pb.ExtendBatchRequest, context) -> pb.ExtendBatchResponse:
+        await self._sampler_ready(context)
         return await self.submissions.extend(request, context)
+
+    async def _sampler_ready(self, context) -> None:
+        """Wait (up to SAMPLER_READY_S) for a starting or restarting sampler; UNAVAILABLE after that."""
+        if self.sampler_channel is None:
+            return
+        try:
+            await asyncio.wait_for(self.sampler_channel.channel_ready(), SAMPLER_READY_S)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"the sampler did not answer within {SAMPLER_READY_S:g} s; try again later")
 
     async def _batch_or_abort(self, batch_id: str, context) -> BatchRow:
         batch = await self.store.get_batch(batch_id)
@@ -128,9 +144,20 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
 
     async def ListJobs(self, request, context) -> pb.ListJobsResponse:
         await self._batch_or_abort(request.batch_id, context)
-        jobs = await self.store.batch_jobs(request.batch_id, with_history=True)
+        if request.page_size < 0:
+            await abort_invalid(context, "page_size", f"must not be negative, got {request.page_size}")
+        try:
+            after = int(request.page_token) if request.page_token else -1
+        except ValueError:
+            after = None
+        if after is None or after < -1:
+            await abort_invalid(context, "page_token", "is not a token this listing gave")
+        size = request.page_size or -1
+        jobs = await self.store.batch_jobs(request.batch_id, with_history=True, after_run_id=after, limit=size)
         samples = self.dispatcher.samples
-        return pb.ListJobsResponse(jobs=[job_to_proto(j, await samples.of(j)) for j in jobs])
+        more = size > 0 and len(jobs) == size
+        return pb.ListJobsResponse(jobs=[job_to_proto(j, await samples.of(j)) for j in jobs],
+                                   next_page_token=str(jobs[-1].run_id) if more else "")
 
     async def GetJob(self, request, context) -> pb.GetJobResponse:
         job = await self.store.get_job(request.job_id, with_history=True)
@@ -156,6 +183,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         if first.WhichOneof("message") != "register":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "first message must be register")
         try:
+            limits.check_length("name_chars", "register.runner_id", first.register.runner_id)
+            limits.check_length("name_chars", "register.name", first.register.name)
             session = await self.sessions.attach(first.register, security.current_principal.get())
         except ValidationError as exc:
             await abort_validation(context, exc)
@@ -200,7 +229,7 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str, artifact_
         log.warning("%d jobs were running when the scheduler stopped; waiting for their runners", adopted)
     dispatcher.start()
     channel = security.client_channel(sampler_addr, CLIENT_OPTIONS, token=sampler_token)
-    servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(channel))
+    servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(channel), channel)
     artifacts = ArtifactServicer(store, objects)
 
     def holds(runner_id: str, job_id: str) -> bool:  # whether that runner holds the job's lease now
@@ -225,7 +254,8 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str, artifact_
              apb.DESCRIPTOR.services_by_name["ArtifactService"].full_name]
     if secure.auth:
         names.append(auth_pb.DESCRIPTOR.services_by_name["AuthService"].full_name)
-    server = GrpcServer(register, names, host, port, secure, tokens.verify if secure.auth else None)
+    server = GrpcServer(register, names, host, port, secure, tokens.verify if secure.auth else None,
+                        ready=channel.channel_ready)  # SERVING once the sampler answers
 
     async def cleanup() -> None:
         await dispatcher.stop()

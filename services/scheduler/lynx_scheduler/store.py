@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from lynx_common import limits
 from lynx_scheduler.policy import FAILED, JOB_STATUSES, PENDING, RUNNING
 from lynx_scheduler.rows import (
     ATTEMPT_COLUMNS,
@@ -215,7 +216,8 @@ class Store:
         async with self.transaction() as tx:
             rows = await tx.db.execute_fetchall(
                 f"SELECT job_id, attempts, batch_id FROM jobs WHERE job_id IN ({_marks(len(job_ids))})"
-                " AND status = ?",
+                " AND status = ? AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.batch_id = jobs.batch_id"
+                " AND b.cancelled = 1)",  # a cancel in progress (chunked) leases nothing more
                 (*job_ids, PENDING),
             )
             pending = {r[0]: (r[1] + 1, r[2]) for r in rows}
@@ -247,24 +249,34 @@ class Store:
         return job
 
     async def batch_jobs(
-        self, batch_id: str, statuses: tuple[str, ...] = JOB_STATUSES, with_history: bool = False
+        self, batch_id: str, statuses: tuple[str, ...] = JOB_STATUSES, with_history: bool = False,
+        after_run_id: int = -1, limit: int = -1,
     ) -> list[JobRow]:
         """A ready batch's jobs with the given statuses, in run order (none while it is not ready);
-        with_history also loads every job's attempts, in one more query."""
+        with_history also loads every job's attempts, in one more query. `after_run_id` and `limit`
+        (-1 = no limit) select one page."""
         rows = await self.db.execute_fetchall(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = ? AND status IN ({_marks(len(statuses))})"
-            " AND EXISTS (SELECT 1 FROM batches WHERE batch_id = jobs.batch_id AND ready = 1) ORDER BY run_id",
-            (batch_id, *statuses),
+            " AND run_id > ? AND EXISTS (SELECT 1 FROM batches WHERE batch_id = jobs.batch_id AND ready = 1)"
+            " ORDER BY run_id LIMIT ?",
+            (batch_id, *statuses, after_run_id, limit),
         )
         jobs = [job_of(r) for r in rows]
         if with_history and jobs:
             by_id = {j.job_id: j for j in jobs}
             cols = ", ".join(f"a.{c.strip()}" for c in ATTEMPT_COLUMNS.split(","))
-            attempts = await self.db.execute_fetchall(
-                f"SELECT {cols} FROM attempts a JOIN jobs j ON j.job_id = a.job_id WHERE j.batch_id = ?"
-                " ORDER BY a.job_id, a.attempt",
-                (batch_id,),
-            )
+            if limit < 0:
+                attempts = await self.db.execute_fetchall(
+                    f"SELECT {cols} FROM attempts a JOIN jobs j ON j.job_id = a.job_id WHERE j.batch_id = ?"
+                    " ORDER BY a.job_id, a.attempt",
+                    (batch_id,),
+                )
+            else:  # one page: only its jobs' attempts
+                attempts = await self.db.execute_fetchall(
+                    f"SELECT {cols} FROM attempts a WHERE a.job_id IN ({_marks(len(by_id))})"
+                    " ORDER BY a.job_id, a.attempt",
+                    tuple(by_id),
+                )
             for row in attempts:
                 if row[0] in by_id:
                     by_id[row[0]].history.append(attempt_of(row))
@@ -289,9 +301,17 @@ class Store:
     async def cancel_batch(self, batch_id: str, now: float, result: bytes) -> tuple[int, list[JobRow]]:
         """Flag the batch cancelled and cancel its pending jobs (each gets `result` as its final
         one); returns (pending jobs cancelled, running jobs to kill)."""
-        async with self.transaction() as tx:
+        async with self.transaction() as tx:  # from here on nothing of the batch is leased
             await tx.db.execute("UPDATE batches SET cancelled = 1 WHERE batch_id = ?", (batch_id,))
-            cancelled = await tx.cancel_pending(batch_id, now, result)
+        cancelled, chunk = 0, limits.value("cancel_chunk")
+        while True:  # one transaction per chunk, so heartbeats and reads are served in between
+            async with self.transaction() as tx:
+                done = await tx.cancel_pending(batch_id, now, result, chunk)
+            cancelled += done
+            if done < chunk:
+                break
+            await asyncio.sleep(0)
+        async with self.transaction() as tx:
             await tx.stamp_finished(batch_id, now)
         return cancelled, await self.batch_jobs(batch_id, (RUNNING,))
 

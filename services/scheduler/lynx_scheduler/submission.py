@@ -23,6 +23,7 @@ from lynx.common.v1 import parameters_pb2 as ppb
 from lynx.sampler.v1 import sampler_service_pb2 as sampler_pb
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common import limits
 from lynx_common.errors import ValidationError
 from lynx_common.run_config import new_seed, run_config
 from lynx_common.status import abort_invalid, abort_validation, validation_error
@@ -77,7 +78,8 @@ async def _start_sample(
         correlation=mc.correlation,
         existing_runs=existing_runs,
     )
-    call = sampler.Sample(request, timeout=SAMPLER_DEADLINE_S)
+    # wait_for_ready: a starting or restarting sampler is waited for (within the deadline), not failed at once.
+    call = sampler.Sample(request, timeout=SAMPLER_DEADLINE_S, wait_for_ready=True)
     names = [d.name for d in config.dispersions]  # the declared order
     try:
         first = await call.read()
@@ -165,6 +167,7 @@ class Submissions:
     async def submit(self, request: pb.SubmitBatchRequest, context) -> pb.SubmitBatchResponse:
         config = request.config
         try:
+            limits.check_length("name_chars", "name", request.name)
             plan = validation.validate_config(config, request.runs_override)
             seed = _chosen_seed(config)
             sample = await _start_sample(self.sampler, config, plan.runs, seed)

@@ -116,12 +116,13 @@ class Tx:
             "UPDATE batches SET aborted = 1, status_message = ? WHERE batch_id = ?", (message, batch_id)
         )
 
-    async def cancel_pending(self, batch_id: str, now: float, result: bytes) -> int:
-        """Cancel a batch's pending jobs, each with `result` (a JobResult without job id) as its final one."""
+    async def cancel_pending(self, batch_id: str, now: float, result: bytes, limit: int = -1) -> int:
+        """Cancel a batch's pending jobs (at most `limit`; -1 = all), each with `result` (a JobResult
+        without job id) as its final one; returns how many."""
         cur = await self.db.execute(
             "UPDATE jobs SET status = 'Cancelled', result = ?, reason = 'cancelled', finished_at = ?"
-            " WHERE batch_id = ? AND status = ?",
-            (result, now, batch_id, PENDING),
+            " WHERE rowid IN (SELECT rowid FROM jobs WHERE batch_id = ? AND status = ? LIMIT ?)",  # rowid: 2x job_id
+            (result, now, batch_id, PENDING, limit),
         )
         return cur.rowcount
 

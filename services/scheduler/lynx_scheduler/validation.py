@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from lynx.common.v1 import batch_config_pb2 as cfg
+from lynx_common import limits
 from lynx_common.conditions import parse_condition
 from lynx_common.errors import ValidationError
 from lynx_common.run_config import check_seed
@@ -43,6 +44,9 @@ def validate_config(config: cfg.BatchConfig, runs_override: int = 0) -> BatchPla
         raise ValidationError("runs_override", f"must not be negative, got {runs_override}")
     if runs < 1:
         raise ValidationError("monte_carlo.runs", f"must be at least 1, got {runs}")
+    limits.check_count("dispersions", "dispersions", len(config.dispersions))
+    limits.check_count("outputs", "results.outputs", len(config.results.outputs))
+    limits.check_length("name_chars", "simulation.name", config.simulation.name)
     mc = config.monte_carlo
     if mc.HasField("seed"):
         check_seed(mc.seed)

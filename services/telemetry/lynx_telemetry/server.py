@@ -9,19 +9,42 @@ import csv
 import io
 import logging
 import math
+import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import grpc
+
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
-from lynx_common import security
+from lynx_common import limits, security
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_common.status import abort_invalid
 from lynx_telemetry.hub import Hub
 from lynx_telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
+
+
+class SampleRates:
+    """Token buckets of samples per job: `publish_samples_per_second`, a burst of twice that. A request
+    is refused only once the job's bucket is in debt, so any one request can pass after a wait."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, job_id: str, n: int, rate: int) -> bool:
+        now = time.monotonic()
+        tokens, then = self.buckets.get(job_id, (2.0 * rate, now))
+        tokens = min(2.0 * rate, tokens + (now - then) * rate)
+        if len(self.buckets) > 100_000:  # forget idle jobs rather than grow without bound
+            self.buckets.clear()
+        if tokens < 0:
+            self.buckets[job_id] = (tokens, now)
+            return False
+        self.buckets[job_id] = (tokens - n, now)
+        return True
 MAX_QUERY_POINTS = 1_000_000
 EXPORT_CHUNK_BYTES = 256 * 1024  # bytes per ExportResponse (before the last one)
 COMPRESSIONS = ("", "gzip")
@@ -33,16 +56,22 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
     def __init__(self, store: TelemetryStore, hub: Hub | None = None,
                  verifier: security.RemoteVerifier | None = None) -> None:
         self.store = store
+        self.rates = SampleRates()
         self.hub = hub or Hub()
         self.verifier = verifier  # with auth: Publish only for jobs the caller's runner holds
 
     async def Publish(self, request_iterator, context) -> pb.PublishResponse:
         accepted = 0
+        rate = limits.value("publish_samples_per_second")
         async for request in request_iterator:
             if not request.job_id:
                 await abort_invalid(context, "job_id", "is required")
             if self.verifier is not None:
                 await security.check_holds_job(self.verifier, context, request.job_id)
+            if not self.rates.take(request.job_id, len(request.samples), rate):
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"job {request.job_id} publishes more than {rate} telemetry samples per second "
+                                    f"(LYNX_LIMIT_PUBLISH_SAMPLES_PER_SECOND); {accepted} were accepted")
             await self.store.append(request.job_id, request.batch_id, request.samples)
             if self.hub.subscriptions:
                 self.hub.publish(request.job_id, request.batch_id, _finite(request.samples))

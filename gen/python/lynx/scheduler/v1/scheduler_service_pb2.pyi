@@ -475,16 +475,22 @@ class Run(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., run_id: _Optional[int] = ..., seed: _Optional[int] = ..., parameters: _Optional[_Iterable[_Union[_parameters_pb2.Parameter, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_parameters_pb2.Parameter, _Mapping]]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., termination_reason: _Optional[_Union[TerminationReason, str]] = ..., attempts: _Optional[int] = ..., execution_time_secs: _Optional[float] = ..., runner_id: _Optional[str] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("batch_id",)
+    __slots__ = ("batch_id", "page_size", "page_token")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
-    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, batch_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "next_page_token")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)

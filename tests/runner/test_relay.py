@@ -109,7 +109,8 @@ async def test_an_outage_is_buffered_up_to_the_cap_and_delivered_after_a_restart
     try:
         feed(relay, range(300), how)
         assert await relay.flush() is True
-        await server.stop(0)  # ingest goes away mid-job
+        await server.stop(0)  # ingest goes away mid-job (SIGTERM: it writes its tails as segments)
+        await store.close()
         feed(relay, range(300, 1_800), how)  # the scenario keeps publishing: 1,500 more, the buffer holds 1,000
         start = time.monotonic()
         assert await relay.flush(deadline_s=0.3) is False  # no exception, bounded wait
@@ -121,11 +122,10 @@ async def test_an_outage_is_buffered_up_to_the_cap_and_delivered_after_a_restart
         # everything before the outage, then the newest 1,000 (the oldest 500 of the outage were dropped)
         assert [t // 10**9 for t in times] == [*range(300), *range(800, 1_800)]
         assert (relay.stored, relay.dropped, relay.buffered) == (1_300, 500, 0)
-        await store2.close()
     finally:
         await channel.close()
         await server.stop(0)
-        await store.close()
+        await store2.close()
 
 
 async def test_periodic_flush_ships_every_flush_interval(ingest):

@@ -7,7 +7,6 @@ import csv
 import gzip
 import io
 import math
-import sqlite3
 import time
 
 import grpc
@@ -276,25 +275,6 @@ async def test_a_repeated_timestamp_keeps_the_latest_value(ingest):
     await ingest.publish(request("job-1", sample(1, x=1.0), sample(2, x=2.0)))
     await ingest.publish(request("job-1", sample(1, x=1.0), sample(2, x=2.5)))
     assert await ingest.query("job-1") == {"x": [(1, 1.0), (2, 2.5)]}
-
-
-async def test_a_database_in_the_old_flat_layout_is_migrated_on_open(tmp_path):
-    db_path = tmp_path / "telemetry.db"
-    with sqlite3.connect(db_path) as db:
-        db.executescript(
-            "CREATE TABLE samples (job_id TEXT NOT NULL, variable TEXT NOT NULL, timestamp_ns INTEGER NOT NULL,"
-            " value REAL NOT NULL, batch_id TEXT NOT NULL DEFAULT '');"
-            "INSERT INTO samples VALUES ('job-1','x',2,2.0,'b1'),('job-1','x',1,1.0,'b1'),('job-2','y',5,5.0,'b1');"
-        )
-    service = await Ingest(db_path).start()
-    try:
-        assert await service.query("job-1") == {"x": [(1, 1.0), (2, 2.0)]}
-        assert await service.query("job-2") == {"y": [(5, 5.0)]}
-        assert (await export_csv(service, pb.ExportRequest(batch_id="b1")))[1:] == [
-            ["job-1", "1", "x", "1.0"], ["job-1", "2", "x", "2.0"], ["job-2", "5", "y", "5.0"],
-        ]
-    finally:
-        await service.stop()
 
 
 # ---------------------------------------------------------------- export

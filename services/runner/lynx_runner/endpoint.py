@@ -8,6 +8,7 @@ import grpc
 
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
+from lynx_common.telemetry_blocks import iter_samples, sample_count
 from lynx_runner.relay import TelemetryRelay
 from lynx_runner.watchdog import Watchdog
 
@@ -31,17 +32,16 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
         accepted = 0
         async for request in request_iterator:
             self._take(request)
-            accepted += len(request.samples)
+            accepted += sample_count(request)
         return tel_pb.PublishResponse(accepted_samples=accepted)
 
     def _take(self, request: tel_pb.PublishRequest) -> None:
         """Count, watch and relay one request's samples, in order."""
-        samples = request.samples
         if self.watchdog.active:  # without conditions observe() keeps nothing: skip the dict copies
             observe = self.watchdog.observe
-            for sample in samples:
-                observe(sample.timestamp_ns, dict(sample.values))
-        self.received += len(samples)
+            for timestamp_ns, values in iter_samples(request):
+                observe(timestamp_ns, values)
+        self.received += sample_count(request)
         if request.dropped_samples > self.dropped:
             self.dropped = request.dropped_samples
         self.relay.add_request(request)  # last: the relay may keep and modify the request

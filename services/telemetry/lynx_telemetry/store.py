@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS telemetry_segments (
     job_id    TEXT NOT NULL,
     seq       INTEGER NOT NULL,
     key       TEXT NOT NULL,
+    store_url TEXT NOT NULL,     -- where this segment is: the job's store, or '' after a failed upload
     variables TEXT NOT NULL,     -- JSON list of the variable names in the segment
     min_ns    INTEGER NOT NULL,
     max_ns    INTEGER NOT NULL,
@@ -233,11 +234,22 @@ class TelemetryStore:
         """(writer thread) Encode, upload and index one segment."""
         data, info = encode_segment(chunk, names, job.codec)
         key = f"{_key_part(job.batch_id)}/{_key_part(job.job_id)}/{seq:08d}.parquet"
-        self._object_store(job.store_url).put(key, data)
+        store_url = job.store_url
+        try:
+            self._object_store(store_url).put(key, data)
+        except Exception as exc:
+            if not store_url:
+                raise
+            # the batch's bucket is unreachable: keep the segment in the data dir rather than lose it
+            log.warning("telemetry segment %s of job %s not written to %s (%s); kept in the data dir instead",
+                        key, job.job_id, store_url, str(exc).splitlines()[0])
+            store_url = ""
+            self._object_store(store_url).put(key, data)
         with self._lock:
             self._index.execute(
-                "INSERT OR REPLACE INTO telemetry_segments VALUES (?,?,?,?,?,?,?,?)",
-                (job.job_id, seq, key, json.dumps(info.variables), info.min_ns, info.max_ns, info.rows, len(data)),
+                "INSERT OR REPLACE INTO telemetry_segments VALUES (?,?,?,?,?,?,?,?,?)",
+                (job.job_id, seq, key, store_url, json.dumps(info.variables), info.min_ns, info.max_ns, info.rows,
+                 len(data)),
             )
 
     # ------------------------------------------------------------ reading
@@ -246,28 +258,23 @@ class TelemetryStore:
         """The index rows of a job's segments, in write order."""
         with self._lock:
             rows = self._index.execute(
-                "SELECT seq, key, variables, min_ns, max_ns, rows, bytes FROM telemetry_segments"
+                "SELECT seq, key, store_url, variables, min_ns, max_ns, rows, bytes FROM telemetry_segments"
                 " WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall()
-        return [dict(seq=r[0], key=r[1], variables=json.loads(r[2]), min_ns=r[3], max_ns=r[4], rows=r[5], bytes=r[6])
-                for r in rows]
+        return [dict(seq=r[0], key=r[1], store_url=r[2], variables=json.loads(r[3]), min_ns=r[4], max_ns=r[5],
+                     rows=r[6], bytes=r[7]) for r in rows]
 
     async def arrays(self, job_id: str, variables: list[str], start_ns: int | None, end_ns: int | None) -> Arrays:
         """Every stored point of the job's `variables` (all when empty) in the window, by name."""
         wanted = set(variables) or None
         job = self._jobs.get(job_id)
-        with self._lock:
-            meta = self._index.execute("SELECT store_url FROM telemetry_jobs WHERE job_id = ?", (job_id,)).fetchone()
-        if meta is None and job is None:
-            return {}
         names = job.names if job is not None else Dictionary()
-        store = self._object_store(job.store_url if job is not None else meta[0])
         parts: dict[int, Chunk] = {}
         for seg in self.segments(job_id):
             if (start_ns is not None and seg["max_ns"] < start_ns) or (end_ns is not None and seg["min_ns"] > end_ns):
                 continue
             if wanted is not None and wanted.isdisjoint(seg["variables"]):
                 continue
-            data = await store.get_async(seg["key"])
+            data = await self._object_store(seg["store_url"]).get_async(seg["key"])
             self.segments_read += 1
             parts[seg["seq"]] = in_job_codes(await asyncio.to_thread(decode_segment, data), names, wanted)
         if job is not None:

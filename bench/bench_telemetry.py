@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -54,7 +55,7 @@ SCENARIO = """
     sending = time.perf_counter() - start
     client.close(timeout=120)
     print(json.dumps({"sent": client.sent, "dropped": client.dropped, "send_loop_s": sending,
-                      "closed_after_s": time.perf_counter() - start}))
+                      "closed_after_s": time.perf_counter() - start, "cpu_s": time.process_time()}))
 """
 
 SEND_COST = """
@@ -133,7 +134,16 @@ async def stored_samples(stub: pb_grpc.TelemetryServiceStub, job_id: str) -> int
         query.page_token = reply.next_page_token
 
 
-async def throughput(address: str, samples: int, scenarios: int) -> None:
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (this one when pid is None), from /proc."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(address: str, samples: int, scenarios: int, ingest_pid: int) -> None:
     """Part 1: N scenario processes -> endpoints + relays -> ingest; print the counts and samples/s."""
     async with client_channel(address) as channel:
         stub = pb_grpc.TelemetryServiceStub(channel)
@@ -141,10 +151,12 @@ async def throughput(address: str, samples: int, scenarios: int) -> None:
         for job in jobs:
             await job.start()
         start = time.perf_counter()
+        cpu_start = (cpu_seconds(), cpu_seconds(ingest_pid))
         results = await asyncio.gather(*(run_scenario(j.server.address, samples) for j in jobs))
         scenarios_done = time.perf_counter() - start
         flushed = await asyncio.gather(*(job.finish() for job in jobs))
         elapsed = time.perf_counter() - start
+        runner_cpu, ingest_cpu = cpu_seconds() - cpu_start[0], cpu_seconds(ingest_pid) - cpu_start[1]
         stored = [await stored_samples(stub, job.relay.job_id) for job in jobs]
     offered = scenarios * samples
     print(f"  {scenarios} scenario processes x {samples:,} samples x {VARIABLES} variables, default buffers")
@@ -163,6 +175,11 @@ async def throughput(address: str, samples: int, scenarios: int) -> None:
     print(f"    scenarios finished in {scenarios_done:.2f} s; last sample acknowledged by ingest at {elapsed:.2f} s")
     print(f"    end-to-end: {rate:,.0f} samples/s stored ({rate * VARIABLES:,.0f} values/s)")
     print(f"    emitters' send() rates summed: {send_rate:,.0f} samples/s; stored/sent ratio {rate / send_rate:.2f}")
+    scenario_cpu = sum(r["cpu_s"] for r in results)
+    total_cpu = scenario_cpu + runner_cpu + ingest_cpu
+    print(f"    CPU seconds: scenarios (send + client shipping) {scenario_cpu:.2f}, runner endpoints + relays"
+          f" {runner_cpu:.2f}, ingest {ingest_cpu:.2f}; {total_cpu / total_stored * 1e6:.2f} us of CPU per sample;"
+          f" load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) -> None:
@@ -184,9 +201,9 @@ async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) ->
     print(f"    ratio:      {send_us / empty_us:.1f}x an empty loop iteration")
 
 
-async def bench(address: str, samples: int, scenarios: int) -> None:
+async def bench(address: str, samples: int, scenarios: int, ingest_pid: int) -> None:
     print("(1) end-to-end throughput")
-    await throughput(address, samples, scenarios)
+    await throughput(address, samples, scenarios, ingest_pid)
     print("(2) cost of one send()")
     async with client_channel(address) as channel:
         job = PerJobEndpoint(pb_grpc.TelemetryServiceStub(channel), "send-cost")
@@ -210,7 +227,7 @@ def main() -> None:
             address = ingest.ports.telemetry_addr
             print(f"telemetry-ingest pid {ingest['telemetry'].pid} on {address},"
                   f" segments under {data_dir / 'telemetry-segments'}")
-            asyncio.run(bench(address, args.samples, args.scenarios))
+            asyncio.run(bench(address, args.samples, args.scenarios, ingest["telemetry"].pid))
 
 
 if __name__ == "__main__":

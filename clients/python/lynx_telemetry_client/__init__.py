@@ -27,6 +27,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 __all__ = ["TelemetryClient", "NullTelemetryClient", "telemetry_client_from_env"]
@@ -285,8 +287,19 @@ def _add_blocks(blocks: Any, items: list[dict[Any, Any]]) -> int:
     is the timestamps. A run protobuf refuses as it is (numpy integers, whole-number
     float timestamps, ...) is converted sample by sample, leaving out what fails.
     """
+    if not items:
+        return 0
+    keys = tuple(items[0])
+    width = len(keys)
+    if width > 1 and all(map(width.__eq__, map(len, items))):  # the common case: the same variables every time
+        try:  # a KeyError means another variable set: take the general path
+            flat = list(chain.from_iterable(map(itemgetter(*keys), items)))
+        except KeyError:
+            pass
+        else:
+            return _add_run(blocks, keys, flat, items)
     bad, start, keys = 0, 0, None
-    flat: list[Any] = []
+    flat = []
     for i, values in enumerate(items):
         row = tuple(values)
         if row != keys:

@@ -176,3 +176,35 @@ async def test_an_unreachable_bucket_keeps_segments_in_the_data_dir(tmp_path, s3
     assert len(list((tmp_path / "telemetry-segments").rglob("*.parquet"))) == 1
     async with Ingest(tmp_path) as ingest:
         assert (await ingest.series("job-1"))["x"] == expected(0, 100)
+
+
+OLD_SERIES_POINTS = """
+CREATE TABLE series (series_id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, variable TEXT NOT NULL,
+                     batch_id TEXT NOT NULL DEFAULT '', UNIQUE (job_id, variable));
+CREATE TABLE points (series_id INTEGER NOT NULL, timestamp_ns INTEGER NOT NULL, value REAL NOT NULL,
+                     PRIMARY KEY (series_id, timestamp_ns)) WITHOUT ROWID;
+CREATE VIEW samples AS SELECT s.job_id, s.batch_id, s.variable, p.timestamp_ns, p.value
+    FROM series s JOIN points p ON p.series_id = s.series_id;
+INSERT INTO series VALUES (1, 'job-1', 'x', 'b1'), (2, 'job-2', 'y', 'b1');
+INSERT INTO points VALUES (1, 2, 2.0), (1, 1, 1.0), (2, 5, 5.0);
+"""
+OLD_FLAT = """
+CREATE TABLE samples (job_id TEXT NOT NULL, variable TEXT NOT NULL, timestamp_ns INTEGER NOT NULL,
+                      value REAL NOT NULL, batch_id TEXT NOT NULL DEFAULT '');
+INSERT INTO samples VALUES ('job-1','x',2,2.0,'b1'), ('job-1','x',1,1.0,'b1'), ('job-2','y',5,5.0,'b1');
+"""
+
+
+@pytest.mark.parametrize("layout", [OLD_SERIES_POINTS, OLD_FLAT], ids=["series-points", "flat"])
+async def test_telemetry_in_an_old_sqlite_layout_is_moved_into_segments_on_open(tmp_path, layout):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "telemetry.db") as db:
+        db.executescript(layout)
+    async with Ingest(tmp_path) as ingest:
+        assert await ingest.series("job-1") == {"x": [(1, 1.0), (2, 2.0)]}
+        assert await ingest.series("job-2") == {"y": [(5, 5.0)]}
+        assert len(ingest.store.segments("job-1")) == 1
+    with sqlite3.connect(tmp_path / "telemetry.db") as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert not names & {"series", "points", "samples"}

@@ -13,7 +13,9 @@ The index (SQLite, `telemetry.db`) has one row per job (batch, object store,
 codec) and one per segment (key, variables, min/max timestamp, rows), so a
 query for some variables of one job over a time range reads only that job's
 segments that can hold them. A (job, variable, timestamp) holds one value: a
-later write replaces it (segments are read in write order, tail last).
+later write replaces it (segments are read in write order, tail last). Rows of
+the older one-row-per-value SQLite layouts are moved into segments when the
+index is opened (`migrate.py`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from lynx_telemetry.columns import (
     in_job_codes,
     latest_sorted,
 )
+from lynx_telemetry.migrate import migrate_rows, old_layout
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +129,11 @@ class TelemetryStore:
         index.execute("PRAGMA synchronous=NORMAL")
         index.executescript(SCHEMA)
         default = open_store(segments_url or str(path.parent / SEGMENT_DIR))
-        return cls(path, index, default, **options)
+        store = cls(path, index, default, **options)
+        select = old_layout(index)
+        if select is not None:
+            await migrate_rows(store, index, select)
+        return store
 
     async def close(self) -> None:
         """Write every tail as a segment, wait for the writer, close the index."""
@@ -144,16 +151,20 @@ class TelemetryStore:
         chunk = chunk_of_request(request, job.names)
         if chunk is None:
             return 0
+        self._append_chunk(job, chunk)
+        while self._writing_rows > MAX_WRITING_ROWS:  # the writer is behind: hold Publish
+            self._room.clear()
+            await self._room.wait()
+        return len(chunk[0])
+
+    def _append_chunk(self, job: Job, chunk: Chunk) -> None:
+        """Add a chunk to the job's tail; start a segment when the tail is full."""
         if not job.tail:
             job.tail_since = time.monotonic()
         job.tail.append(chunk)
         job.tail_rows += len(chunk[0])
         if job.tail_rows >= self.segment_rows:
             self._start_segment(job)
-        while self._writing_rows > MAX_WRITING_ROWS:  # the writer is behind: hold Publish
-            self._room.clear()
-            await self._room.wait()
-        return len(chunk[0])
 
     async def append(self, job_id: str, batch_id: str, samples: Iterable[Any]) -> int:
         """Store TelemetrySample-like samples of one job; return the values stored."""

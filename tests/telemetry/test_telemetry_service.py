@@ -409,3 +409,12 @@ async def test_a_subscriber_that_never_reads_does_not_stall_ingest(tmp_path, cap
         live.cancel()
     finally:
         await service.stop()
+
+
+async def test_subscribers_receive_columnar_blocks_as_samples(ingest):
+    call = await subscribe(ingest, job_id="job-1", variables=["y"])
+    block = pb.SampleBlock(variables=["x", "y"], timestamps_ns=[1, 2], values=[1.0, 10.0, 2.0, math.inf])
+    await ingest.publish(pb.PublishRequest(job_id="job-1", batch_id="b1", blocks=[block]))
+    assert await received(call, 1) == [("job-1", 1, {"y": 10.0})]  # the infinite y of t=2 is not stored
+    assert await ingest.query("job-1") == {"x": [(1, 1.0), (2, 2.0)], "y": [(1, 10.0)]}
+    call.cancel()

@@ -149,6 +149,10 @@ async def test_a_long_series_comes_back_in_pages(tmp_path):
         got = await ingest.series("job-1", page_points=30_000)
         assert got == {"x": expected(0, 50_000), "y": expected(0, 50_000, 1)}
         assert await ingest.series("job-1", page_points=7, limit=10) == {"x": expected(0, 10), "y": expected(0, 10, 1)}
+        await ingest.store.flush()
+        before = ingest.store.segments_read
+        assert await ingest.series("job-1", page_points=30_000) == got  # 4 pages ...
+        assert ingest.store.segments_read - before == len(ingest.store.segments("job-1"))  # ... one read
 
 
 async def test_segments_go_to_the_batch_bucket_under_its_prefix(tmp_path, s3_env):

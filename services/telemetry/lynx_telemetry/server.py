@@ -12,7 +12,9 @@ import io
 import json
 import logging
 import math
+import time
 import zlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from lynx_telemetry.store import TelemetryStore
 log = logging.getLogger(__name__)
 PAGE_POINTS = 200_000  # points per QueryResponse by default (about 3.2 MB: under gRPC's default 4 MB)
 MAX_PAGE_POINTS = 1_000_000  # the most a caller may ask for in one response
+PAGED_QUERIES = 8  # queries whose series are kept between pages (the most recent ones)
+PAGED_TTL_S = 60.0  # ... for at most this long; a later page past it reads the segments again
 EXPORT_CHUNK_BYTES = 256 * 1024  # bytes per ExportResponse (before the last one)
 COMPRESSIONS = ("", "gzip")
 
@@ -37,6 +41,7 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
     def __init__(self, store: TelemetryStore, hub: Hub | None = None) -> None:
         self.store = store
         self.hub = hub or Hub()
+        self._paged: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()  # query -> (time, series) being paged
 
     async def Publish(self, request_iterator, context) -> pb.PublishResponse:
         accepted = 0
@@ -67,8 +72,19 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
             except (ValueError, TypeError, binascii.Error):
                 await abort_invalid(context, "page_token", "is not a token from a previous QueryResponse")
         start_ns, end_ns = await _time_window(request, context)
-        found = await self.store.arrays(request.job_id, list(request.variables), start_ns, end_ns)
-        return _page(found, request.limit, cursor, request.page_points or PAGE_POINTS)
+        key = (request.job_id, tuple(request.variables), start_ns, end_ns)
+        cached = self._paged.get(key) if cursor is not None else None
+        if cached is not None and time.monotonic() - cached[0] < PAGED_TTL_S:
+            found = cached[1]  # the next page of a series read for the first: one read per paged query
+        else:
+            found = await self.store.arrays(request.job_id, list(request.variables), start_ns, end_ns)
+        response = _page(found, request.limit, cursor, request.page_points or PAGE_POINTS)
+        self._paged.pop(key, None)
+        if response.next_page_token:
+            self._paged[key] = (time.monotonic(), found)
+            while len(self._paged) > PAGED_QUERIES:
+                self._paged.popitem(last=False)
+        return response
 
     async def Subscribe(self, request: pb.SubscribeRequest, context) -> AsyncIterator[pb.SubscribeResponse]:
         """Samples published from now on; the response headers mean the subscription is live."""

@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS telemetry_segments (
 
 SEGMENT_ROWS = 2_000_000  # values in a tail that make it a segment at once
 FLUSH_AGE_S = 5.0  # a tail's oldest value waits at most about this long for its segment
+IDLE_JOB_S = 600.0  # a job with nothing published for this long leaves memory
 MAX_WRITING_ROWS = 8_000_000  # values being encoded/uploaded; Publish waits (backpressure) beyond
 EXPORT_PAGE_ROWS = 5_000
 SEGMENT_DIR = "telemetry-segments"
@@ -98,6 +99,7 @@ class Job:
     tail_rows: int = 0
     tail_since: float = 0.0
     writing: dict[int, Chunk] = field(default_factory=dict)  # seq -> chunk until indexed
+    last_append: float = 0.0
 
 
 class TelemetryStore:
@@ -159,8 +161,9 @@ class TelemetryStore:
 
     def _append_chunk(self, job: Job, chunk: Chunk) -> None:
         """Add a chunk to the job's tail; start a segment when the tail is full."""
+        job.last_append = time.monotonic()
         if not job.tail:
-            job.tail_since = time.monotonic()
+            job.tail_since = job.last_append
         job.tail.append(chunk)
         job.tail_rows += len(chunk[0])
         if job.tail_rows >= self.segment_rows:
@@ -181,13 +184,16 @@ class TelemetryStore:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     async def run_flusher(self, period_s: float = 1.0) -> None:
-        """Every `period_s`, write tails older than flush_age_s, until cancelled."""
+        """Every `period_s`, write tails older than flush_age_s and forget jobs idle for
+        IDLE_JOB_S (their segments stay; a later publish reloads the job), until cancelled."""
         while True:
             await asyncio.sleep(period_s)
             now = time.monotonic()
             for job in list(self._jobs.values()):
                 if job.tail and now - job.tail_since >= self.flush_age_s:
                     self._start_segment(job)
+                elif not job.tail and not job.writing and now - job.last_append >= IDLE_JOB_S:
+                    del self._jobs[job.job_id]
 
     def _job(self, job_id: str, batch_id: str, storage: Any) -> Job:
         job = self._jobs.get(job_id)

@@ -212,3 +212,23 @@ async def test_telemetry_in_an_old_sqlite_layout_is_moved_into_segments_on_open(
     with sqlite3.connect(tmp_path / "telemetry.db") as db:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     assert not names & {"series", "points", "samples"}
+
+
+async def test_the_rest_route_answers_a_series_longer_than_one_page_whole(tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from lynx_gateway.server import build_app
+    from lynx_telemetry.server import PAGE_POINTS
+
+    n = PAGE_POINTS // 2 + 10_000  # two variables: more points than one Query page holds
+    async with Ingest(tmp_path) as ingest:
+        await ingest.publish(*(block_request("job-1", k, min(20_000, n - k)) for k in range(0, n, 20_000)))
+        app = build_app("127.0.0.1:1", ingest.server.address)  # this route needs no scheduler
+        async with TestClient(TestServer(app)) as http:
+            reply = await http.get("/jobs/job-1/telemetry")
+            assert reply.status == 200
+            body = await reply.json()
+    assert set(body) == {"job_id", "series"}
+    assert body["series"]["y"]["timestamps_ns"] == list(range(n))
+    assert body["series"]["y"]["values"] == [t + 0.1 for t in range(n)]
+    assert len(body["series"]["x"]["values"]) == n

@@ -100,6 +100,7 @@ class Job:
     tail_since: float = 0.0
     writing: dict[int, Chunk] = field(default_factory=dict)  # seq -> chunk until indexed
     last_append: float = 0.0
+    failed: set[int] = field(default_factory=set)  # seqs whose write failed, to retry
 
 
 class TelemetryStore:
@@ -177,6 +178,7 @@ class TelemetryStore:
         """Make segments of the tails (only those whose oldest value is `older_than_s` old, when
         given) and wait until every segment started so far is written."""
         now = time.monotonic()
+        self._retry_failed()
         for job in list(self._jobs.values()):
             if job.tail and (older_than_s is None or now - job.tail_since >= older_than_s):
                 self._start_segment(job)
@@ -189,6 +191,7 @@ class TelemetryStore:
         while True:
             await asyncio.sleep(period_s)
             now = time.monotonic()
+            self._retry_failed()
             for job in list(self._jobs.values()):
                 if job.tail and now - job.tail_since >= self.flush_age_s:
                     self._start_segment(job)
@@ -228,6 +231,11 @@ class TelemetryStore:
         job.tail, job.tail_rows = [], 0
         seq, job.next_seq = job.next_seq, job.next_seq + 1
         job.writing[seq] = chunk
+        self._submit(job, seq, chunk)
+
+    def _submit(self, job: Job, seq: int, chunk: Chunk) -> None:
+        """Write segment `seq` on the writer thread; it leaves memory once indexed. A failed write
+        stays in memory (still answered) and is retried by the flusher and on close."""
         rows = len(chunk[0])
         self._writing_rows += rows
         names = list(job.names.names)
@@ -240,12 +248,20 @@ class TelemetryStore:
             self._writing_rows -= rows
             self._room.set()
             if f.cancelled() or f.exception() is not None:
-                log.error("telemetry segment %d of job %s not written (kept in memory): %s",
+                log.error("telemetry segment %d of job %s not written (kept in memory, will retry): %s",
                           seq, job.job_id, f.exception() if not f.cancelled() else "cancelled")
+                job.failed.add(seq)
                 return
             job.writing.pop(seq, None)
 
         future.add_done_callback(done)
+
+    def _retry_failed(self) -> None:
+        """Submit again the segments whose write failed."""
+        for job in list(self._jobs.values()):
+            for seq in sorted(job.failed):
+                job.failed.discard(seq)
+                self._submit(job, seq, job.writing[seq])
 
     def _write_segment(self, job: Job, seq: int, chunk: Chunk, names: list[str]) -> None:
         """(writer thread) Encode, upload and index one segment."""
@@ -286,7 +302,12 @@ class TelemetryStore:
         job = self._jobs.get(job_id)
         names = job.names if job is not None else Dictionary()
         parts: dict[int, Chunk] = {}
+        if job is not None:  # memory first, then the index: a segment leaves memory only once indexed
+            parts.update(job.writing)
+            parts[job.next_seq] = concat(job.tail)
         for seg in self.segments(job_id):
+            if seg["seq"] in parts:
+                continue
             if (start_ns is not None and seg["max_ns"] < start_ns) or (end_ns is not None and seg["min_ns"] > end_ns):
                 continue
             if wanted is not None and wanted.isdisjoint(seg["variables"]):
@@ -294,10 +315,6 @@ class TelemetryStore:
             data = await self._object_store(seg["store_url"]).get_async(seg["key"])
             self.segments_read += 1
             parts[seg["seq"]] = in_job_codes(await asyncio.to_thread(decode_segment, data), names, wanted)
-        if job is not None:
-            for seq, chunk in list(job.writing.items()):
-                parts.setdefault(seq, chunk)
-            parts[job.next_seq] = concat(job.tail)
         codes, ts, values = latest_sorted(_only(concat([parts[s] for s in sorted(parts)]), names, wanted))
         keep = np.ones(len(ts), bool)
         if start_ns is not None:

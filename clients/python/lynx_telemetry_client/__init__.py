@@ -216,10 +216,9 @@ class TelemetryClient:
 
     def _take_round(self) -> list[dict[Any, Any]]:
         """Up to round_size samples from the front of the buffer."""
-        buffer, items = self._buffer, []
+        popleft = self._buffer.popleft
         with self._progress:
-            for _ in range(min(len(buffer), self._round_size)):
-                items.append(buffer.popleft())
+            items = [popleft() for _ in range(min(len(self._buffer), self._round_size))]
             self._taken += len(items)
         return items
 

@@ -3,7 +3,7 @@
 A scenario subprocess uses `lynx_telemetry_client` against a per-job endpoint
 (JobTelemetryServicer on 127.0.0.1:0, as the engine starts it), which feeds a
 Watchdog and a TelemetryRelay; the relay ships to a real telemetry-ingest server
-over a SQLite file, and the samples come back through Query.
+writing segments in tmp_path, and the samples come back through Query.
 """
 
 from __future__ import annotations

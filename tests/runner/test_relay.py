@@ -1,6 +1,6 @@
 """The runner's telemetry relay: selection, downsampling, and riding out an ingest outage.
 
-Real telemetry-ingest servers (SQLite files in tmp_path) on 127.0.0.1; the outage
+Real telemetry-ingest servers (index and segments in tmp_path) on 127.0.0.1; the outage
 is a real server stopped and restarted on the same port.
 """
 

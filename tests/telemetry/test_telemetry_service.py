@@ -25,7 +25,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name
 
 
 class Ingest:
-    """A telemetry-ingest server on 127.0.0.1:0 over a SQLite file, and a client channel."""
+    """A telemetry-ingest server on 127.0.0.1:0 over an index and segments in tmp_path, and a client channel."""
 
     def __init__(self, db_path, hub: Hub | None = None) -> None:
         self.db_path = db_path

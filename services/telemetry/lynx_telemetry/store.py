@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS telemetry_segments (
 
 SEGMENT_ROWS = 2_000_000  # values in a tail that make it a segment at once
 FLUSH_AGE_S = 5.0  # a tail's oldest value waits at most about this long for its segment
+BUCKET_RETRY_S = 300.0  # after a failed upload, a bucket is tried again this much later
 IDLE_JOB_S = 600.0  # a job with nothing published for this long leaves memory
 MAX_WRITING_ROWS = 8_000_000  # values being encoded/uploaded; Publish waits (backpressure) beyond
 EXPORT_PAGE_ROWS = 5_000
@@ -115,6 +116,7 @@ class TelemetryStore:
         self._index = index
         self._lock = threading.Lock()
         self._stores: dict[str, ObjectStore] = {"": default_store}
+        self._unreachable: dict[str, float] = {}  # bucket URL -> monotonic time until which it is skipped
         self._jobs: dict[str, Job] = {}
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="telemetry-segments")
         self._writes: set[asyncio.Future] = set()
@@ -268,14 +270,17 @@ class TelemetryStore:
         data, info = encode_segment(chunk, names, job.codec)
         key = f"{_key_part(job.batch_id)}/{_key_part(job.job_id)}/{seq:08d}.parquet"
         store_url = job.store_url
+        if store_url and self._unreachable.get(store_url, 0.0) > time.monotonic():
+            store_url = ""  # failed a moment ago: do not wait for it again for every segment
         try:
             self._object_store(store_url).put(key, data)
         except Exception as exc:
             if not store_url:
                 raise
             # the batch's bucket is unreachable: keep the segment in the data dir rather than lose it
-            log.warning("telemetry segment %s of job %s not written to %s (%s); kept in the data dir instead",
-                        key, job.job_id, store_url, str(exc).splitlines()[0])
+            log.warning("telemetry segments for %s go to the data dir for %.0f s: writing %s failed (%s)",
+                        store_url, BUCKET_RETRY_S, key, str(exc).splitlines()[0])
+            self._unreachable[store_url] = time.monotonic() + BUCKET_RETRY_S
             store_url = ""
             self._object_store(store_url).put(key, data)
         with self._lock:

@@ -211,3 +211,12 @@ async def test_a_half_full_buffer_is_shipped_before_the_flush_interval(ingest):
     finally:
         flusher.cancel()
         await asyncio.gather(flusher, return_exceptions=True)
+
+
+async def test_messages_ingest_refuses_are_dropped_and_counted_not_retried_forever(ingest):
+    stub, store = ingest
+    spec = cfg.TelemetryConfig(storage=cfg.TelemetryStorage(compression="lzma"))  # a batch the scheduler refuses
+    relay = TelemetryRelay(stub, "job-9", "batch-1", spec)
+    relay.add_all(sample(t, x=1.0) for t in range(10))
+    assert await relay.flush(deadline_s=5) is True  # not stuck: the buffer is empty
+    assert (relay.stored, relay.dropped, relay.buffered, relay.lost) == (0, 10, 0, 10)

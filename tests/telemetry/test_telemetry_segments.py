@@ -232,3 +232,13 @@ async def test_the_rest_route_answers_a_series_longer_than_one_page_whole(tmp_pa
     assert body["series"]["y"]["timestamps_ns"] == list(range(n))
     assert body["series"]["y"]["values"] == [t + 0.1 for t in range(n)]
     assert len(body["series"]["x"]["values"]) == n
+
+
+async def test_a_malformed_block_is_invalid_argument_naming_it(tmp_path):
+    async with Ingest(tmp_path) as ingest:
+        bad = pb.SampleBlock(variables=["x", "y"], timestamps_ns=[1, 2], values=[1.0, 2.0, 3.0])
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await ingest.publish(pb.PublishRequest(job_id="job-1", blocks=[pb.SampleBlock(), bad]))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "blocks[1]" in err.value.details() and "3 values for 2 timestamps x 2 variables" in err.value.details()
+        assert await ingest.series("job-1") == {}

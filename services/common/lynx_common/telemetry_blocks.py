@@ -37,3 +37,22 @@ def iter_block(block: Any) -> Iterator[tuple[int, dict[str, float]]]:
     values = list(block.values)
     for i, ts in enumerate(block.timestamps_ns):
         yield ts, dict(zip(names, values[i * width : (i + 1) * width], strict=True))
+
+
+def block_problem(block: Any) -> str | None:
+    """Why a SampleBlock cannot be read (values not rows x variables, a repeated variable), or None."""
+    width, rows = len(block.variables), len(block.timestamps_ns)
+    if len(block.values) != rows * width:
+        return f"has {len(block.values)} values for {rows} timestamps x {width} variables"
+    if len(set(block.variables)) != width:
+        return "names a variable twice"
+    return None
+
+
+def drop_malformed_blocks(request: Any) -> int:
+    """Remove the unreadable blocks of a PublishRequest; return the samples (rows) they held."""
+    bad = [i for i, block in enumerate(request.blocks) if block_problem(block) is not None]
+    rows = sum(len(request.blocks[i].timestamps_ns) for i in bad)
+    for i in reversed(bad):
+        del request.blocks[i]
+    return rows

@@ -8,7 +8,7 @@ import grpc
 
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
-from lynx_common.telemetry_blocks import iter_samples, sample_count
+from lynx_common.telemetry_blocks import drop_malformed_blocks, iter_samples, sample_count
 from lynx_runner.relay import TelemetryRelay
 from lynx_runner.watchdog import Watchdog
 
@@ -17,7 +17,8 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
     """Feeds every published sample to the watchdog, then to the relay; never waits on ingest.
 
     `received` counts the samples the scenario delivered; `dropped` is the largest
-    `dropped_samples` the scenario's client reported (its cumulative count).
+    `dropped_samples` the scenario's client reported (its cumulative count);
+    `malformed` counts the samples of unreadable columnar blocks, dropped here.
     """
 
     def __init__(self, watchdog: Watchdog, relay: TelemetryRelay) -> None:
@@ -25,6 +26,12 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
         self.relay = relay
         self.received = 0
         self.dropped = 0
+        self.malformed = 0
+
+    @property
+    def lost(self) -> int:
+        """Samples lost before the relay: dropped by the client or unreadable here."""
+        return self.dropped + self.malformed
 
     async def Publish(
         self, request_iterator: AsyncIterator[tel_pb.PublishRequest], context: grpc.aio.ServicerContext
@@ -37,6 +44,7 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
 
     def _take(self, request: tel_pb.PublishRequest) -> None:
         """Count, watch and relay one request's samples, in order."""
+        self.malformed += drop_malformed_blocks(request)
         if self.watchdog.active:  # without conditions observe() keeps nothing: skip the dict copies
             observe = self.watchdog.observe
             for timestamp_ns, values in iter_samples(request):

@@ -24,6 +24,8 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 
+import grpc
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
@@ -222,6 +224,11 @@ class TelemetryRelay:
         try:
             await self.stub.Publish(iter(call), timeout=timeout, wait_for_ready=True)
         except BaseException as exc:
+            if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # ingest refuses these messages: sending them again cannot help, and must not block the rest
+                log.error("telemetry ingest refused %d samples of job %s: %s", n, self.job_id, exc.details())
+                self.dropped += n
+                return True
             self._queue.extendleft(reversed(call))
             self.buffered += n
             self._enforce_cap()  # samples may have arrived meanwhile

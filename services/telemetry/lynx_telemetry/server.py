@@ -22,7 +22,8 @@ from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_common.status import abort_invalid
-from lynx_common.telemetry_blocks import iter_block
+from lynx_common.telemetry_blocks import block_problem, iter_block
+from lynx_common.telemetry_storage import parquet_codec
 from lynx_telemetry.hub import Hub
 from lynx_telemetry.store import TelemetryStore
 
@@ -48,10 +49,14 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
         async for request in request_iterator:
             if not request.job_id:
                 await abort_invalid(context, "job_id", "is required")
+            for i, block in enumerate(request.blocks):
+                if (problem := block_problem(block)) is not None:
+                    await abort_invalid(context, f"blocks[{i}]", problem)
             try:
-                await self.store.append_request(request)
-            except ValueError as exc:  # an unknown storage.compression (the scheduler refuses it first)
+                parquet_codec(request.storage.compression)
+            except ValueError as exc:  # the scheduler refuses it at submit; a relay of another version might not
                 await abort_invalid(context, "storage.compression", str(exc))
+            await self.store.append_request(request)
             if self.hub.subscriptions:
                 self.hub.publish(request.job_id, request.batch_id, _finite(_as_samples(request)))
             accepted += len(request.samples) + sum(len(b.timestamps_ns) for b in request.blocks)

@@ -1,12 +1,14 @@
-"""Telemetry pipeline benchmark: scenario client -> per-job endpoint + relay -> telemetry-ingest -> SQLite.
+"""Telemetry pipeline benchmark: scenario client -> per-job endpoint + relay -> telemetry-ingest -> segments.
 
 Part 1 runs two scenario processes that send as fast as they can through
 `lynx_telemetry_client`, each to its own runner-style per-job endpoint
 (JobTelemetryServicer + TelemetryRelay, in this process), which relays to a
-real telemetry-ingest server (a separate process) over a SQLite file; it
-reports samples sent, dropped and stored, and samples/s from the first send to
-the last row committed. It runs twice: with the client's default buffer (what a
-scenario gets) and with a buffer large enough that nothing is dropped.
+real telemetry-ingest server (a separate process) writing Parquet segments; it
+reports the drops at every stage (client, relay spool, unshipped), the samples
+stored (counted back through paged Query), samples/s from the first send to the
+last sample acknowledged by ingest, and that rate as a ratio of the sum of the
+emitters' own send() rates (1.0 = the pipeline keeps up with the scenarios).
+Every buffer is at its default.
 
 Part 2 measures one send() call in microseconds beside an empty Python loop of
 the same length.
@@ -20,7 +22,7 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
+import resource
 import subprocess
 import sys
 import tempfile
@@ -42,18 +44,19 @@ SCENARIO = """
     import json, os, sys, time
     from lynx_telemetry_client import TelemetryClient
 
-    n, buffer = int(sys.argv[1]), int(sys.argv[2])
-    client = TelemetryClient(os.environ["TETRYX_TELEMETRY_URL"], max_buffered=buffer)
+    n = int(sys.argv[1])
+    client = TelemetryClient(os.environ["TETRYX_TELEMETRY_URL"])  # default buffers
     names = ["orbit.radius_km", "orbit.speed_m_s", "orbit.semi_major_axis_km",
              "orbit.eccentricity", "orbit.inclination_deg", "orbit.true_anomaly_deg"]
-    start = time.perf_counter()
+    start, first_send = time.perf_counter(), time.time()
     for i in range(n):
         client.send({names[0]: 7000.0 + i, names[1]: 7500.0, names[2]: 7000.0, names[3]: 0.001,
                      names[4]: 33.3, names[5]: i * 0.01}, timestamp_ns=i * 10_000_000)
     sending = time.perf_counter() - start
     client.close(timeout=120)
     print(json.dumps({"sent": client.sent, "dropped": client.dropped, "send_loop_s": sending,
-                      "closed_after_s": time.perf_counter() - start}))
+                      "closed_after_s": time.perf_counter() - start, "cpu_s": time.process_time(),
+                      "first_send": first_send}))
 """
 
 SEND_COST = """
@@ -108,10 +111,10 @@ class PerJobEndpoint:
         return await self.relay.flush(120.0)
 
 
-async def run_scenario(address: str, samples: int, buffer: int) -> dict:
+async def run_scenario(address: str, samples: int) -> dict:
     """One scenario process sending `samples` samples as fast as it can."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", textwrap.dedent(SCENARIO), str(samples), str(buffer),
+        sys.executable, "-c", textwrap.dedent(SCENARIO), str(samples),
         env={**os.environ, "TETRYX_TELEMETRY_URL": address}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     out, err = await proc.communicate()
@@ -120,42 +123,68 @@ async def run_scenario(address: str, samples: int, buffer: int) -> dict:
     return json.loads(out)
 
 
-def stored_rows(db_path: Path, job_ids: list[str]) -> int:
-    """Rows (one per variable value) committed in SQLite for these jobs."""
-    with sqlite3.connect(db_path) as db:
-        marks = ",".join("?" * len(job_ids))
-        return db.execute(
-            f"SELECT COUNT(*) FROM points p JOIN series s USING (series_id) WHERE s.job_id IN ({marks})", job_ids
-        ).fetchone()[0]
+async def stored_samples(stub: pb_grpc.TelemetryServiceStub, job_id: str) -> int:
+    """Samples of a job that Query returns (timestamps of its first variable), page by page."""
+    query = pb.QueryRequest(job_id=job_id, variables=["orbit.radius_km"])
+    total = 0
+    while True:
+        reply = await stub.Query(query, timeout=60)
+        total += sum(len(s.timestamps_ns) for s in reply.series)
+        if not reply.next_page_token:
+            return total
+        query.page_token = reply.next_page_token
 
 
-async def throughput(address: str, db_path: Path, samples: int, scenarios: int, buffer: int, tag: str) -> None:
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (this one when pid is None), from /proc."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(address: str, samples: int, scenarios: int, ingest_pid: int) -> None:
     """Part 1: N scenario processes -> endpoints + relays -> ingest; print the counts and samples/s."""
     async with client_channel(address) as channel:
         stub = pb_grpc.TelemetryServiceStub(channel)
-        jobs = [PerJobEndpoint(stub, f"{tag}-job-{i}") for i in range(scenarios)]
+        jobs = [PerJobEndpoint(stub, f"job-{i}") for i in range(scenarios)]
         for job in jobs:
             await job.start()
         start = time.perf_counter()
-        results = await asyncio.gather(*(run_scenario(j.server.address, samples, buffer) for j in jobs))
+        cpu_start = (cpu_seconds(), cpu_seconds(ingest_pid))
+        results = await asyncio.gather(*(run_scenario(j.server.address, samples) for j in jobs))
         scenarios_done = time.perf_counter() - start
         flushed = await asyncio.gather(*(job.finish() for job in jobs))
         elapsed = time.perf_counter() - start
-    sent = sum(r["sent"] for r in results)
-    dropped = sum(r["dropped"] for r in results)
-    rows = stored_rows(db_path, [job.relay.job_id for job in jobs])
-    stored = rows // VARIABLES
-    print(f"  client buffer {buffer:,} samples; {scenarios} scenario processes x {samples:,} samples x "
-          f"{VARIABLES} variables")
+        from_first_send = time.time() - min(r["first_send"] for r in results)
+        runner_cpu, ingest_cpu = cpu_seconds() - cpu_start[0], cpu_seconds(ingest_pid) - cpu_start[1]
+        stored = [await stored_samples(stub, job.relay.job_id) for job in jobs]
+    offered = scenarios * samples
+    print(f"  {scenarios} scenario processes x {samples:,} samples x {VARIABLES} variables, default buffers")
     for i, (job, r) in enumerate(zip(jobs, results, strict=True)):
-        print(f"    scenario {i}: sent {r['sent']:,}  dropped {r['dropped']:,}  send loop {r['send_loop_s']:.3f} s"
-              f"  ({samples / r['send_loop_s']:,.0f} send()/s)  close() done at {r['closed_after_s']:.2f} s;"
-              f"  endpoint received {job.servicer.received:,} dropped-reported {job.servicer.dropped:,};"
-              f"  relay stored {job.relay.stored:,} dropped {job.relay.dropped:,}")
-    print(f"    total: sent {sent:,}  dropped {dropped:,}  stored {stored:,} samples ({rows:,} rows)"
+        relay = job.relay
+        print(f"    scenario {i}: send loop {r['send_loop_s']:.3f} s ({samples / r['send_loop_s']:,.0f} send()/s),"
+              f" close() done at {r['closed_after_s']:.2f} s")
+        print(f"      drops: client {r['dropped']:,}  relay spool {relay.dropped:,}  unshipped {relay.buffered:,}"
+              f"  | client sent {r['sent']:,}  endpoint received {job.servicer.received:,}"
+              f"  ingest acknowledged {relay.stored:,}  stored (Query) {stored[i]:,}")
+    total_stored = sum(stored)
+    send_rate = sum(samples / r["send_loop_s"] for r in results)
+    rate = total_stored / from_first_send
+    print(f"    total: offered {offered:,}  stored {total_stored:,}  lost {offered - total_stored:,}"
           f"  all flushed: {all(flushed)}")
-    print(f"    scenarios finished in {scenarios_done:.2f} s; last row committed at {elapsed:.2f} s")
-    print(f"    end-to-end throughput: {stored / elapsed:,.0f} samples/s ({rows / elapsed:,.0f} rows/s)")
+    print(f"    scenarios finished in {scenarios_done:.2f} s; last sample acknowledged by ingest at {elapsed:.2f} s"
+          f" after the processes started, {from_first_send:.2f} s after the first send()")
+    print(f"    end-to-end, first send() to last sample acknowledged: {rate:,.0f} samples/s stored"
+          f" ({rate * VARIABLES:,.0f} values/s); counting the scenarios' interpreter start-up:"
+          f" {total_stored / elapsed:,.0f} samples/s")
+    print(f"    emitters' send() rates summed: {send_rate:,.0f} samples/s; stored/sent ratio {rate / send_rate:.2f}")
+    scenario_cpu = sum(r["cpu_s"] for r in results)
+    total_cpu = scenario_cpu + runner_cpu + ingest_cpu
+    print(f"    CPU seconds: scenarios (send + client shipping) {scenario_cpu:.2f}, runner endpoints + relays"
+          f" {runner_cpu:.2f}, ingest {ingest_cpu:.2f}; {total_cpu / total_stored * 1e6:.2f} us of CPU per sample;"
+          f" load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) -> None:
@@ -177,10 +206,9 @@ async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) ->
     print(f"    ratio:      {send_us / empty_us:.1f}x an empty loop iteration")
 
 
-async def bench(address: str, db_path: Path, samples: int, scenarios: int) -> None:
+async def bench(address: str, samples: int, scenarios: int, ingest_pid: int) -> None:
     print("(1) end-to-end throughput")
-    await throughput(address, db_path, samples, scenarios, 100_000, "default")
-    await throughput(address, db_path, samples, scenarios, samples + 1, "nodrop")
+    await throughput(address, samples, scenarios, ingest_pid)
     print("(2) cost of one send()")
     async with client_channel(address) as channel:
         job = PerJobEndpoint(pb_grpc.TelemetryServiceStub(channel), "send-cost")
@@ -202,8 +230,9 @@ def main() -> None:
         # telemetry-ingest as its own process, stopped (SIGTERM) when the bench ends
         with Stack(data_dir, Ports(0, 0, 0, 0), services=("telemetry",)) as ingest:
             address = ingest.ports.telemetry_addr
-            print(f"telemetry-ingest pid {ingest['telemetry'].pid} on {address}, SQLite {data_dir / 'telemetry.db'}")
-            asyncio.run(bench(address, data_dir / "telemetry.db", args.samples, args.scenarios))
+            print(f"telemetry-ingest pid {ingest['telemetry'].pid} on {address},"
+                  f" segments under {data_dir / 'telemetry-segments'}")
+            asyncio.run(bench(address, args.samples, args.scenarios, ingest["telemetry"].pid))
 
 
 if __name__ == "__main__":

@@ -39,5 +39,17 @@ def preview_json(chunks: list[pb.PreviewResponse]) -> dict:
 
 
 def telemetry_json(job_id: str, reply: tel_pb.QueryResponse) -> dict:
-    """GET /jobs/{id}/telemetry: the job and one series per variable."""
-    return {"job_id": job_id, **to_json(reply)}
+    """GET /jobs/{id}/telemetry: the job and one series per variable (every page merged)."""
+    out = {"job_id": job_id, **to_json(reply)}
+    out.pop("next_page_token", None)
+    return out
+
+
+def merge_telemetry_page(into: tel_pb.QueryResponse, page: tel_pb.QueryResponse) -> None:
+    """Append a Query page; a series continued from the previous page is extended."""
+    for series in page.series:
+        if into.series and into.series[-1].variable == series.variable:
+            into.series[-1].timestamps_ns.extend(series.timestamps_ns)
+            into.series[-1].values.extend(series.values)
+        else:
+            into.series.append(series)

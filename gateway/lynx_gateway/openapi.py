@@ -74,10 +74,12 @@ _JOB_LINKS = {name: _link(op, "$response.body#/jobs/0/job_id") for name, op in (
     ("GetJob", "getJob"), ("JobResults", "jobResults"), ("JobTelemetry", "jobTelemetry"))}
 _EXPORT_PARAMS = [*_query(tel_pb.ExportRequest, "variables", "start_ns", "end_ns"),
                   {"name": "compression", "in": "query", "required": False, "schema": {"enum": ["", "gzip"]},
-                   "description": "default: the batch's telemetry.storage.compression"}]
+                   "description": "default: gzip when the batch's telemetry.storage.compression is gzip"}]
 _TELEMETRY = _schemas.build(tel_pb.QueryResponse.DESCRIPTOR)
-_TELEMETRY = {**_TELEMETRY, "properties": {"job_id": {"type": "string"}, **_TELEMETRY["properties"]},
-              "required": ["job_id", *_TELEMETRY["required"]]}
+_TELEMETRY = {**_TELEMETRY,  # the gateway follows the pages: no next_page_token in the REST answer
+              "properties": {"job_id": {"type": "string"},
+                             **{k: v for k, v in _TELEMETRY["properties"].items() if k != "next_page_token"}},
+              "required": ["job_id", *(k for k in _TELEMETRY["required"] if k != "next_page_token")]}
 _PREVIEW = _schemas.build(pb.PreviewResponse.DESCRIPTOR)
 
 

@@ -165,13 +165,20 @@ class Gateway:
         for name in ("start_ns", "end_ns"):
             if name in request.query:
                 setattr(query, name, _int_query(request, name, 0))
-        reply = await self.telemetry.Query(query, timeout=DEADLINE_S)
+        reply = tel_pb.QueryResponse()
+        while True:  # follow the pages: a long series spans several responses
+            page = await self.telemetry.Query(query, timeout=DEADLINE_S)
+            convert.merge_telemetry_page(reply, page)
+            if not page.next_page_token:
+                break
+            query.page_token = page.next_page_token
         return web.json_response(convert.telemetry_json(job_id, reply))
 
     async def _export(self, request: web.Request, export: tel_pb.ExportRequest, stored_compression: str,
                       name: str) -> web.StreamResponse:
         """Stream the CSV; ?compression= when given, else the batch's telemetry.storage.compression."""
-        export.compression = request.query.get("compression", stored_compression)
+        # the batch's storage compression names the segments' codec; the export default is gzip or plain CSV
+        export.compression = request.query.get("compression", "gzip" if stored_compression == "gzip" else "")
         export.variables.extend(request.query.getall("variable", []))
         for field in ("start_ns", "end_ns"):
             if field in request.query:

@@ -3,7 +3,7 @@
 A scenario subprocess uses `lynx_telemetry_client` against a per-job endpoint
 (JobTelemetryServicer on 127.0.0.1:0, as the engine starts it), which feeds a
 Watchdog and a TelemetryRelay; the relay ships to a real telemetry-ingest server
-over a SQLite file, and the samples come back through Query.
+writing segments in tmp_path, and the samples come back through Query.
 """
 
 from __future__ import annotations
@@ -150,3 +150,21 @@ async def test_an_ingest_outage_neither_slows_the_scenario_nor_fails_the_flush()
         assert elapsed < 20.0
     finally:
         await channel.close()
+
+
+async def test_an_unreadable_block_is_dropped_at_the_endpoint_and_counted(ingest):
+    job = Job(ingest, cfg.TelemetryConfig())
+    await job.endpoint.start()
+    channel = client_channel(job.endpoint.address)
+    try:
+        good = pb.SampleBlock(variables=["x"], timestamps_ns=[1, 2], values=[1.0, 2.0])
+        bad = pb.SampleBlock(variables=["x", "x"], timestamps_ns=[3], values=[3.0, 4.0])
+        stub = pb_grpc.TelemetryServiceStub(channel)
+        reply = await stub.Publish(iter([pb.PublishRequest(blocks=[good, bad])]), timeout=10)
+        assert reply.accepted_samples == 2
+        assert (job.servicer.received, job.servicer.malformed, job.servicer.lost) == (2, 1, 1)
+        assert await job.relay.flush(FINAL_FLUSH_DEADLINE_S)
+        assert await query(ingest) == {"x": [(1, 1.0), (2, 2.0)]}
+    finally:
+        await channel.close()
+        await job.endpoint.stop(0)

@@ -216,6 +216,10 @@ async def test_bash_scenario_runs_end_to_end_with_stdout_telemetry(engines, base
     assert result.metadata["engine"] == "command"
     assert result.telemetry_samples_sent == 5
     assert result.telemetry_samples_dropped == 1  # the one malformed TETRYX line
+    assert {k: v for k, v in result.metadata.items() if k.startswith("telemetry_") and k != "telemetry_samples"} == {
+        "telemetry_dropped_client": "1", "telemetry_dropped_relay": "0", "telemetry_unshipped": "0",
+        "telemetry_filtered": "0", "telemetry_stored": "5", "telemetry_lines_malformed": result.metadata[
+            "telemetry_lines_malformed"]}
     series = await store.query(job.job_id, [], None, None, 0)
     assert series["orbit.radius_km"][1] == [7000.0, 6900.0, 6800.0, 6700.0, 6600.0]
     assert set(series) == {"orbit.radius_km"}

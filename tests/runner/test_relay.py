@@ -1,6 +1,6 @@
 """The runner's telemetry relay: selection, downsampling, and riding out an ingest outage.
 
-Real telemetry-ingest servers (SQLite files in tmp_path) on 127.0.0.1; the outage
+Real telemetry-ingest servers (index and segments in tmp_path) on 127.0.0.1; the outage
 is a real server stopped and restarted on the same port.
 """
 
@@ -62,6 +62,19 @@ async def test_variables_filter_and_sampling_rate_downsample_what_is_stored(inge
     assert relay.received == 13 and relay.stored == 6
 
 
+async def test_the_filter_and_downsampling_apply_to_columnar_blocks_too(ingest):
+    stub, store = ingest
+    relay = TelemetryRelay(stub, "job-1b", "batch-1", cfg.TelemetryConfig(variables=["a"], sampling_rate_hz=0.1))
+    times = range(0, 60, 5)
+    block = pb.SampleBlock(variables=["b", "a"], timestamps_ns=[t * 10**9 for t in times],
+                           values=[v for t in times for v in (-1.0, float(t))])
+    relay.add_request(pb.PublishRequest(blocks=[block]))
+    await relay.flush()
+    series = await store.query("job-1b", [], None, None, 0)
+    assert series == {"a": ([t * 10**9 for t in range(0, 60, 10)], [float(t) for t in range(0, 60, 10)])}
+    assert relay.stage_counts(client_dropped=0)["telemetry_filtered"] == "6"
+
+
 async def test_samples_are_kept_through_an_ingest_outage_and_delivered_after(tmp_path):
     port = free_port()
     channel = client_channel(f"127.0.0.1:{port}")
@@ -96,10 +109,16 @@ def feed(relay: TelemetryRelay, times: range, how: str) -> None:
             relay.add(sample(t, x=float(t)))
         return
     for i in range(0, len(times), 300):
-        relay.add_request(pb.PublishRequest(samples=[sample(t, x=float(t)) for t in times[i : i + 300]]))
+        part = times[i : i + 300]
+        if how == "blocks":  # what the Python client sends: columnar SampleBlocks
+            block = pb.SampleBlock(variables=["x"], timestamps_ns=[int(t * 1e9) for t in part],
+                                   values=[float(t) for t in part])
+            relay.add_request(pb.PublishRequest(blocks=[block]))
+        else:
+            relay.add_request(pb.PublishRequest(samples=[sample(t, x=float(t)) for t in part]))
 
 
-@pytest.mark.parametrize("how", ["samples", "requests"])
+@pytest.mark.parametrize("how", ["samples", "requests", "blocks"])
 async def test_an_outage_is_buffered_up_to_the_cap_and_delivered_after_a_restart_on_the_same_port(tmp_path, how):
     port = free_port()
     server, store = await start_ingest(tmp_path / "telemetry.db", port)
@@ -109,7 +128,8 @@ async def test_an_outage_is_buffered_up_to_the_cap_and_delivered_after_a_restart
     try:
         feed(relay, range(300), how)
         assert await relay.flush() is True
-        await server.stop(0)  # ingest goes away mid-job
+        await server.stop(0)  # ingest goes away mid-job (SIGTERM: it writes its tails as segments)
+        await store.close()
         feed(relay, range(300, 1_800), how)  # the scenario keeps publishing: 1,500 more, the buffer holds 1,000
         start = time.monotonic()
         assert await relay.flush(deadline_s=0.3) is False  # no exception, bounded wait
@@ -121,11 +141,10 @@ async def test_an_outage_is_buffered_up_to_the_cap_and_delivered_after_a_restart
         # everything before the outage, then the newest 1,000 (the oldest 500 of the outage were dropped)
         assert [t // 10**9 for t in times] == [*range(300), *range(800, 1_800)]
         assert (relay.stored, relay.dropped, relay.buffered) == (1_300, 500, 0)
-        await store2.close()
     finally:
         await channel.close()
         await server.stop(0)
-        await store.close()
+        await store2.close()
 
 
 async def test_periodic_flush_ships_every_flush_interval(ingest):
@@ -192,3 +211,12 @@ async def test_a_half_full_buffer_is_shipped_before_the_flush_interval(ingest):
     finally:
         flusher.cancel()
         await asyncio.gather(flusher, return_exceptions=True)
+
+
+async def test_messages_ingest_refuses_are_dropped_and_counted_not_retried_forever(ingest):
+    stub, store = ingest
+    spec = cfg.TelemetryConfig(storage=cfg.TelemetryStorage(compression="lzma"))  # a batch the scheduler refuses
+    relay = TelemetryRelay(stub, "job-9", "batch-1", spec)
+    relay.add_all(sample(t, x=1.0) for t in range(10))
+    assert await relay.flush(deadline_s=5) is True  # not stuck: the buffer is empty
+    assert (relay.stored, relay.dropped, relay.buffered, relay.lost) == (0, 10, 0, 10)

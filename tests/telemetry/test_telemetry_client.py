@@ -30,6 +30,7 @@ import pytest
 import lynx_telemetry_client
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
+from lynx_common.telemetry_blocks import iter_samples, sample_count
 from lynx_telemetry_client import NullTelemetryClient, TelemetryClient, telemetry_client_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,11 +51,12 @@ class RecordingEndpoint(pb_grpc.TelemetryServiceServicer):
         accepted = 0
         async for request in request_iterator:
             self.requests.append(request)
-            accepted += len(request.samples)
+            accepted += sample_count(request)
         return pb.PublishResponse(accepted_samples=accepted)
 
     def samples(self) -> list[tuple[int, dict[str, float]]]:
-        return [(s.timestamp_ns, dict(s.values)) for r in self.requests for s in r.samples]
+        """Every sample received (TelemetrySamples and columnar block rows), in order."""
+        return [sample for r in self.requests for sample in iter_samples(r)]
 
 
 @pytest.fixture

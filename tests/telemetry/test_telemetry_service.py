@@ -7,7 +7,6 @@ import csv
 import gzip
 import io
 import math
-import sqlite3
 import time
 
 import grpc
@@ -26,7 +25,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name
 
 
 class Ingest:
-    """A telemetry-ingest server on 127.0.0.1:0 over a SQLite file, and a client channel."""
+    """A telemetry-ingest server on 127.0.0.1:0 over an index and segments in tmp_path, and a client channel."""
 
     def __init__(self, db_path, hub: Hub | None = None) -> None:
         self.db_path = db_path
@@ -278,25 +277,6 @@ async def test_a_repeated_timestamp_keeps_the_latest_value(ingest):
     assert await ingest.query("job-1") == {"x": [(1, 1.0), (2, 2.5)]}
 
 
-async def test_a_database_in_the_old_flat_layout_is_migrated_on_open(tmp_path):
-    db_path = tmp_path / "telemetry.db"
-    with sqlite3.connect(db_path) as db:
-        db.executescript(
-            "CREATE TABLE samples (job_id TEXT NOT NULL, variable TEXT NOT NULL, timestamp_ns INTEGER NOT NULL,"
-            " value REAL NOT NULL, batch_id TEXT NOT NULL DEFAULT '');"
-            "INSERT INTO samples VALUES ('job-1','x',2,2.0,'b1'),('job-1','x',1,1.0,'b1'),('job-2','y',5,5.0,'b1');"
-        )
-    service = await Ingest(db_path).start()
-    try:
-        assert await service.query("job-1") == {"x": [(1, 1.0), (2, 2.0)]}
-        assert await service.query("job-2") == {"y": [(5, 5.0)]}
-        assert (await export_csv(service, pb.ExportRequest(batch_id="b1")))[1:] == [
-            ["job-1", "1", "x", "1.0"], ["job-1", "2", "x", "2.0"], ["job-2", "5", "y", "5.0"],
-        ]
-    finally:
-        await service.stop()
-
-
 # ---------------------------------------------------------------- export
 
 
@@ -429,3 +409,12 @@ async def test_a_subscriber_that_never_reads_does_not_stall_ingest(tmp_path, cap
         live.cancel()
     finally:
         await service.stop()
+
+
+async def test_subscribers_receive_columnar_blocks_as_samples(ingest):
+    call = await subscribe(ingest, job_id="job-1", variables=["y"])
+    block = pb.SampleBlock(variables=["x", "y"], timestamps_ns=[1, 2], values=[1.0, 10.0, 2.0, math.inf])
+    await ingest.publish(pb.PublishRequest(job_id="job-1", batch_id="b1", blocks=[block]))
+    assert await received(call, 1) == [("job-1", 1, {"y": 10.0})]  # the infinite y of t=2 is not stored
+    assert await ingest.query("job-1") == {"x": [(1, 1.0), (2, 2.0)], "y": [(1, 10.0)]}
+    call.cancel()

@@ -6,8 +6,10 @@ call is a silent no-op, so a scenario runs the same inside and outside Lynx.
 `send()` never blocks and never raises: it appends `(timestamp, copy of the
 values)` to a bounded in-memory buffer and returns. A background daemon thread
 wakes every `linger_s` (or at once on `flush()`/`close()`), takes what is
-buffered, builds the protobuf messages and ships them over one `Publish`
-stream per round. A sample that finds the buffer full, that is malformed, or
+buffered, encodes it column-wise (one `SampleBlock` per run of samples with the
+same variables: the timestamps and the row-major values as packed repeated
+fields, no per-sample message) and ships them over one `Publish` stream per
+round. A sample that finds the buffer full, that is malformed, or
 whose stream fails is dropped and counted in `dropped`; `sent` counts the
 samples the endpoint acknowledged. Every `PublishRequest` carries the
 cumulative `dropped` count in `dropped_samples`, so the runner learns it.
@@ -25,14 +27,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 __all__ = ["TelemetryClient", "NullTelemetryClient", "telemetry_client_from_env"]
 
 ENV_VAR = "TETRYX_TELEMETRY_URL"
 PUBLISH_METHOD = "/lynx.telemetry.v1.TelemetryService/Publish"
-DEFAULT_MAX_BUFFERED = 100_000  # samples waiting to be shipped; more are dropped (newest first)
-DEFAULT_BATCH_SIZE = 1_000  # samples per PublishRequest message
+DEFAULT_MAX_BUFFERED = 250_000  # samples waiting to be shipped; more are dropped (newest first)
+DEFAULT_BATCH_SIZE = 5_000  # samples per PublishRequest message
 DEFAULT_ROUND_SIZE = 10_000  # samples per Publish stream (one stream per shipping round)
 DEFAULT_LINGER_S = 0.02  # how long the shipping thread lets samples accumulate
 DEFAULT_CALL_TIMEOUT_S = 10.0  # deadline of one Publish stream
@@ -213,10 +217,9 @@ class TelemetryClient:
 
     def _take_round(self) -> list[dict[Any, Any]]:
         """Up to round_size samples from the front of the buffer."""
-        buffer, items = self._buffer, []
+        popleft = self._buffer.popleft
         with self._progress:
-            for _ in range(min(len(buffer), self._round_size)):
-                items.append(buffer.popleft())
+            items = [popleft() for _ in range(min(len(self._buffer), self._round_size))]
             self._taken += len(items)
         return items
 
@@ -245,7 +248,7 @@ class TelemetryClient:
         requests, bad = [], 0
         for start in range(0, max(len(items), 1), self._batch_size):
             request = pb.PublishRequest()
-            bad += _add_samples(request.samples, items[start : start + self._batch_size])
+            bad += _add_blocks(request.blocks, items[start : start + self._batch_size])
             requests.append(request)
         encoded = len(items) - bad
         if bad:
@@ -275,26 +278,68 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _TS = object()  # the key under which send() files the timestamp in its copy of the values
 
 
-def _add_samples(samples: Any, items: list[dict[Any, Any]]) -> int:
-    """Append `items` to a repeated TelemetrySample field; return how many were unusable (left out).
+def _add_blocks(blocks: Any, items: list[dict[Any, Any]]) -> int:
+    """Append `items` to a repeated SampleBlock field, one block per run of samples whose
+    variables are the same, in the same order; return how many samples were unusable.
 
-    The fast path assigns the caller's values as they are; a sample protobuf refuses
-    goes through explicit conversion (numpy scalars, whole-number floats as timestamps)
-    and is left out when that fails too.
+    Each copy holds the values then the timestamp (filed last by send()), so one
+    `extend` of its values per sample gathers a row-major matrix whose last column
+    is the timestamps. A run protobuf refuses as it is (numpy integers, whole-number
+    float timestamps, ...) is converted sample by sample, leaving out what fails.
     """
-    add, bad = samples.add, 0
-    for values in items:
-        ts = values.pop(_TS)
-        sample = add()
+    if not items:
+        return 0
+    keys = tuple(items[0])
+    width = len(keys)
+    if width > 1 and all(map(width.__eq__, map(len, items))):  # the common case: the same variables every time
+        try:  # a KeyError means another variable set: take the general path
+            flat = list(chain.from_iterable(map(itemgetter(*keys), items)))
+        except KeyError:
+            pass
+        else:
+            return _add_run(blocks, keys, flat, items)
+    bad, start, keys = 0, 0, None
+    flat = []
+    for i, values in enumerate(items):
+        row = tuple(values)
+        if row != keys:
+            if keys is not None:
+                bad += _add_run(blocks, keys, flat, items[start:i])
+            keys, start, flat = row, i, []
+        flat.extend(values.values())
+    if keys is not None:
+        bad += _add_run(blocks, keys, flat, items[start:])
+    return bad
+
+
+def _add_run(blocks: Any, keys: tuple[Any, ...], flat: list[Any], run: list[dict[Any, Any]]) -> int:
+    """One block from `flat` (rows of values + timestamp); return the samples left out."""
+    width = len(keys)
+    timestamps = flat[width - 1 :: width]
+    del flat[width - 1 :: width]
+    block = blocks.add()
+    try:
+        block.variables.extend(keys[:-1])
+        block.timestamps_ns.extend(timestamps)
+        block.values.extend(flat)
+        return 0
+    except Exception:  # noqa: BLE001 - converted one sample at a time below
+        del blocks[-1]
+    names = keys[:-1]
+    if not all(isinstance(name, str) for name in names):
+        return len(run)  # a variable name that is not a string: the whole run is unusable
+    block, bad = blocks.add(variables=names), 0
+    for values in run:
         try:
-            sample.timestamp_ns = ts
-            sample.values.update(values)
-        except Exception:  # noqa: BLE001 - retried below with conversion
-            del samples[-1]
-            try:
-                add(timestamp_ns=_timestamp(ts), values=_values(values))
-            except Exception:  # noqa: BLE001 - bad name, value or timestamp: dropped and counted
-                bad += 1
+            ts = _timestamp(values[_TS])
+            row = [float(values[name]) for name in names]
+        except Exception:  # noqa: BLE001 - bad value or timestamp: dropped and counted
+            bad += 1
+            continue
+        block.timestamps_ns.append(ts)
+        block.values.extend(row)
+    if not block.timestamps_ns:
+        del blocks[-1]
     return bad
 
 
@@ -307,22 +352,14 @@ def _timestamp(ts: Any) -> int:
     return ts
 
 
-def _values(values: dict[Any, Any]) -> dict[str, float]:
-    """Variable name to float, or TypeError/ValueError/OverflowError."""
-    out = {}
-    for name, value in values.items():
-        if not isinstance(name, str):
-            raise TypeError("variable names must be strings")
-        out[name] = float(value)
-    return out
-
-
 def _strip_scheme(url: str) -> str:
-    """host:port from host:port, grpc://host:port or http://host:port/."""
+    """host:port from host:port, grpc://host:port or http://host:port/; a query string
+    (`?name=value&...`) is ignored here."""
+    url = url.split("?", 1)[0]
     for scheme in ("grpc://", "http://"):
         if url.startswith(scheme):
-            return url[len(scheme) :].rstrip("/")
-    return url
+            url = url[len(scheme) :]
+    return url.rstrip("/")
 
 
 def _split_url(url: str) -> tuple[str, str]:

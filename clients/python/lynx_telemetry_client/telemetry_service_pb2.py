@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)lynx/telemetry/v1/telemetry_service.proto\x12\x11lynx.telemetry.v1\"\x96\x01\n\x0fTelemetrySample\x12\x14\n\x0ctimestamp_ns\x18\x01 \x01(\x03\x12>\n\x06values\x18\x02 \x03(\x0b\x32..lynx.telemetry.v1.TelemetrySample.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x80\x01\n\x0ePublishRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x33\n\x07samples\x18\x03 \x03(\x0b\x32\".lynx.telemetry.v1.TelemetrySample\x12\x17\n\x0f\x64ropped_samples\x18\x04 \x01(\x03\"+\n\x0fPublishResponse\x12\x18\n\x10\x61\x63\x63\x65pted_samples\x18\x01 \x01(\x03\"\x84\x01\n\x0cQueryRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tvariables\x18\x02 \x03(\t\x12\x15\n\x08start_ns\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ns\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\r\n\x05limit\x18\x05 \x01(\x05\x42\x0b\n\t_start_nsB\t\n\x07_end_ns\":\n\rQueryResponse\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.lynx.telemetry.v1.Series\"A\n\x06Series\x12\x10\n\x08variable\x18\x01 \x01(\t\x12\x15\n\rtimestamps_ns\x18\x02 \x03(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x01\"G\n\x10SubscribeRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x11\n\tvariables\x18\x03 \x03(\t\"j\n\x11SubscribeResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x33\n\x07samples\x18\x03 \x03(\x0b\x32\".lynx.telemetry.v1.TelemetrySample\"\x9d\x01\n\rExportRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x11\n\tvariables\x18\x03 \x03(\t\x12\x15\n\x08start_ns\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ns\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x13\n\x0b\x63ompression\x18\x06 \x01(\tB\x0b\n\t_start_nsB\t\n\x07_end_ns\"\x1e\n\x0e\x45xportResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xdd\x02\n\x10TelemetryService\x12R\n\x07Publish\x12!.lynx.telemetry.v1.PublishRequest\x1a\".lynx.telemetry.v1.PublishResponse(\x01\x12J\n\x05Query\x12\x1f.lynx.telemetry.v1.QueryRequest\x1a .lynx.telemetry.v1.QueryResponse\x12X\n\tSubscribe\x12#.lynx.telemetry.v1.SubscribeRequest\x1a$.lynx.telemetry.v1.SubscribeResponse0\x01\x12O\n\x06\x45xport\x12 .lynx.telemetry.v1.ExportRequest\x1a!.lynx.telemetry.v1.ExportResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)lynx/telemetry/v1/telemetry_service.proto\x12\x11lynx.telemetry.v1\"\x96\x01\n\x0fTelemetrySample\x12\x14\n\x0ctimestamp_ns\x18\x01 \x01(\x03\x12>\n\x06values\x18\x02 \x03(\x0b\x32..lynx.telemetry.v1.TelemetrySample.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe3\x01\n\x0ePublishRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x33\n\x07samples\x18\x03 \x03(\x0b\x32\".lynx.telemetry.v1.TelemetrySample\x12\x17\n\x0f\x64ropped_samples\x18\x04 \x01(\x03\x12.\n\x06\x62locks\x18\x05 \x03(\x0b\x32\x1e.lynx.telemetry.v1.SampleBlock\x12\x31\n\x07storage\x18\x06 \x01(\x0b\x32 .lynx.telemetry.v1.StorageTarget\"G\n\x0bSampleBlock\x12\x11\n\tvariables\x18\x01 \x03(\t\x12\x15\n\rtimestamps_ns\x18\x02 \x03(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x01\"J\n\rStorageTarget\x12\x11\n\ts3_bucket\x18\x01 \x01(\t\x12\x11\n\ts3_prefix\x18\x02 \x01(\t\x12\x13\n\x0b\x63ompression\x18\x03 \x01(\t\"+\n\x0fPublishResponse\x12\x18\n\x10\x61\x63\x63\x65pted_samples\x18\x01 \x01(\x03\"\xad\x01\n\x0cQueryRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tvariables\x18\x02 \x03(\t\x12\x15\n\x08start_ns\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ns\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\x12\x13\n\x0bpage_points\x18\x07 \x01(\x05\x42\x0b\n\t_start_nsB\t\n\x07_end_ns\"S\n\rQueryResponse\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.lynx.telemetry.v1.Series\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x06Series\x12\x10\n\x08variable\x18\x01 \x01(\t\x12\x15\n\rtimestamps_ns\x18\x02 \x03(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x01\"G\n\x10SubscribeRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x11\n\tvariables\x18\x03 \x03(\t\"j\n\x11SubscribeResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x33\n\x07samples\x18\x03 \x03(\x0b\x32\".lynx.telemetry.v1.TelemetrySample\"\x9d\x01\n\rExportRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x11\n\tvariables\x18\x03 \x03(\t\x12\x15\n\x08start_ns\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ns\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x13\n\x0b\x63ompression\x18\x06 \x01(\tB\x0b\n\t_start_nsB\t\n\x07_end_ns\"\x1e\n\x0e\x45xportResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xdd\x02\n\x10TelemetryService\x12R\n\x07Publish\x12!.lynx.telemetry.v1.PublishRequest\x1a\".lynx.telemetry.v1.PublishResponse(\x01\x12J\n\x05Query\x12\x1f.lynx.telemetry.v1.QueryRequest\x1a .lynx.telemetry.v1.QueryResponse\x12X\n\tSubscribe\x12#.lynx.telemetry.v1.SubscribeRequest\x1a$.lynx.telemetry.v1.SubscribeResponse0\x01\x12O\n\x06\x45xport\x12 .lynx.telemetry.v1.ExportRequest\x1a!.lynx.telemetry.v1.ExportResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,23 +38,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TELEMETRYSAMPLE_VALUESENTRY']._serialized_start=170
   _globals['_TELEMETRYSAMPLE_VALUESENTRY']._serialized_end=215
   _globals['_PUBLISHREQUEST']._serialized_start=218
-  _globals['_PUBLISHREQUEST']._serialized_end=346
-  _globals['_PUBLISHRESPONSE']._serialized_start=348
-  _globals['_PUBLISHRESPONSE']._serialized_end=391
-  _globals['_QUERYREQUEST']._serialized_start=394
-  _globals['_QUERYREQUEST']._serialized_end=526
-  _globals['_QUERYRESPONSE']._serialized_start=528
-  _globals['_QUERYRESPONSE']._serialized_end=586
-  _globals['_SERIES']._serialized_start=588
-  _globals['_SERIES']._serialized_end=653
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=655
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=726
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=728
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=834
-  _globals['_EXPORTREQUEST']._serialized_start=837
-  _globals['_EXPORTREQUEST']._serialized_end=994
-  _globals['_EXPORTRESPONSE']._serialized_start=996
-  _globals['_EXPORTRESPONSE']._serialized_end=1026
-  _globals['_TELEMETRYSERVICE']._serialized_start=1029
-  _globals['_TELEMETRYSERVICE']._serialized_end=1378
+  _globals['_PUBLISHREQUEST']._serialized_end=445
+  _globals['_SAMPLEBLOCK']._serialized_start=447
+  _globals['_SAMPLEBLOCK']._serialized_end=518
+  _globals['_STORAGETARGET']._serialized_start=520
+  _globals['_STORAGETARGET']._serialized_end=594
+  _globals['_PUBLISHRESPONSE']._serialized_start=596
+  _globals['_PUBLISHRESPONSE']._serialized_end=639
+  _globals['_QUERYREQUEST']._serialized_start=642
+  _globals['_QUERYREQUEST']._serialized_end=815
+  _globals['_QUERYRESPONSE']._serialized_start=817
+  _globals['_QUERYRESPONSE']._serialized_end=900
+  _globals['_SERIES']._serialized_start=902
+  _globals['_SERIES']._serialized_end=967
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=969
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1040
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1042
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1148
+  _globals['_EXPORTREQUEST']._serialized_start=1151
+  _globals['_EXPORTREQUEST']._serialized_end=1308
+  _globals['_EXPORTRESPONSE']._serialized_start=1310
+  _globals['_EXPORTRESPONSE']._serialized_end=1340
+  _globals['_TELEMETRYSERVICE']._serialized_start=1343
+  _globals['_TELEMETRYSERVICE']._serialized_end=1692
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ import grpc
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.security import bearer
+from lynx_common.telemetry_blocks import drop_malformed_blocks, iter_samples, sample_count
 from lynx_runner.relay import TelemetryRelay
 from lynx_runner.watchdog import Watchdog
 
@@ -19,7 +20,8 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
     """Feeds every published sample to the watchdog, then to the relay; never waits on ingest.
 
     `received` counts the samples the scenario delivered; `dropped` is the largest
-    `dropped_samples` the scenario's client reported (its cumulative count).
+    `dropped_samples` the scenario's client reported (its cumulative count);
+    `malformed` counts the samples of unreadable columnar blocks, dropped here.
     """
 
     def __init__(self, watchdog: Watchdog, relay: TelemetryRelay, secret: str | None = None) -> None:
@@ -28,6 +30,12 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
         self.relay = relay
         self.received = 0
         self.dropped = 0
+        self.malformed = 0
+
+    @property
+    def lost(self) -> int:
+        """Samples lost before the relay: dropped by the client or unreadable here."""
+        return self.dropped + self.malformed
 
     async def Publish(
         self, request_iterator: AsyncIterator[tel_pb.PublishRequest], context: grpc.aio.ServicerContext
@@ -39,17 +47,17 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
         accepted = 0
         async for request in request_iterator:
             self._take(request)
-            accepted += len(request.samples)
+            accepted += sample_count(request)
         return tel_pb.PublishResponse(accepted_samples=accepted)
 
     def _take(self, request: tel_pb.PublishRequest) -> None:
         """Count, watch and relay one request's samples, in order."""
-        samples = request.samples
+        self.malformed += drop_malformed_blocks(request)
         if self.watchdog.active:  # without conditions observe() keeps nothing: skip the dict copies
             observe = self.watchdog.observe
-            for sample in samples:
-                observe(sample.timestamp_ns, dict(sample.values))
-        self.received += len(samples)
+            for timestamp_ns, values in iter_samples(request):
+                observe(timestamp_ns, values)
+        self.received += sample_count(request)
         if request.dropped_samples > self.dropped:
             self.dropped = request.dropped_samples
         self.relay.add_request(request)  # last: the relay may keep and modify the request

@@ -349,8 +349,9 @@ class ScenarioEngine:
         result = self._result(lease, started, success=success, exit_code=exit_code, termination_reason=reason,
                               output_files=collected.paths, files=collected.files,
                               telemetry_samples_sent=servicer.received + lines.received,
-                              telemetry_samples_dropped=servicer.dropped + lines.malformed)
+                              telemetry_samples_dropped=servicer.lost + lines.malformed + relay.lost)
         result.metadata["telemetry_samples"] = str(relay.received)
+        result.metadata.update(relay.stage_counts(client_dropped=servicer.lost + lines.malformed))
         result.metadata["start"] = "warm" if proc is not None and proc.warm else "cold"
         if memory_limit:
             result.metadata["memory_limit_bytes"] = str(memory_limit)

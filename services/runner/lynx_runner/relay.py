@@ -4,14 +4,17 @@ The relay sits behind the per-job endpoint. `add_request()`, `add_all()` and
 `add()` are synchronous and never wait, so the endpoint never waits on ingest.
 `run_periodic()` ships the buffer every `buffer_flush_interval_seconds`, and
 sooner when it is half full; while ingest is unreachable the samples stay
-buffered, up to `MAX_BUFFERED` per job, beyond which the OLDEST buffered samples
-are dropped (and counted in `dropped`). An outage never raises into the job: a
-failed flush keeps its samples for the next one.
+buffered (the outage spool), up to `MAX_BUFFERED` per job, beyond which the
+OLDEST buffered messages are dropped (and counted in `dropped`). An outage never
+raises into the job: a failed flush keeps its samples for the next one.
 
 The buffer is a queue of PublishRequest messages. Without a variables filter or
 downsampling, a request from the scenario is kept whole (only job_id and
-batch_id are set), so relaying costs no per-sample Python work; otherwise the
-selected samples are gathered into requests of up to `CHUNK` samples.
+batch_id are set; the client's columnar blocks travel on as they are), so
+relaying costs no per-sample Python work; otherwise the selected samples are
+gathered into requests of up to `CHUNK` samples. The first request of every
+Publish stream carries the batch's `telemetry.storage` (a StorageTarget), so
+ingest knows where the job's segments go.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 
+import grpc
+
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
+from lynx_common.telemetry_blocks import iter_block, sample_count
 
 log = logging.getLogger(__name__)
-MAX_BUFFERED = 100_000  # selected samples kept per job through an ingest outage; the oldest go first
-CHUNK = 2_000  # samples per Publish call, about (a failed call is retried whole, at the next flush)
+MAX_BUFFERED = 500_000  # selected samples kept per job through an ingest outage; the oldest go first
+CHUNK = 20_000  # samples per Publish call, about (a failed call is retried whole, at the next flush)
 PUBLISH_DEADLINE_S = 30.0  # a periodic flush waits at most this long for ingest
 FINAL_FLUSH_DEADLINE_S = 5.0  # the last flush of a job delays its result by at most this
 DEFAULT_FLUSH_INTERVAL_S = 30.0  # when the batch's telemetry config leaves it at 0
@@ -53,6 +59,10 @@ class TelemetryRelay:
         self.min_gap_ns = round(1e9 / spec.sampling_rate_hz) if spec.sampling_rate_hz > 0 else 0
         self.flush_interval = spec.buffer_flush_interval_seconds or DEFAULT_FLUSH_INTERVAL_S
         self.max_buffered = max_buffered
+        storage = spec.storage
+        self.storage = pb.StorageTarget(
+            s3_bucket=storage.s3_bucket, s3_prefix=storage.s3_prefix, compression=storage.compression
+        )
         self.received = 0  # samples offered by the endpoint
         self.selected = 0  # of those, samples kept by the variables filter and downsampling
         self.stored = 0  # samples telemetry-ingest acknowledged
@@ -71,25 +81,48 @@ class TelemetryRelay:
         """True when every sample is stored as it is (no variables filter, no downsampling)."""
         return not self.variables and not self.min_gap_ns
 
+    @property
+    def lost(self) -> int:
+        """Selected samples that will not reach ingest: dropped by the spool cap or still
+        buffered (call it after the job's final flush)."""
+        return self.dropped + self.buffered
+
+    def stage_counts(self, client_dropped: int) -> dict[str, str]:
+        """The job result's per-stage telemetry counts (JobResult.metadata entries)."""
+        return {
+            "telemetry_dropped_client": str(client_dropped),
+            "telemetry_dropped_relay": str(self.dropped),
+            "telemetry_unshipped": str(self.buffered),
+            "telemetry_filtered": str(self.received - self.selected),
+            "telemetry_stored": str(self.stored),
+        }
+
     # ------------------------------------------------------------ taking samples in
 
     def add_request(self, request: pb.PublishRequest) -> None:
         """Take a scenario's PublishRequest (the relay may keep and modify it)."""
         if not self.selects_everything:
-            self.add_all(request.samples)
+            self.add_blocks(request)
             return
-        n = len(request.samples)
+        n = sample_count(request)
         self.received += n
         if not n:
             return
         self._seal_tail()
         request.job_id, request.batch_id, request.dropped_samples = self.job_id, self.batch_id, 0
+        request.ClearField("storage")
         self._queue.append(request)
         self._grew(n)
 
     def add(self, sample: pb.TelemetrySample) -> None:
         """Select and buffer one sample (the watchdog sees it separately, unfiltered)."""
         self.add_all((sample,))
+
+    def add_blocks(self, request: pb.PublishRequest) -> None:
+        """Select and buffer the samples of a request, TelemetrySamples and blocks alike."""
+        self.add_all(request.samples)
+        for block in request.blocks:
+            self.add_all(pb.TelemetrySample(timestamp_ns=ts, values=values) for ts, values in iter_block(block))
 
     def add_all(self, samples: Iterable[pb.TelemetrySample]) -> None:
         """Select and buffer samples, in order."""
@@ -139,13 +172,14 @@ class TelemetryRelay:
         overflow = self.buffered - self.max_buffered
         while overflow > 0:
             oldest = self._queue[0] if self._queue else self._tail
-            n = min(overflow, len(oldest.samples))
+            size = sample_count(oldest)
+            n = min(overflow, size)
             if n == 0:  # nothing left to drop (cannot happen while buffered counts the queue and tail)
                 break
-            if n == len(oldest.samples) and oldest is not self._tail:
+            if n == size and oldest is not self._tail:
                 self._queue.popleft()
             else:
-                del oldest.samples[:n]
+                _drop_front(oldest, n)
             self.buffered -= n
             self.dropped += n
             overflow -= n
@@ -168,7 +202,7 @@ class TelemetryRelay:
                 if remaining <= 0:
                     return False
                 call = self._take_call()
-                self.buffered -= sum(len(r.samples) for r in call)  # in flight, outside the cap
+                self.buffered -= sum(sample_count(r) for r in call)  # in flight, outside the cap
                 if not await self._ship(call, remaining):
                     return False
                 self._seal_tail()
@@ -177,18 +211,24 @@ class TelemetryRelay:
     def _take_call(self) -> list[pb.PublishRequest]:
         """The oldest requests, up to about CHUNK samples (at least one request)."""
         call = [self._queue.popleft()]
-        size = len(call[0].samples)
-        while self._queue and size + len(self._queue[0].samples) <= CHUNK:
+        size = sample_count(call[0])
+        while self._queue and size + (more := sample_count(self._queue[0])) <= CHUNK:
             call.append(self._queue.popleft())
-            size += len(call[-1].samples)
+            size += more
+        call[0].storage.CopyFrom(self.storage)
         return call
 
     async def _ship(self, call: list[pb.PublishRequest], timeout: float) -> bool:
         """One Publish stream; on any failure put its requests back at the front of the queue."""
-        n = sum(len(r.samples) for r in call)
+        n = sum(sample_count(r) for r in call)
         try:
             await self.stub.Publish(iter(call), timeout=timeout, wait_for_ready=True)
         except BaseException as exc:
+            if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # ingest refuses these messages: sending them again cannot help, and must not block the rest
+                log.error("telemetry ingest refused %d samples of job %s: %s", n, self.job_id, exc.details())
+                self.dropped += n
+                return True
             self._queue.extendleft(reversed(call))
             self.buffered += n
             self._enforce_cap()  # samples may have arrived meanwhile
@@ -223,3 +263,17 @@ class TelemetryRelay:
                 await self.flush(PUBLISH_DEADLINE_S)
             except Exception:  # noqa: BLE001 - telemetry never fails a job
                 log.exception("telemetry flush for job %s failed", self.job_id)
+
+
+def _drop_front(request: pb.PublishRequest, n: int) -> None:
+    """Remove the first n samples of a request: TelemetrySamples first, then block rows."""
+    k = min(n, len(request.samples))
+    del request.samples[:k]
+    n -= k
+    for block in request.blocks:
+        if n <= 0:
+            break
+        k = min(n, len(block.timestamps_ns))
+        del block.timestamps_ns[:k]
+        del block.values[: k * len(block.variables)]
+        n -= k

@@ -10,6 +10,7 @@ from lynx_common import limits
 from lynx_common.conditions import parse_condition
 from lynx_common.errors import ValidationError
 from lynx_common.run_config import check_seed
+from lynx_common.telemetry_storage import parquet_codec
 from lynx_scheduler.policy import (
     DEFAULT_BACKOFF_MAX_S,
     DEFAULT_BACKOFF_S,
@@ -67,6 +68,10 @@ def validate_config(config: cfg.BatchConfig, runs_override: int = 0) -> BatchPla
     tel = config.telemetry
     _check_range("telemetry.sampling_rate_hz", tel.sampling_rate_hz, 0, math.inf)
     _check_range("telemetry.buffer_flush_interval_seconds", tel.buffer_flush_interval_seconds, 0, 3600)
+    try:
+        parquet_codec(tel.storage.compression)
+    except ValueError as exc:
+        raise ValidationError("telemetry.storage.compression", str(exc)) from None
     engine = config.simulation.engine or DEFAULT_ENGINE
     return BatchPlan(
         runs=runs,

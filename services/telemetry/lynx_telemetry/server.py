@@ -1,16 +1,20 @@
-"""TelemetryService over gRPC: Publish into SQLite and to live subscribers; Query, Subscribe, Export."""
+"""TelemetryService over gRPC: Publish into columnar segments and to live subscribers; Query, Subscribe, Export."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import contextlib
 import csv
 import io
+import json
 import logging
 import math
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_common import limits, security
 from lynx_common.server import GrpcServer, configure_logging, serve_until_signalled
 from lynx_common.status import abort_invalid
+from lynx_common.telemetry_blocks import block_problem, iter_block, sample_count
+from lynx_common.telemetry_storage import parquet_codec
 from lynx_telemetry.hub import Hub
 from lynx_telemetry.store import TelemetryStore
 
@@ -45,13 +51,18 @@ class SampleRates:
             return False
         self.buckets[job_id] = (tokens - n, now)
         return True
-MAX_QUERY_POINTS = 1_000_000
+
+
+PAGE_POINTS = 200_000  # points per QueryResponse by default (about 3.2 MB: under gRPC's default 4 MB)
+MAX_PAGE_POINTS = 1_000_000  # the most a caller may ask for in one response
+PAGED_QUERIES = 8  # queries whose series are kept between pages (the most recent ones)
+PAGED_TTL_S = 60.0  # ... for at most this long; a later page past it reads the segments again
 EXPORT_CHUNK_BYTES = 256 * 1024  # bytes per ExportResponse (before the last one)
 COMPRESSIONS = ("", "gzip")
 
 
 class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
-    """Stores every published batch; NaN and infinities are skipped (SQLite has no place for them)."""
+    """Stores every published batch; NaN and infinities are skipped."""
 
     def __init__(self, store: TelemetryStore, hub: Hub | None = None,
                  verifier: security.RemoteVerifier | None = None) -> None:
@@ -59,6 +70,7 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
         self.rates = SampleRates()
         self.hub = hub or Hub()
         self.verifier = verifier  # with auth: Publish only for jobs the caller's runner holds
+        self._paged: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()  # query -> (time, series) being paged
 
     async def Publish(self, request_iterator, context) -> pb.PublishResponse:
         accepted = 0
@@ -68,14 +80,21 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
                 await abort_invalid(context, "job_id", "is required")
             if self.verifier is not None:
                 await security.check_holds_job(self.verifier, context, request.job_id)
-            if not self.rates.take(request.job_id, len(request.samples), rate):
+            for i, block in enumerate(request.blocks):
+                if (problem := block_problem(block)) is not None:
+                    await abort_invalid(context, f"blocks[{i}]", problem)
+            try:
+                parquet_codec(request.storage.compression)
+            except ValueError as exc:  # the scheduler refuses it at submit; a relay of another version might not
+                await abort_invalid(context, "storage.compression", str(exc))
+            if not self.rates.take(request.job_id, sample_count(request), rate):
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"job {request.job_id} publishes more than {rate} telemetry samples per second "
                                     f"(LYNX_LIMIT_PUBLISH_SAMPLES_PER_SECOND); {accepted} were accepted")
-            await self.store.append(request.job_id, request.batch_id, request.samples)
+            await self.store.append_request(request)
             if self.hub.subscriptions:
-                self.hub.publish(request.job_id, request.batch_id, _finite(request.samples))
-            accepted += len(request.samples)
+                self.hub.publish(request.job_id, request.batch_id, _finite(_as_samples(request)))
+            accepted += len(request.samples) + sum(len(b.timestamps_ns) for b in request.blocks)
         return pb.PublishResponse(accepted_samples=accepted)
 
     async def Query(self, request: pb.QueryRequest, context) -> pb.QueryResponse:
@@ -83,20 +102,29 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
             await abort_invalid(context, "job_id", "is required")
         if request.limit < 0:
             await abort_invalid(context, "limit", "must not be negative")
+        if not 0 <= request.page_points <= MAX_PAGE_POINTS:
+            await abort_invalid(context, "page_points", f"must be between 0 and {MAX_PAGE_POINTS:,}")
+        cursor = None
+        if request.page_token:
+            try:
+                name, after_ns = json.loads(base64.urlsafe_b64decode(request.page_token.encode()))
+                cursor = (str(name), int(after_ns))
+            except (ValueError, TypeError, binascii.Error):
+                await abort_invalid(context, "page_token", "is not a token from a previous QueryResponse")
         start_ns, end_ns = await _time_window(request, context)
-        series = await self.store.query(
-            request.job_id,
-            list(request.variables),
-            start_ns,
-            end_ns,
-            min(request.limit or MAX_QUERY_POINTS, MAX_QUERY_POINTS),
-        )
-        return pb.QueryResponse(
-            series=[
-                pb.Series(variable=name, timestamps_ns=times, values=values)
-                for name, (times, values) in sorted(series.items())
-            ]
-        )
+        key = (request.job_id, tuple(request.variables), start_ns, end_ns)
+        cached = self._paged.get(key) if cursor is not None else None
+        if cached is not None and time.monotonic() - cached[0] < PAGED_TTL_S:
+            found = cached[1]  # the next page of a series read for the first: one read per paged query
+        else:
+            found = await self.store.arrays(request.job_id, list(request.variables), start_ns, end_ns)
+        response = _page(found, request.limit, cursor, request.page_points or PAGE_POINTS)
+        self._paged.pop(key, None)
+        if response.next_page_token:
+            self._paged[key] = (time.monotonic(), found)
+            while len(self._paged) > PAGED_QUERIES:
+                self._paged.popitem(last=False)
+        return response
 
     async def Subscribe(self, request: pb.SubscribeRequest, context) -> AsyncIterator[pb.SubscribeResponse]:
         """Samples published from now on; the response headers mean the subscription is live."""
@@ -121,6 +149,42 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
         async with contextlib.aclosing(pages):  # closes the export's connection even when the client leaves
             async for chunk in _csv_chunks(pages, request.compression == "gzip"):
                 yield pb.ExportResponse(data=chunk)
+
+
+def _page(found, limit: int, cursor: tuple[str, int] | None, budget: int) -> pb.QueryResponse:
+    """One page of series (sorted by name), at most `budget` points, continuing after `cursor`."""
+    response = pb.QueryResponse()
+    for name, (times, values) in found.items():
+        if limit:
+            times, values = times[:limit], values[:limit]
+        if cursor is not None:
+            if name < cursor[0]:
+                continue
+            if name == cursor[0]:
+                start = int(times.searchsorted(cursor[1], "right"))
+                times, values = times[start:], values[start:]
+        if not len(times):
+            continue
+        if budget == 0 or len(times) > budget:
+            if budget:
+                response.series.add(variable=name, timestamps_ns=times[:budget].tolist(),
+                                    values=values[:budget].tolist())
+                last = (name, int(times[budget - 1]))
+            else:
+                last = (response.series[-1].variable, response.series[-1].timestamps_ns[-1])
+            response.next_page_token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode()
+            break
+        response.series.add(variable=name, timestamps_ns=times.tolist(), values=values.tolist())
+        budget -= len(times)
+    return response
+
+
+def _as_samples(request: pb.PublishRequest) -> list[pb.TelemetrySample]:
+    """A request's samples and block rows as TelemetrySamples (for live subscribers)."""
+    samples = list(request.samples)
+    for block in request.blocks:
+        samples.extend(pb.TelemetrySample(timestamp_ns=ts, values=values) for ts, values in iter_block(block))
+    return samples
 
 
 def _finite(samples: Sequence[pb.TelemetrySample]) -> Sequence[pb.TelemetrySample]:
@@ -178,6 +242,13 @@ async def run(host: str, port: int, data_dir: Path, args: argparse.Namespace | N
     verifier = security.remote_verifier(args) if args is not None else None
     data_dir.mkdir(parents=True, exist_ok=True)
     store = await TelemetryStore.open(data_dir / "telemetry.db")
+    flusher = asyncio.create_task(store.run_flusher())
+
+    async def stop() -> None:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+        await store.close()
+
     server = GrpcServer(
         lambda s: pb_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(store, verifier=verifier), s),
         [pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name],
@@ -186,7 +257,7 @@ async def run(host: str, port: int, data_dir: Path, args: argparse.Namespace | N
         secure,
         verifier,
     )
-    await serve_until_signalled(server, store.close)
+    await serve_until_signalled(server, stop)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -114,7 +114,7 @@ class Pages:
 
     async def runs_table(self, request: web.Request) -> web.Response:
         batch_id = request.match_info["id"]
-        query = parse_query(request.query, request.query.getall)
+        query = parse_query(request.query, lambda key: request.query.getall(key, []))
         for i, key in enumerate(request.query.getall("rcol", [])):  # range rows of the page's filter form
             lo = _float(request.query.getall("rmin", [])[i:i + 1], f"rmin[{i}]")
             hi = _float(request.query.getall("rmax", [])[i:i + 1], f"rmax[{i}]")

@@ -106,7 +106,7 @@ def cmd_up(args) -> int:
     from lynx_cli.stack import Ports, Stack, StackError
 
     stack = Stack(args.data_dir, Ports(args.scheduler_port, args.sampler_port, args.telemetry_port, args.http_port),
-                  args.runners, args.runner_config)
+                  args.runners, args.runner_config, artifact_store=args.artifact_store)
     _interrupt_on_signals()
     try:
         stack.start()
@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--telemetry-port", type=int, default=50053, help="0 picks a free port")
     up.add_argument("--runners", type=int, default=0, help="local runners to start (default 0)")
     up.add_argument("--runner-config", type=Path, default=DEFAULT_RUNNER_CONFIG)
+    up.add_argument("--artifact-store", metavar="URL", help="where output files are uploaded: a directory, file:// or"
+                    " s3://bucket/prefix (env LYNX_ARTIFACT_STORE; default <data-dir>/artifacts)")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="start a private stack, run one study end to end, print results, stop")

@@ -286,7 +286,9 @@ class Stack:
     def __init__(self, data_dir: Path, ports: Ports | None = None, runners: int | Iterable[Runner] = 0,
                  runner_config: Path | None = None, *, services: Iterable[str] = SERVICES,
                  sampler_addr: str | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-                 ready_timeout: float = READY_TIMEOUT_S, stop_grace: float = STOP_GRACE_S) -> None:
+                 ready_timeout: float = READY_TIMEOUT_S, stop_grace: float = STOP_GRACE_S,
+                 artifact_store: str | None = None) -> None:
+        self.artifact_store = artifact_store  # the scheduler's --artifact-store (default <data_dir>/artifacts)
         self.data_dir = Path(data_dir).absolute()
         self.logs = self.data_dir / "logs"
         self.ports = (ports or Ports(0, 0, 0, 0)).resolved()
@@ -314,7 +316,9 @@ class Stack:
             "telemetry": (["lynx_telemetry.server", "--port", str(p.telemetry), "--data-dir", data],
                           grpc_serving(p.telemetry_addr)),
             "scheduler": (["lynx_scheduler.server", "--port", str(p.scheduler), "--data-dir", data,
-                           "--sampler-addr", str(self.sampler_addr)], grpc_serving(p.scheduler_addr)),
+                           "--sampler-addr", str(self.sampler_addr),
+                           *(["--artifact-store", self.artifact_store] if self.artifact_store else [])],
+                          grpc_serving(p.scheduler_addr)),
             "gateway": (["lynx_gateway.server", "--port", str(p.http), "--scheduler-addr", p.scheduler_addr,
                          "--telemetry-addr", p.telemetry_addr], http_ok(f"{p.gateway_url}/healthz")),
         }[name]

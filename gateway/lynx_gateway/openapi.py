@@ -96,6 +96,23 @@ def _stream_op() -> dict:
     return op
 
 
+def _artifact_op() -> dict:
+    params = [*_id(), {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                       "description": "the file's path in the job's outputs, as in its result's artifacts"},
+              {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
+               "description": "one byte range: bytes=a-b, bytes=a- or bytes=-n"}]
+    op = _op("downloadArtifact", "A job's uploaded output file (byte ranges allowed)", {"type": "string"},
+             400, 404, 416, params=params)
+    binary = {"*/*": {"schema": {"type": "string", "contentEncoding": "binary"}}}
+    headers = {"ETag": {"schema": {"type": "string"}, "description": "the quoted sha256 of the file"},
+               "Accept-Ranges": {"schema": {"const": "bytes"}}}
+    op["responses"]["200"] = {"description": "the file, with its content type", "content": binary, "headers": headers}
+    op["responses"]["206"] = {"description": "the requested range (Content-Range)", "content": binary,
+                              "headers": headers}
+    op["responses"]["304"] = {"description": "If-None-Match matched the ETag"}
+    return op
+
+
 def _list(key: str, item: dict) -> dict:
     return {"type": "object", "properties": {key: {"type": "array", "items": item}}, "required": [key],
             "additionalProperties": False}
@@ -134,6 +151,7 @@ PATHS = {
                               links={"GetBatch": _link("getBatch", "$response.body#/batch_id")})},
     "/jobs/{id}/results": {"get": _op("jobResults", "A job's final result", _ref(pb.JobResult.DESCRIPTOR),
                                       404, 409, params=_id())},
+    "/jobs/{id}/artifacts/{name}": {"get": _artifact_op()},
     "/jobs/{id}/telemetry": {"get": _op("jobTelemetry", "Stored telemetry of a job", _TELEMETRY, 400,
                                         params=[*_id(), *_query(tel_pb.QueryRequest, "variables", "start_ns",
                                                                 "end_ns", "limit")])},

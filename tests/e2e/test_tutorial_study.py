@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -112,6 +113,21 @@ def test_tutorial_batch_completes_with_artifacts_and_telemetry(stack, tutorial_b
         assert [float(line.split(",")[3]) for line in lines[1:]] == radius["values"]
     # Latin Hypercube: 5 runs fall in 5 distinct equal-width strata of every parameter.
     assert all(len(s) == 5 for s in strata.values()), strata
+
+    # Outputs and artifacts left the runner host: with its output_root gone, every file still
+    # downloads through the gateway, byte for byte.
+    shutil.rmtree(stack.output_root)
+    for result in results:
+        assert result["outputs"]["success"] is True and result["outputs"]["final_state.orbit.radius_km"] > 6000
+        assert result["notes"] == []
+        described = {f["relative_path"]: f["sha256"] for f in result["files"]}
+        assert {a["name"]: a["sha256"] for a in result["artifacts"]} == described
+        for artifact in result["artifacts"]:
+            status, headers, data = stack.http.raw(f"/jobs/{result['job_id']}/artifacts/{artifact['name']}")
+            assert status == 200 and hashlib.sha256(data).hexdigest() == artifact["sha256"]
+            assert len(data) == artifact["size"] and headers["etag"] == f'"{artifact["sha256"]}"'
+        status, _, _ = stack.http.raw(f"/jobs/{result['job_id']}/artifacts/..%2f..%2fscheduler.db")
+        assert status == 400
 
 
 def test_cancel_ends_every_job_and_same_seed_gives_same_runs(stack, tutorial_body):

@@ -38,6 +38,7 @@ RENAMES = {
     "lynx.scheduler.v1.JobResult.termination_condition": "condition",
     "lynx.scheduler.v1.JobResult.termination_value": "value",
     "lynx.scheduler.v1.PreviewResponse.run_config_json": "run_configs",
+    "lynx.scheduler.v1.Artifact.size_bytes": "size",
 }
 # Enums the scheduler always sets (others show UNSPECIFIED as null).
 ALWAYS_SET = {"lynx.scheduler.v1.Batch.status", "lynx.scheduler.v1.Job.status", "lynx.scheduler.v1.Runner.status"}
@@ -120,6 +121,10 @@ SPECIAL = {
         lambda items: {p.name: _parameter_value(p.value) for p in items},
         {"type": "object", "additionalProperties": _SCALAR,
          "description": "Sampled values in declared order; integers stay integers, strings stay strings."}),
+    "lynx.scheduler.v1.JobResult.outputs": Special(
+        lambda items: {p.name: _parameter_value(p.value) for p in items},
+        {"type": "object", "additionalProperties": _SCALAR,
+         "description": "Scalar outputs of summary.json, nested keys flattened with dots, in file order."}),
     "lynx.scheduler.v1.PreviewResponse.run_config_json": Special(
         lambda docs: [json.loads(d) for d in docs], {"type": "array", "items": _RUN_CONFIG}),
     "lynx.common.v1.Correlation.matrix": Special(

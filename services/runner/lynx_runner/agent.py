@@ -8,10 +8,12 @@ import time
 
 import grpc
 
+from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as tel_grpc
 from lynx_common.server import CLIENT_OPTIONS, client_channel
+from lynx_runner.artifacts import ResultCompleter
 from lynx_runner.config import RunnerConfig
 from lynx_runner.engine import Engine, JobHandle
 from lynx_runner.engines import build_engines
@@ -59,6 +61,11 @@ class RunnerAgent:
         self.engines: dict[str, Engine] = build_engines(
             config, runner_id, tel_grpc.TelemetryServiceStub(self.telemetry_channel)
         )
+        self.artifact_channel = client_channel(scheduler_addr)  # uploads: ArtifactService on the scheduler's port
+        self.completer = ResultCompleter(
+            apb_grpc.ArtifactServiceStub(self.artifact_channel), runner_id, config.output_root,
+            config.upload_artifacts, config.artifact_upload_limit,
+        )
         self.jobs: dict[str, tuple[JobHandle, asyncio.Task]] = {}
         self.unacked: dict[tuple[str, int], pb.ConnectRequest] = {}  # final reports awaiting ReportAck
         self.outbox: asyncio.Queue[pb.ConnectRequest] | None = None  # the live stream's, if any
@@ -93,6 +100,7 @@ class RunnerAgent:
             for engine in self.engines.values():
                 await engine.close()
             await self.telemetry_channel.close()
+            await self.artifact_channel.close()
 
     async def drain(self, stop: asyncio.Event) -> None:
         """Take no more leases, let running jobs finish within drain_grace seconds, cancel the rest
@@ -248,6 +256,8 @@ class RunnerAgent:
         self._send(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id, attempt=lease.attempt)))
         try:
             result = await self.engines[lease.engine].run(handle)
+            if lease.job_id not in self._released:  # outputs and uploads while the job still counts as running
+                await self.completer.complete(lease, result)
         except Exception as exc:  # noqa: BLE001 - a runner bug must still end the job
             log.exception("job %s crashed the engine", lease.job_id)
             result = _launch_error(lease, f"runner error: {exc!r}")

@@ -82,6 +82,8 @@ class RunnerConfig:
     command: CommandSpec | None = None
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
     job_memory_limit: int = 0
+    upload_artifacts: bool = True  # upload every output file to the artifact store (off: benchmarks)
+    artifact_upload_limit: int = 1 << 30  # bytes uploaded per job at most; the rest is noted
 
     @property
     def entrypoint_path(self) -> Path:
@@ -171,8 +173,10 @@ def _as_command(value: object) -> CommandSpec | None:
 def _coerce(name: str, value: object) -> object:
     if name in ("engines", "capabilities"):
         return _as_list(value, name)
-    if name == "warm_start":
+    if name in ("warm_start", "upload_artifacts"):
         return _as_bool(value, name)
+    if name == "artifact_upload_limit":
+        return parse_memory(value, name)
     if name == "preload":
         return _as_preload(value)
     if name == "warm_up":

@@ -222,7 +222,9 @@ class ScenarioEngine:
             await asyncio.gather(flusher, return_exceptions=True)
             await endpoint.stop(grace=0.5)
             await relay.flush(FINAL_FLUSH_DEADLINE_S)
-        return self._finish(lease, started, paths, proc, outcome, memory_limit, stderr, relay, servicer, lines)
+        # Off the event loop: collecting the output files reads and hashes every one of them.
+        return await asyncio.to_thread(self._finish, lease, started, paths, proc, outcome, memory_limit, stderr,
+                                       relay, servicer, lines)
 
     async def _launch_and_supervise(
         self, handle: JobHandle, paths: JobPaths, env: dict[str, str], memory_limit: int, watchdog: Watchdog,

@@ -171,4 +171,5 @@ def job_lease(
         early_termination=config.early_termination,
         telemetry=config.telemetry,
         compute=config.compute,
+        outputs=config.results.outputs,
     )

@@ -8,6 +8,8 @@ import aiosqlite
 
 from lynx_common.sqlite import open_database
 
+# Version 3: an index of jobs by (batch_id, run_id) for StreamRuns. Outputs, artifacts and notes need no
+# column: they travel inside the stored JobResult (jobs.result).
 # Version 2: jobs point into the sample chunk (RunColumns) they came in, which holds their parameters
 # and seed; running jobs have a partial index instead of an index of every job by status.
 SCHEMA = """
@@ -56,6 +58,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason       TEXT NOT NULL DEFAULT ''      -- termination reason of the last result ("exited", ...)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs(batch_id, status, run_id);
+-- A batch's runs in run order, page by page (StreamRuns), without sorting the batch:
+CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs(batch_id, run_id);
 -- Running jobs only (a partial index costs nothing when pending jobs are inserted):
 CREATE INDEX IF NOT EXISTS jobs_running ON jobs(runner_id) WHERE status = 'Running';
 CREATE TABLE IF NOT EXISTS runners (
@@ -82,7 +86,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (job_id, attempt)
 );
 """
-VERSION = 2
+VERSION = 3
 
 # Columns the unversioned files (before user_version was kept) may lack: (table, column, declaration).
 _UNVERSIONED_ADDITIONS = (
@@ -127,7 +131,12 @@ async def _create_all(db: aiosqlite.Connection) -> None:
             await db.execute(statement)
 
 
-MIGRATIONS = {1: _to_v1, 2: _to_v2}  # version -> the step that reaches it from the one before
+async def _to_v3(db: aiosqlite.Connection) -> None:
+    """Jobs gain the index StreamRuns pages through (batch_id, run_id)."""
+    await db.execute("CREATE INDEX IF NOT EXISTS jobs_by_run ON jobs(batch_id, run_id)")
+
+
+MIGRATIONS = {1: _to_v1, 2: _to_v2, 3: _to_v3}  # version -> the step that reaches it from the one before
 
 
 async def _has_tables(db: aiosqlite.Connection) -> bool:

@@ -5,21 +5,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 
 import grpc
 
+from lynx.artifacts.v1 import artifact_service_pb2 as apb
+from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_common.errors import ValidationError
+from lynx_common.objectstore import open_store
 from lynx_common.server import GrpcServer, client_channel, configure_logging, serve_until_signalled
 from lynx_common.status import abort_invalid, abort_validation
 from lynx_scheduler import policy
+from lynx_scheduler.artifacts import ArtifactServicer
 from lynx_scheduler.convert import batch_to_proto, job_result, job_to_proto, runner_to_proto, scheduler_result
 from lynx_scheduler.dispatch import Dispatcher
 from lynx_scheduler.rows import BatchRow
+from lynx_scheduler.runs import page_size, stream_runs
 from lynx_scheduler.store import Store
 from lynx_scheduler.submission import Submissions
 
@@ -105,6 +111,16 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         jobs = await self.store.batch_jobs(request.batch_id, tuple(policy.TERMINAL))
         return pb.GetBatchResultsResponse(results=[r for r in map(job_result, jobs) if r is not None])
 
+    async def StreamRuns(self, request: pb.StreamRunsRequest, context):
+        """The batch's runs table in run order, in pages (see lynx_scheduler.runs)."""
+        if not request.batch_id:
+            await abort_invalid(context, "batch_id", "is required")
+        if request.page_size < 0:
+            await abort_invalid(context, "page_size", "must be >= 0")
+        await self._batch_or_abort(request.batch_id, context)
+        async for page in stream_runs(self.store, request.batch_id, page_size(request.page_size)):
+            yield page
+
     async def ListJobs(self, request, context) -> pb.ListJobsResponse:
         await self._batch_or_abort(request.batch_id, context)
         jobs = await self.store.batch_jobs(request.batch_id, with_history=True)
@@ -150,9 +166,12 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             await self.sessions.detached(session, outbox)
 
 
-async def run(host: str, port: int, data_dir: Path, sampler_addr: str) -> None:
-    """Open the store, start the dispatcher and serve until signalled."""
+async def run(host: str, port: int, data_dir: Path, sampler_addr: str, artifact_store: str = "") -> None:
+    """Open the store, start the dispatcher and serve until signalled (SchedulerService and, on the
+    same port, ArtifactService over `artifact_store`, default <data_dir>/artifacts)."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    objects = open_store(artifact_store or str(data_dir / "artifacts"))
+    log.info("artifact store: %s", objects.url)
     store = await Store.open(data_dir / "scheduler.db")
     dropped = await store.delete_unready_batches()
     if dropped:
@@ -165,9 +184,16 @@ async def run(host: str, port: int, data_dir: Path, sampler_addr: str) -> None:
     dispatcher.start()
     channel = client_channel(sampler_addr)
     servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(channel))
+    artifacts = ArtifactServicer(store, objects)
+
+    def register(s: grpc.aio.Server) -> None:
+        pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s)
+        apb_grpc.add_ArtifactServiceServicer_to_server(artifacts, s)
+
     server = GrpcServer(
-        lambda s: pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s),
-        [pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
+        register,
+        [pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
+         apb.DESCRIPTOR.services_by_name["ArtifactService"].full_name],
         host,
         port,
     )
@@ -187,9 +213,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=50051)
     parser.add_argument("--data-dir", type=Path, default=Path(".lynx"))
     parser.add_argument("--sampler-addr", default="127.0.0.1:50052")
+    parser.add_argument(
+        "--artifact-store", default=os.environ.get("LYNX_ARTIFACT_STORE", ""), metavar="URL",
+        help="where uploaded output files go: a directory, file:///dir or s3://bucket/prefix"
+        " (env LYNX_ARTIFACT_STORE; default <data-dir>/artifacts)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
-    asyncio.run(run(args.host, args.port, args.data_dir, args.sampler_addr))
+    asyncio.run(run(args.host, args.port, args.data_dir, args.sampler_addr, args.artifact_store))
 
 
 if __name__ == "__main__":

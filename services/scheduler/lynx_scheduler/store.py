@@ -270,6 +270,15 @@ class Store:
                     by_id[row[0]].history.append(attempt_of(row))
         return jobs
 
+    async def runs_page(self, batch_id: str, after_run_id: int, limit: int) -> list[JobRow]:
+        """Up to `limit` jobs of a batch with run_id > after_run_id, in run order (one index range
+        scan per page, so a large batch is read in pages, never whole)."""
+        rows = await self.db.execute_fetchall(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = ? AND run_id > ? ORDER BY run_id LIMIT ?",
+            (batch_id, after_run_id, limit),
+        )
+        return [job_of(r) for r in rows]
+
     async def running_leases(self) -> list[tuple[str, int, str, str]]:
         """(job_id, attempt, runner_id, batch_id) of every running job: the leases a restart reconciles."""
         rows = await self.db.execute_fetchall(

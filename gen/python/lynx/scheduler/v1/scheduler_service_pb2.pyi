@@ -619,7 +619,7 @@ class Registered(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ...) -> None: ...
 
 class JobLease(_message.Message):
-    __slots__ = ("job_id", "batch_id", "attempt", "engine", "run_config_json", "timeout_seconds", "early_termination", "telemetry", "compute")
+    __slots__ = ("job_id", "batch_id", "attempt", "engine", "run_config_json", "timeout_seconds", "early_termination", "telemetry", "compute", "outputs")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -629,6 +629,7 @@ class JobLease(_message.Message):
     EARLY_TERMINATION_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     batch_id: str
     attempt: int
@@ -638,7 +639,8 @@ class JobLease(_message.Message):
     early_termination: _batch_config_pb2.EarlyTermination
     telemetry: _batch_config_pb2.TelemetryConfig
     compute: _batch_config_pb2.Compute
-    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., attempt: _Optional[int] = ..., engine: _Optional[str] = ..., run_config_json: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., early_termination: _Optional[_Union[_batch_config_pb2.EarlyTermination, _Mapping]] = ..., telemetry: _Optional[_Union[_batch_config_pb2.TelemetryConfig, _Mapping]] = ..., compute: _Optional[_Union[_batch_config_pb2.Compute, _Mapping]] = ...) -> None: ...
+    outputs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., attempt: _Optional[int] = ..., engine: _Optional[str] = ..., run_config_json: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., early_termination: _Optional[_Union[_batch_config_pb2.EarlyTermination, _Mapping]] = ..., telemetry: _Optional[_Union[_batch_config_pb2.TelemetryConfig, _Mapping]] = ..., compute: _Optional[_Union[_batch_config_pb2.Compute, _Mapping]] = ..., outputs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CancelJob(_message.Message):
     __slots__ = ("job_id", "reason")

@@ -35,6 +35,14 @@ def test_pages_render_a_finished_batch_and_escape_its_name(http, study):
     assert str(jobs[0]["seed"]) in job_page
     assert "eccentricity" in job_page and "orbit.radius_km" in job_page
     assert "local-runner-01" in job_page  # the attempt's runner
+    png = f'<img src="/jobs/{jobs[0]["job_id"]}/artifacts/orbit_position.png"'
+    assert png in job_page  # the PNG artifact is shown inline ...
+    status, headers, data = http.request("GET", f"/jobs/{jobs[0]['job_id']}/artifacts/orbit_position.png")
+    assert status == 200 and data.startswith(b"\x89PNG")  # ... from a route that serves it
+    outputs = jobs[0]["result"]["outputs"]
+    assert outputs and all(name in job_page for name in outputs)
+    runs = http.html(f"/ui/batches/{batch_id}/runs")
+    assert all(f"out.{name}" in runs for name in outputs)  # outputs are columns of the runs table
 
     runners = http.html("/ui/runners")
     assert "local-runner-01" in runners and "● Online" in runners

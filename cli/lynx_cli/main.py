@@ -141,6 +141,7 @@ def cmd_run(args) -> int:
         reply = api.post("/jobs", body)
         print(f"submitted batch {reply['batch_id']} ({reply['total_jobs']} jobs) to {stack.ports.gateway_url}",
               flush=True)
+        print(f"dashboard: {stack.ports.gateway_url}/ui/batches/{reply['batch_id']}", flush=True)
         final = follow(api, reply["batch_id"], watch=stack.watch)
         print()
         results = show_results(api, reply["batch_id"])
@@ -161,6 +162,7 @@ def cmd_submit(args) -> int:
     api = Api(args.url)
     reply = api.post("/jobs", submission(load_study(args.config), args.name, args.runs))
     print(json.dumps(reply, indent=2))
+    print(f"dashboard: {args.url.rstrip('/')}/ui/batches/{reply['batch_id']}", file=sys.stderr)
     if args.wait:
         final = follow(api, reply["batch_id"])
         show_results(api, reply["batch_id"])

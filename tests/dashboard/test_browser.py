@@ -1,0 +1,58 @@
+"""A real browser (headless Debian Chromium, driven by Playwright) watches a batch page update live."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+if not os.path.exists(CHROMIUM):
+    pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+SHOTS = Path(os.environ.get("LYNX_SCREENSHOTS", "")) if os.environ.get("LYNX_SCREENSHOTS") else None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def test_batch_page_counters_update_live_to_completed(http, study, browser, tmp_path):
+    batch_id = http.submit({**study, "name": "browser-watch", "runs_override": 4})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{http.base}/ui/batches/{batch_id}")
+    completed = page.locator('[data-count="Completed"]')
+    before = int(completed.inner_text())
+    assert before < 4  # the page opened while the batch was running
+    page.wait_for_function("document.querySelector('[data-count=\"Completed\"]').textContent === '4'", timeout=120_000)
+    assert "Completed" in page.locator("#b-status").inner_text()
+    page.wait_for_selector("#live-state:text('finished')", timeout=10_000)  # the stream ended; no reload happened
+    page.wait_for_selector('#runs tr[data-run="3"]', timeout=10_000)  # the runs table loaded from the server
+    page.wait_for_selector("#chart-pfail canvas", timeout=10_000)  # uPlot drew from the vendored copy
+    assert not errors, errors
+    shot = (SHOTS or tmp_path) / "dashboard.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+    page.select_option("#f-reason", "early_termination")  # a filter goes to the server; nothing matches here
+    page.click("#runs-filter button[type=submit]")
+    page.wait_for_selector("#runs :text('No runs match')", timeout=10_000)
+
+    jobs = http.json("GET", f"/batches/{batch_id}/jobs")["jobs"]
+    page.goto(f"{http.base}/ui/jobs/{jobs[0]['job_id']}")
+    page.wait_for_selector("#chart-telemetry canvas", timeout=10_000)
+    assert page.locator("img[alt='orbit_position.png']").evaluate("img => img.complete && img.naturalWidth > 0")
+    if SHOTS:
+        page.screenshot(path=str(SHOTS / "dashboard-run.png"), full_page=True)
+    assert not errors, errors

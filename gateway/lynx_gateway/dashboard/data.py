@@ -39,6 +39,7 @@ def run_row(run: pb.Run) -> dict:
         "attempts": run.attempts, "seconds": run.execution_time_secs if run.execution_time_secs else None,
         "runner": run.runner_id, "inputs": _params(run.parameters), "outputs": _params(run.outputs),
         "termination": termination,
+        "finished_at": run.finished_at.ToNanoseconds() / 1e9 if run.HasField("finished_at") else None,
     }
 
 
@@ -57,6 +58,8 @@ def job_row(job: pb.Job) -> dict:
         "attempts": job.attempts, "seconds": r.execution_time_secs if finished and r.execution_time_secs else None,
         "runner": job.runner_id or r.metadata.get("runner_id", ""), "inputs": _params(job.parameters),
         "outputs": _params(r.outputs), "termination": termination,
+        "finished_at": (job.attempt_history[-1].ended_at.ToNanoseconds() / 1e9
+                        if finished and job.attempt_history and job.attempt_history[-1].HasField("ended_at") else None),
     }
 
 
@@ -115,13 +118,14 @@ class RunsCache:
         reply = await self.stub.ListJobs(pb.ListJobsRequest(batch_id=batch_id), timeout=STREAM_DEADLINE_S)
         return [job_row(j) for j in reply.jobs]
 
-    async def table(self, batch_id: str, final: bool, fresh: bool = False) -> RunsTable:
-        """The batch's runs table; `final` says the batch is terminal (its table will not change)."""
+    async def table(self, batch_id: str, final: bool) -> RunsTable:
+        """The batch's runs table; `final` says the batch is terminal (its table will not change, so a table
+        built before it finished is rebuilt once, then kept)."""
         lock = self.locks.setdefault(batch_id, asyncio.Lock())
         async with lock:
             entry = self.entries.get(batch_id)
             now = time.monotonic()
-            if entry and (entry.final or (not fresh and now - entry.built_at < max(MIN_REFRESH_S,
+            if entry and (entry.final or (not final and now - entry.built_at < max(MIN_REFRESH_S,
                                                                                     REFRESH_FACTOR * entry.took))):
                 return entry.table
             rows = await self.fetch_rows(batch_id)

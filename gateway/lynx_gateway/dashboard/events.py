@@ -55,7 +55,7 @@ class Watch:
     async def _finished_jobs(self, final: bool) -> list[dict]:
         if self.last["total_jobs"] > JOB_EVENTS_MAX_RUNS:
             return []
-        table = await self.hub.runs.table(self.batch_id, final=final, fresh=True)
+        table = await self.hub.runs.table(self.batch_id, final=final)
         done = [r for r in table.rows if r["status"] in ("Completed", "Failed", "Cancelled")]
         if self.seen is None:  # the first look: what finished before anyone watched is not news
             self.seen = {r["job_id"] for r in done}
@@ -65,10 +65,16 @@ class Watch:
         return [{"job_id": r["job_id"], "run_id": r["run_id"], "status": r["status"], "reason": r["reason"],
                  "seconds": r["seconds"], "runner": r["runner"]} for r in new]
 
+    async def prime(self) -> None:
+        """Note the runs finished so far, then take the state every viewer starts from (in that order, so
+        every run that finishes after the first `counts` is announced by a `job_finished`)."""
+        if not self.last["terminal"]:
+            await self._finished_jobs(final=False)
+            reply = await self.hub.stub.GetBatch(pb.GetBatchRequest(batch_id=self.batch_id), timeout=DEADLINE_S)
+            self.last = progress(reply.batch)
+
     async def run(self) -> None:
         try:
-            if not self.last["terminal"]:
-                await self._finished_jobs(final=False)
             while self.viewers and not self.last["terminal"]:
                 await asyncio.sleep(POLL_S)
                 reply = await self.hub.stub.GetBatch(pb.GetBatchRequest(batch_id=self.batch_id), timeout=DEADLINE_S)
@@ -123,7 +129,9 @@ class EventsHub:
                                                 "field": None}}, status=503, headers={"retry-after": "10"})
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)
         if watch is None:
-            watch = self.watches[batch_id] = Watch(self, batch_id, reply.batch)
+            watch = Watch(self, batch_id, reply.batch)
+            await watch.prime()
+            watch = self.watches.setdefault(batch_id, watch)  # another viewer may have primed one meanwhile
         watch.viewers.add(queue)
         if watch.task is None:
             watch.task = asyncio.create_task(watch.run())
@@ -145,7 +153,7 @@ class EventsHub:
                 if event is None:
                     break
                 await _send(response, event)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
             watch.viewers.discard(queue)

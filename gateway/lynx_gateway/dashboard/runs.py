@@ -16,7 +16,7 @@ import numpy as np
 from lynx_common.errors import ValidationError
 
 # Fixed columns of every run; inputs are "in.<name>", outputs "out.<name>".
-FIXED = ("run_id", "job_id", "seed", "status", "reason", "attempts", "seconds", "runner")
+FIXED = ("run_id", "job_id", "seed", "status", "reason", "attempts", "seconds", "runner", "finished_at")
 RUN_FIELDS = (*FIXED, "inputs", "outputs", "termination")
 PAGE_SIZES = (10, 25, 50, 100, 250)
 FAILED = "Failed"
@@ -162,10 +162,12 @@ class RunsTable:
     def convergence(self, name: str | None, points: int = 400) -> dict:
         """Running mean of an output and running failure probability (Wilson 95 %) by finished-run count.
 
-        Runs count in run order among the finished ones; the curves are downsampled to about `points`."""
+        Finished runs count in the order they finished (run order where the time is unknown), as the
+        summary's convergence does; the curves are downsampled to about `points`."""
         status = self.columns["status"].values
-        finished = np.isin(status, FINISHED)
-        n = np.arange(1, int(finished.sum()) + 1, dtype=np.float64)
+        finished = np.flatnonzero(np.isin(status, FINISHED))
+        finished = finished[np.argsort(self.columns["finished_at"].values[finished], kind="stable")]
+        n = np.arange(1, len(finished) + 1, dtype=np.float64)
         fails = np.cumsum(status[finished] == FAILED).astype(np.float64)
         p, lo, hi = wilson(fails, n)
         out: dict = {"n": n.tolist(), "p": p.tolist(), "p_lo": lo.tolist(), "p_hi": hi.tolist(), "output": name}

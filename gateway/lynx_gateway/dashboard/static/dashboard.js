@@ -152,17 +152,21 @@ function initBatch(root) {
     const box = document.getElementById("sensitivity");
     const reply = await api(`/batches/${id}/summary`);
     if (!reply.ok) { box.textContent = `The summary is not available (HTTP ${reply.status}).`; return; }
-    const s = (await reply.json()).sensitivity || {};
-    const out = select.value || Object.keys(s)[0];
-    const rows = Object.entries(s[out] || {}).map(([input, v]) => [input, v.first_order && typeof v.first_order === "object" ? v.first_order.estimate : v.first_order, v.spearman, v.prcc]);
+    const sens = (await reply.json()).sensitivity || {};
+    const outputs = sens.outputs || {};
+    const out = select.value || Object.keys(outputs)[0];
+    const target = out ? outputs[out] || {} : sens.failure || {};
+    const est = (v) => (v && typeof v === "object") ? v.estimate : v;
+    const rows = Object.entries(target).filter(([, v]) => !v.by_level)
+      .map(([input, v]) => [input, est(v.first_order), v.spearman, v.prcc]);
     rows.sort((a, b) => Math.abs(b[1] ?? b[2] ?? 0) - Math.abs(a[1] ?? a[2] ?? 0));
     const t = document.createElement("table"); t.className = "grid";
     t.innerHTML = "<caption></caption><thead><tr><th scope='col'>Rank</th><th scope='col'>Input</th><th scope='col'>First order</th><th scope='col'>Spearman</th><th scope='col'>PRCC</th></tr></thead><tbody></tbody>";
-    t.caption.textContent = out ? `Inputs ranked by influence on ${out}` : "No sensitivity yet";
+    t.caption.textContent = rows.length ? `Inputs ranked by first-order influence on ${out || "failure"}` : "No sensitivity yet";
     rows.forEach((r, i) => {
       const tr = t.tBodies[0].insertRow();
       const th = document.createElement("th"); th.scope = "row"; th.textContent = i + 1; tr.appendChild(th);
-      for (const v of r) tr.insertCell().textContent = fmt(typeof v === "number" ? v : v);
+      for (const v of r) tr.insertCell().textContent = fmt(v);
     });
     box.replaceChildren(t);
   }

@@ -53,14 +53,6 @@ class Page:
     pages: int
 
 
-def _number(x: object) -> float:
-    if isinstance(x, bool):
-        return float(x)
-    if isinstance(x, int | float):
-        return float(x)
-    return math.nan
-
-
 class RunsTable:
     """Columns of a batch's runs; rows kept as dicts for rendering a page."""
 
@@ -72,28 +64,32 @@ class RunsTable:
 
     @classmethod
     def build(cls, runs: Iterable[Mapping]) -> RunsTable:
-        rows = sorted((dict(r) for r in runs), key=lambda r: r["run_id"])
+        rows = list(runs)
+        if any(rows[i]["run_id"] > rows[i + 1]["run_id"] for i in range(len(rows) - 1)):
+            rows.sort(key=lambda r: r["run_id"])
         inputs: dict[str, None] = {}
         outputs: dict[str, None] = {}
         for r in rows:
-            inputs.update(dict.fromkeys(r.get("inputs", {})))
-            outputs.update(dict.fromkeys(r.get("outputs", {})))
+            inputs.update(dict.fromkeys(r.get("inputs", ())))
+            outputs.update(dict.fromkeys(r.get("outputs", ())))
         columns: dict[str, Column] = {}
+        n = len(rows)
 
         def add(key: str, values: list) -> None:
-            numeric = all(v is None or (isinstance(v, int | float) and not isinstance(v, str)) for v in values)
-            if numeric:
-                arr = np.array([math.nan if v is None else _number(v) for v in values], dtype=np.float64)
-            else:
-                arr = np.array(["" if v is None else str(v) for v in values], dtype=object)
-            columns[key] = Column(key, numeric, arr)
+            try:  # numbers and booleans (None is missing); a string anywhere makes it a text column
+                if any(isinstance(v, str) for v in values):
+                    raise TypeError
+                arr = np.fromiter((math.nan if v is None else v for v in values), dtype=np.float64, count=n)
+                columns[key] = Column(key, True, arr)
+            except (TypeError, ValueError):
+                columns[key] = Column(key, False, np.array(["" if v is None else str(v) for v in values], dtype=object))
 
         for key in FIXED:
             add(key, [r.get(key) for r in rows])
         for name in inputs:
-            add(f"in.{name}", [r.get("inputs", {}).get(name) for r in rows])
+            add(f"in.{name}", [r["inputs"].get(name) for r in rows])
         for name in outputs:
-            add(f"out.{name}", [r.get("outputs", {}).get(name) for r in rows])
+            add(f"out.{name}", [r["outputs"].get(name) for r in rows])
         return cls(rows, columns, list(inputs), list(outputs))
 
     def __len__(self) -> int:

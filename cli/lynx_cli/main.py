@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from lynx_cli import results
 from lynx_cli.api import DEFAULT_URL, Api, ApiError
 
 DEFAULT_RUNNER_CONFIG = Path("configs/lynx-runner-basilisk.yaml")
@@ -181,7 +182,9 @@ def cmd_status(args) -> int:
 
 def cmd_results(args) -> int:
     api = Api(args.url)
-    if args.json:
+    if not args.jobs:
+        results.show_summary(api, args.batch_id, args.json)
+    elif args.json:
         print(json.dumps(api.get(f"/batches/{args.batch_id}/results"), indent=2))
     else:
         show_results(api, args.batch_id)
@@ -279,10 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--follow", action="store_true")
     status.set_defaults(func=cmd_status)
 
-    results = sub.add_parser("results", help="show a batch's job results")
-    results.add_argument("batch_id")
-    results.add_argument("--json", action="store_true")
-    results.set_defaults(func=cmd_results)
+    results_ = sub.add_parser("results", help="show a batch's summary (--jobs: one line per job)")
+    results_.add_argument("batch_id")
+    results_.add_argument("--json", action="store_true", help="print the summary (with --jobs: the results) as JSON")
+    results_.add_argument("--jobs", action="store_true", help="one line per job, as before the summary")
+    results_.set_defaults(func=cmd_results)
+    report = results.add_report_parser(sub)
 
     cancel = sub.add_parser("cancel", help="cancel a batch")
     cancel.add_argument("batch_id")
@@ -309,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("batch_id")
     rerun.set_defaults(func=cmd_rerun_failed)
 
-    for p in (submit, status, results, cancel, runners, extend, rerun):
+    for p in (submit, status, results_, report, cancel, runners, extend, rerun):
         p.add_argument("--url", default=url, help=f"gateway URL (default $LYNX_API_URL or {DEFAULT_URL})")
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
+from lynx_gateway import results
 from lynx_gateway.schema import Schemas
 
 _schemas = Schemas()
@@ -161,6 +162,8 @@ PATHS = {
                             {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]})},
     "/openapi.json": {"get": _op("openapi", "This document", {"type": "object"})},
 }
+
+PATHS.update(results.openapi_paths(_op, _id()))
 
 ERROR = {
     "type": "object", "required": ["error"],

@@ -19,7 +19,7 @@ from lynx_common.rest import INT_RANGE, F, to_json
 from lynx_common.run_config import run_configs_csv
 from lynx_common.server import client_channel, configure_logging
 from lynx_common.status import validation_error
-from lynx_gateway import artifacts, convert, dashboard
+from lynx_gateway import artifacts, convert, dashboard, results
 from lynx_gateway.openapi import SPEC
 
 log = logging.getLogger(__name__)
@@ -279,6 +279,7 @@ def build_app(scheduler_addr: str, telemetry_addr: str) -> web.Application:
         ]
     )
     artifacts.add_routes(app, gw)
+    results.add_routes(app, gw)
     dashboard.register(app, gw)
     app.on_startup.append(gw.open)
     app.on_cleanup.append(gw.close)

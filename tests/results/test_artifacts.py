@@ -12,11 +12,13 @@ import grpc
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from results_harness import scheduler_at
-from scheduler_harness import submit, tutorial_config
+from scheduler_harness import FakeRunnerHost, submit, tutorial_config
 
 from lynx.artifacts.v1 import artifact_service_pb2 as apb
 from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_cli.stack import Stack
 from lynx_common.server import client_channel
 from lynx_gateway.server import build_app
 from lynx_runner.artifacts import ResultCompleter
@@ -216,3 +218,31 @@ async def test_gateway_serves_outputs_artifacts_and_ranges_and_refuses_traversal
                 reply = await http.get(path)
                 assert reply.status == status, path
                 assert (await reply.json())["error"]["message"]
+
+
+async def test_scheduler_process_writes_to_s3_with_its_aws_environment(tmp_path, s3_server):
+    """`lynx-scheduler --artifact-store s3://...` as its own process, credentials and endpoint from AWS_*."""
+    bucket = s3_server["make_bucket"](f"b-{uuid.uuid4().hex[:12]}")
+    stack = Stack(tmp_path / "stack", services=("sampler", "scheduler"), env=s3_server["env"],
+                  artifact_store=f"s3://{bucket}/studies")
+    stack.start()
+    try:
+        async with client_channel(stack.ports.scheduler_addr) as channel:
+            stub = pb_grpc.SchedulerServiceStub(channel)
+            stub.artifacts = apb_grpc.ArtifactServiceStub(channel)
+            host = FakeRunnerHost(stub, "r1", 1)
+            stub.runner = lambda *_: host
+            try:
+                lease, result = await run_one_job_with_uploads(stub, tmp_path)
+            finally:
+                await host.close()
+            assert not result.notes and len(result.artifacts) == 2
+            listed = s3_server["client"].list_objects_v2(Bucket=bucket)["Contents"]
+            assert sorted(o["Key"] for o in listed) == [
+                f"studies/{lease.batch_id}/{lease.job_id}/plots/orbit.bin",
+                f"studies/{lease.batch_id}/{lease.job_id}/summary.json"]
+            _, content = await download(stub, lease.job_id, "plots/orbit.bin")
+            assert content == BIG
+    finally:
+        stack.stop()
+    assert not (tmp_path / "stack" / "artifacts").exists()  # nothing went to the default directory

@@ -1,0 +1,60 @@
+"""The runs table: one row per run with every input and output, typed, streamed chunk by chunk as CSV and Parquet."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pyarrow.parquet as pq
+import synthetic_runs as sr
+
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_results import table
+
+
+def batch():
+    cfg = sr.config(["a"], choices={"mode": ["x", 2]}, constants={"k": 1.5})
+    runs = [
+        sr.run(0, {"a": 1.0, "mode": "x", "k": 1.5}, {"r": 1.5, "ok": True, "name": 'hi, "there"', "a": 9.0}),
+        sr.run(1, {"a": 3.0, "mode": 2, "k": 1.5}, {"r": 2.5, "ok": False, "name": 3.0}, status=pb.JOB_STATUS_FAILED,
+               reason=pb.TERMINATION_REASON_EARLY_TERMINATION, condition=("alt", "< 5")),
+        sr.run(2, {"a": 4.0, "mode": "x", "k": 1.5}, {}, status=pb.JOB_STATUS_PENDING,
+               reason=pb.TERMINATION_REASON_UNSPECIFIED),
+    ]
+    return cfg, sr.chunks(runs, 2)
+
+
+def test_csv_has_a_row_per_run_with_inputs_outputs_and_ending():
+    cfg, chunks = batch()
+    lay = table.layout(cfg, chunks)
+    parts = list(table.csv_chunks(lay, chunks))
+    assert len(parts) == 1 + len(chunks)  # header, then one piece per chunk: streamed
+    rows = list(csv.DictReader(io.StringIO(b"".join(parts).decode())))
+    assert list(rows[0]) == ["run_id", "job_id", "seed", "a", "mode", "k", "output.a", "name", "ok", "r", "status",
+                             "reason", "attempts", "seconds", "runner", "termination_condition"]
+    assert rows[0]["name"] == 'hi, "there"' and rows[0]["ok"] == "true" and rows[0]["output.a"] == "9"
+    assert rows[1]["mode"] == "2" and rows[1]["name"] == "3.0" and rows[1]["status"] == "Failed"
+    assert rows[1]["reason"] == "early_termination" and rows[1]["termination_condition"] == "alt < 5"
+    assert rows[2]["r"] == "" and rows[2]["status"] == "Pending" and rows[2]["reason"] == ""
+
+
+def test_parquet_keeps_types_and_has_a_row_group_per_chunk():
+    cfg, chunks = batch()
+    lay = table.layout(cfg, chunks)
+    data = b"".join(table.parquet_chunks(lay, chunks))
+    f = pq.ParquetFile(io.BytesIO(data))
+    assert f.metadata.num_row_groups == len(chunks)
+    t = f.read()
+    assert str(t.schema.field("ok").type) == "bool" and str(t.schema.field("r").type) == "double"
+    assert t.column("ok").to_pylist() == [True, False, None]
+    assert t.column("run_id").to_pylist() == [0, 1, 2]
+
+
+def test_a_large_batch_streams_in_bounded_pieces():
+    cfg, runs = sr.wide_runs(3000, inputs=4, outputs=2)
+    chunks = sr.chunks(runs, 500)
+    lay = table.layout(cfg, chunks)
+    sizes = [len(p) for p in table.csv_chunks(lay, chunks)]
+    assert len(sizes) == 7 and max(sizes) < sum(sizes) / 5
+    rows = b"".join(table.csv_chunks(lay, chunks)).decode().splitlines()
+    assert len(rows) == 3001

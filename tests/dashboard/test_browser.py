@@ -37,8 +37,13 @@ def test_batch_page_counters_update_live_to_completed(http, study, browser, tmp_
     page.wait_for_function("document.querySelector('[data-count=\"Completed\"]').textContent === '4'", timeout=120_000)
     assert "Completed" in page.locator("#b-status").inner_text()
     page.wait_for_selector("#live-state:text('finished')", timeout=10_000)  # the stream ended; no reload happened
-    page.wait_for_selector('#runs tr[data-run="3"]', timeout=10_000)  # the runs table loaded from the server
+    page.wait_for_selector('#runs tr[data-run="3"][data-status="Completed"]', timeout=10_000)  # refreshed at the end
     page.wait_for_selector("#chart-pfail canvas", timeout=10_000)  # uPlot drew from the vendored copy
+    page.wait_for_selector("#chart-hist canvas", timeout=10_000)
+    caption = "#sensitivity table caption:text('Inputs ranked by first-order influence on orbital_period_s')"
+    page.wait_for_selector(caption, timeout=20_000)  # from /batches/{id}/summary, for the charts' output
+    assert page.locator("#sensitivity tbody tr").count() == 7  # every dispersed input, ranked
+    assert page.locator("#sensitivity tbody tr").first.locator("td").nth(0).inner_text() == "semi_major_axis_m"
     assert not errors, errors
     shot = (SHOTS or tmp_path) / "dashboard.png"
     shot.parent.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,7 @@ class Pages:
         batch_id = request.match_info["id"]
         _, table = await self._table(batch_id)
         numeric = [o for o in table.outputs if table.columns[f"out.{o}"].numeric]
-        output = request.query.get("output") or (numeric[0] if numeric else None)
+        output = request.query.get("output") or _default_output(table, numeric)
         if output is not None and output not in numeric:
             raise ValidationError("output", f"is not a numeric output of this batch: {output!r}")
         by_condition: dict[str, int] = {}
@@ -198,6 +198,18 @@ class Pages:
     async def runners(self, request: web.Request) -> web.Response:
         reply = await self.gw.scheduler.ListRunners(pb.ListRunnersRequest(), timeout=DEADLINE_S)
         return self.render("runners.html", title="Runners", runners=to_json(reply).get("runners", []))
+
+
+def _default_output(table, numeric: list[str]) -> str | None:
+    """The first numeric output that varies (more than two distinct values) and is not an echo of the run's
+    id, inputs or metadata (summary.json often repeats them), else the first numeric one."""
+    for name in numeric:
+        if name == "run_id" or name.startswith(("parameters.", "metadata.")):
+            continue
+        values = table.columns[f"out.{name}"].values
+        if len(np.unique(values[~np.isnan(values)])) > 2:
+            return name
+    return numeric[0] if numeric else None
 
 
 def _page(request: web.Request) -> int:

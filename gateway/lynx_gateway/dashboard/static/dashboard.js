@@ -75,8 +75,8 @@ function initBatch(root) {
     src.addEventListener("end", (m) => {
       showCounts(JSON.parse(m.data));
       set("live-state", "finished");
-      loadCharts();
-      htmx.trigger("#runs", "refresh");
+      loadCharts().then(loadSensitivity);
+      htmx.trigger(document.getElementById("runs"), "refresh");
     });
   });
   function showCounts(d) {
@@ -113,13 +113,14 @@ function initBatch(root) {
       if (what !== "cancel") location.reload();
     }
   }
-  let timer = null;
+  let timer = null, current = null;
   function scheduleCharts() { if (!timer) timer = setTimeout(() => { timer = null; loadCharts(); }, 3000); }
   const select = document.getElementById("output");
   select.addEventListener("change", loadCharts);
   const plots = {};
   function draw(key, el, opts, data) {
     if (plots[key]) plots[key].destroy();
+    opts.scales = Object.assign({ x: { time: false } }, opts.scales || {});
     plots[key] = new uPlot(Object.assign({ width: width(), height: 220 }, opts), data, document.getElementById(el));
   }
   async function loadCharts() {
@@ -127,6 +128,7 @@ function initBatch(root) {
     const reply = await api(`/ui/batches/${id}/charts.json${q}`);
     if (!reply.ok) return;
     const d = await reply.json();
+    current = d.output;
     if (!select.dataset.filled) {
       for (const o of d.outputs) if (![...select.options].some((x) => x.value === o)) select.add(new Option(o, o));
       for (const s of document.querySelectorAll(".numeric-columns"))
@@ -154,7 +156,7 @@ function initBatch(root) {
     if (!reply.ok) { box.textContent = `The summary is not available (HTTP ${reply.status}).`; return; }
     const sens = (await reply.json()).sensitivity || {};
     const outputs = sens.outputs || {};
-    const out = select.value || Object.keys(outputs)[0];
+    const out = select.value || (current in outputs ? current : Object.keys(outputs)[0]);
     const target = out ? outputs[out] || {} : sens.failure || {};
     const est = (v) => (v && typeof v === "object") ? v.estimate : v;
     const rows = Object.entries(target).filter(([, v]) => !v.by_level)
@@ -170,7 +172,7 @@ function initBatch(root) {
     });
     box.replaceChildren(t);
   }
-  loadCharts(); loadSensitivity();
+  loadCharts().then(loadSensitivity);
   select.addEventListener("change", loadSensitivity);
 }
 
@@ -217,7 +219,7 @@ function initJob(root) {
       + (marks.length ? `; the watchdog fired at ${fmt(marks[0])} s (purple line)` : "");
     if (plot) plot.destroy();
     plot = new uPlot({ width: width() + 200, height: 300, title: v, plugins: [thresholdPlugin(lines, marks)],
-      scales: { y: { range: (u, lo, hi) => [Math.min(lo, ...lines), Math.max(hi, ...lines)] } },
+      scales: { x: { time: false }, y: { range: (u, lo, hi) => [Math.min(lo, ...lines), Math.max(hi, ...lines)] } },
       series: [{ label: "s" }, { label: v, stroke: "#0969da" }] }, [t, s.values], document.getElementById("chart-telemetry"));
   }
   select.addEventListener("change", load);
@@ -244,6 +246,7 @@ function initOverlay(root) {
     document.getElementById("overlay-caption").textContent = `${v}: ${runs.length} runs drawn of ${d.finished} finished (${d.failed} failed, drawn red and dashed).`;
     if (plot) plot.destroy();
     plot = new uPlot({ width: width() + 300, height: 400, title: v, legend: { show: runs.length <= 20 },
+      scales: { x: { time: false } },
       plugins: [thresholdPlugin(lines, [])], series }, data, document.getElementById("chart-overlay"));
   }
   document.getElementById("overlay-go").addEventListener("click", load);

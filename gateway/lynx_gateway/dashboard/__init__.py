@@ -11,14 +11,23 @@ from aiohttp import web
 from lynx_gateway.dashboard.events import EventsHub
 from lynx_gateway.dashboard.pages import HERE, Pages
 
+STATIC = (HERE / "static").resolve()
+
 __all__ = ["register"]
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    """A file under static/ (the vendored libraries, the dashboard's script and style); nothing outside it."""
+    path = (STATIC / request.match_info["path"]).resolve()
+    if not path.is_relative_to(STATIC) or not path.is_file():
+        return web.json_response({"error": {"message": "no such file", "field": "path"}}, status=404)
+    return web.FileResponse(path, headers={"cache-control": "max-age=3600"})
 
 
 def register(app: web.Application, gw) -> None:
     """Add the dashboard's routes to the gateway's application (gw: the gateway with its gRPC stubs)."""
     pages = Pages(gw)
     hub = EventsHub(lambda: gw.scheduler, lambda: pages.runs)
-    app["dashboard_events"] = hub
     app.add_routes(
         [
             web.get("/", pages.index),
@@ -30,6 +39,6 @@ def register(app: web.Application, gw) -> None:
             web.get("/ui/batches/{id}/overlay.json", pages.overlay_data),
             web.get("/ui/jobs/{id}", pages.job),
             web.get("/ui/runners", pages.runners),
-            web.static("/ui/static", HERE / "static"),
+            web.get("/ui/static/{path}", static),
         ]
     )

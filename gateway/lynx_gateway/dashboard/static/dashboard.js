@@ -220,7 +220,8 @@ function initJob(root) {
     if (plot) plot.destroy();
     plot = new uPlot({ width: width() + 200, height: 300, title: v, plugins: [thresholdPlugin(lines, marks)],
       scales: { x: { time: false }, y: { range: (u, lo, hi) => [Math.min(lo, ...lines), Math.max(hi, ...lines)] } },
-      series: [{ label: "s" }, { label: v, stroke: "#0969da" }] }, [t, s.values], document.getElementById("chart-telemetry"));
+      axes: [{}, { size: 80 }], series: [{ label: "s" }, { label: v, stroke: "#0969da" }] }, [t, s.values],
+      document.getElementById("chart-telemetry"));
   }
   select.addEventListener("change", load);
   load();
@@ -246,7 +247,7 @@ function initOverlay(root) {
     document.getElementById("overlay-caption").textContent = `${v}: ${runs.length} runs drawn of ${d.finished} finished (${d.failed} failed, drawn red and dashed).`;
     if (plot) plot.destroy();
     plot = new uPlot({ width: width() + 300, height: 400, title: v, legend: { show: runs.length <= 20 },
-      scales: { x: { time: false } },
+      scales: { x: { time: false } }, axes: [{}, { size: 80 }],
       plugins: [thresholdPlugin(lines, [])], series }, data, document.getElementById("chart-overlay"));
   }
   document.getElementById("overlay-go").addEventListener("click", load);

@@ -56,6 +56,9 @@ def test_static_files_are_served_from_the_gateway(http):
                          ("/ui/static/vendor/htmx-ext-sse.min.js", b"sse"), ("/ui/static/dashboard.js", b"lynxLogin")):
         status, _, body = http.request("GET", path)
         assert status == 200 and marker in body, path
+    for path in ("/ui/static/..%2Fpages.py", "/ui/static/vendor/..%2F..%2F__init__.py", "/ui/static/nope.js"):
+        status, _, body = http.request("GET", path)
+        assert status == 404 and b"__future__" not in body, path  # nothing outside static/ is served
 
 
 def test_unknown_ids_answer_404_not_a_broken_page(http):

@@ -39,6 +39,6 @@ def register(app: web.Application, gw) -> None:
             web.get("/ui/batches/{id}/overlay.json", pages.overlay_data),
             web.get("/ui/jobs/{id}", pages.job),
             web.get("/ui/runners", pages.runners),
-            web.get("/ui/static/{path}", static),
+            web.get("/ui/static/{path:.+}", static),
         ]
     )

@@ -72,16 +72,26 @@ class ArtifactRoutes:
         artifact = stat.artifact
         size = artifact.size_bytes
         etag = f'"{artifact.sha256}"'
-        headers = {"ETag": etag, "Accept-Ranges": "bytes",
-                   "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream"}
+        headers = {
+            "ETag": etag,
+            "Accept-Ranges": "bytes",
+            "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+        }
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers={"ETag": etag})
         try:
-            selected = None if request.headers.get("If-Range", etag) != etag else parse_range(
-                request.headers.get("Range"), size)
+            selected = (
+                None
+                if request.headers.get("If-Range", etag) != etag
+                else parse_range(request.headers.get("Range"), size)
+            )
         except Unsatisfiable:
-            return _error(416, f"range {request.headers['Range']!r} is outside the file's {size} bytes",
-                          "Range", {"Content-Range": f"bytes */{size}"})
+            return _error(
+                416,
+                f"range {request.headers['Range']!r} is outside the file's {size} bytes",
+                "Range",
+                {"Content-Range": f"bytes */{size}"},
+            )
         start, end = selected or (0, size)
         response = web.StreamResponse(status=206 if selected else 200, headers=headers)
         if selected:
@@ -91,8 +101,9 @@ class ArtifactRoutes:
             await response.prepare(request)
             await response.write_eof()
             return response
-        call = self.stub.Download(apb.DownloadRequest(job_id=job_id, name=name, offset=start, length=end - start),
-                                  timeout=STREAM_DEADLINE_S)
+        call = self.stub.Download(
+            apb.DownloadRequest(job_id=job_id, name=name, offset=start, length=end - start), timeout=STREAM_DEADLINE_S
+        )
         first = True
         try:
             async for message in call:

@@ -36,8 +36,9 @@ def write_outputs(output_root: Path, job_id: str) -> Path:
 
 
 async def download(stub, job_id: str, name: str, offset: int = 0, length: int = 0) -> tuple[pb.Artifact, bytes]:
-    call = stub.artifacts.Download(apb.DownloadRequest(job_id=job_id, name=name, offset=offset, length=length),
-                                   timeout=10)
+    call = stub.artifacts.Download(
+        apb.DownloadRequest(job_id=job_id, name=name, offset=offset, length=length), timeout=10
+    )
     messages = [m async for m in call]
     return messages[0].artifact, b"".join(m.chunk for m in messages)
 
@@ -54,8 +55,9 @@ async def run_one_job_with_uploads(stub, tmp_path: Path) -> tuple[pb.JobLease, p
     result = pb.JobResult(success=True, output_files=collected.paths, files=collected.files)
     completer = ResultCompleter(stub.artifacts, "r1", output_root)
     await completer.complete(lease, result)
-    host.outbox.put_nowait(pb.ConnectRequest(job_finished=pb.JobFinished(
-        job_id=lease.job_id, attempt=lease.attempt, result=result)))
+    host.outbox.put_nowait(
+        pb.ConnectRequest(job_finished=pb.JobFinished(job_id=lease.job_id, attempt=lease.attempt, result=result))
+    )
     await host.next_ack()
     return lease, result
 
@@ -109,6 +111,7 @@ def upload_messages(header: apb.UploadHeader, content: bytes):
     async def gen():
         yield apb.UploadRequest(header=header)
         yield apb.UploadRequest(chunk=content)
+
     return gen()
 
 
@@ -118,8 +121,14 @@ async def test_forged_traversal_and_corrupt_uploads_are_refused_and_nothing_is_w
         await submit(stub, tutorial_config(), runs=1)
         lease = await host.next_lease()
         content = b"payload"
-        good = dict(job_id=lease.job_id, attempt=lease.attempt, runner_id="r1", name="a.txt",
-                    size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
+        good = dict(
+            job_id=lease.job_id,
+            attempt=lease.attempt,
+            runner_id="r1",
+            name="a.txt",
+            size_bytes=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+        )
         cases = [
             (dict(runner_id="r2"), grpc.StatusCode.PERMISSION_DENIED, ""),
             (dict(attempt=lease.attempt + 1), grpc.StatusCode.PERMISSION_DENIED, ""),
@@ -170,8 +179,9 @@ async def test_upload_limit_and_switch(tmp_path):
         limited = ResultCompleter(stub.artifacts, "r1", tmp_path / "runs", limit_bytes=1000)
         artifacts, notes = await limited.upload_files(lease, files)
         assert [a.name for a in artifacts] == ["summary.json"]
-        assert notes == ["1 files were not uploaded: over the artifact_upload_limit of 1000 bytes per job"
-                         " (plots/orbit.bin)"]
+        assert notes == [
+            "1 files were not uploaded: over the artifact_upload_limit of 1000 bytes per job (plots/orbit.bin)"
+        ]
         result = pb.JobResult(success=True, files=files)
         await ResultCompleter(stub.artifacts, "r1", tmp_path / "runs", upload=False).complete(lease, result)
         assert not result.artifacts and len(result.outputs) == 2 and not result.notes
@@ -223,8 +233,12 @@ async def test_gateway_serves_outputs_artifacts_and_ranges_and_refuses_traversal
 async def test_scheduler_process_writes_to_s3_with_its_aws_environment(tmp_path, s3_server):
     """`lynx-scheduler --artifact-store s3://...` as its own process, credentials and endpoint from AWS_*."""
     bucket = s3_server["make_bucket"](f"b-{uuid.uuid4().hex[:12]}")
-    stack = Stack(tmp_path / "stack", services=("sampler", "scheduler"), env=s3_server["env"],
-                  artifact_store=f"s3://{bucket}/studies")
+    stack = Stack(
+        tmp_path / "stack",
+        services=("sampler", "scheduler"),
+        env=s3_server["env"],
+        artifact_store=f"s3://{bucket}/studies",
+    )
     stack.start()
     try:
         async with client_channel(stack.ports.scheduler_addr) as channel:
@@ -240,9 +254,27 @@ async def test_scheduler_process_writes_to_s3_with_its_aws_environment(tmp_path,
             listed = s3_server["client"].list_objects_v2(Bucket=bucket)["Contents"]
             assert sorted(o["Key"] for o in listed) == [
                 f"studies/{lease.batch_id}/{lease.job_id}/plots/orbit.bin",
-                f"studies/{lease.batch_id}/{lease.job_id}/summary.json"]
+                f"studies/{lease.batch_id}/{lease.job_id}/summary.json",
+            ]
             _, content = await download(stub, lease.job_id, "plots/orbit.bin")
             assert content == BIG
     finally:
         stack.stop()
     assert not (tmp_path / "stack" / "artifacts").exists()  # nothing went to the default directory
+
+
+async def test_a_file_larger_than_memory_spooling_is_stored_whole(tmp_path, artifact_store):
+    """Past 8 MiB the scheduler spools an upload to disk and writes it in parts (multipart on S3)."""
+    async with scheduler_at(tmp_path, artifact_store) as stub:
+        host = stub.runner("r1")
+        await submit(stub, tutorial_config(), runs=1)
+        lease = await host.next_lease()
+        out = tmp_path / "runs" / lease.job_id
+        out.mkdir(parents=True)
+        large = BIG * 4  # 9.2 MB
+        (out / "large.bin").write_bytes(large)
+        completer = ResultCompleter(stub.artifacts, "r1", tmp_path / "runs")
+        artifacts, notes = await completer.upload_files(lease, list(collect_files(out).files))
+        assert not notes and artifacts[0].size_bytes == len(large)
+        key = f"{lease.batch_id}/{lease.job_id}/large.bin"
+        assert hashlib.sha256(stub.objects.get(key)).hexdigest() == hashlib.sha256(large).hexdigest()

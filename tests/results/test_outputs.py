@@ -18,10 +18,17 @@ def outputs_of(tmp_path, document, keep=()) -> tuple[dict, list[str]]:
 
 
 def test_numbers_booleans_and_short_strings_are_kept_with_nested_keys_flattened(tmp_path):
-    got, notes = outputs_of(tmp_path, {
-        "final_state": {"radius_km": 6871.5, "orbit": {"count": 3}},
-        "decayed": False, "label": "LEO", "history": [1, 2, 3], "missing": None, "long": "x" * 300,
-    })
+    got, notes = outputs_of(
+        tmp_path,
+        {
+            "final_state": {"radius_km": 6871.5, "orbit": {"count": 3}},
+            "decayed": False,
+            "label": "LEO",
+            "history": [1, 2, 3],
+            "missing": None,
+            "long": "x" * 300,
+        },
+    )
     assert got == {"final_state.radius_km": 6871.5, "final_state.orbit.count": 3, "decayed": False, "label": "LEO"}
     assert list(got) == ["final_state.radius_km", "final_state.orbit.count", "decayed", "label"]  # file order
     assert isinstance(got["final_state.orbit.count"], int) and got["decayed"] is False
@@ -34,12 +41,15 @@ def test_results_outputs_keeps_only_the_named_outputs_and_notes_absent_ones(tmp_
     assert notes == ["results.outputs not in summary.json: zz"]
 
 
-@pytest.mark.parametrize("content, note", [
-    (None, "summary.json is missing; no outputs"),
-    ("{not json", "summary.json cannot be read as JSON"),
-    ("[1, 2]", "summary.json is not a JSON object; no outputs"),
-    ("[" * 100_000 + "]" * 100_000, "summary.json"),
-])
+@pytest.mark.parametrize(
+    "content, note",
+    [
+        (None, "summary.json is missing; no outputs"),
+        ("{not json", "summary.json cannot be read as JSON"),
+        ("[1, 2]", "summary.json is not a JSON object; no outputs"),
+        ("[" * 100_000 + "]" * 100_000, "summary.json"),
+    ],
+)
 def test_a_missing_or_malformed_summary_is_a_note_not_an_error(tmp_path, content, note):
     if content is not None:
         (tmp_path / "summary.json").write_text(content)

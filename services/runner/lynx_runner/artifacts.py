@@ -36,8 +36,14 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
 class ResultCompleter:
     """Adds outputs, artifacts and notes to a finished attempt's JobResult."""
 
-    def __init__(self, stub: apb_grpc.ArtifactServiceStub | None, runner_id: str, output_root: Path,
-                 upload: bool = True, limit_bytes: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        stub: apb_grpc.ArtifactServiceStub | None,
+        runner_id: str,
+        output_root: Path,
+        upload: bool = True,
+        limit_bytes: int = 1 << 30,
+    ) -> None:
         self.stub = stub
         self.runner_id = runner_id
         self.output_root = output_root
@@ -84,15 +90,23 @@ class ResultCompleter:
             except OSError as exc:
                 notes.append(f"{f.relative_path} was not uploaded: {exc}")
         if over:
-            notes.append(f"{len(over)} files were not uploaded: over the artifact_upload_limit of"
-                         f" {self.limit_bytes} bytes per job ({', '.join(over[:5])}{', ...' if len(over) > 5 else ''})")
+            notes.append(
+                f"{len(over)} files were not uploaded: over the artifact_upload_limit of"
+                f" {self.limit_bytes} bytes per job ({', '.join(over[:5])}{', ...' if len(over) > 5 else ''})"
+            )
         if notes:
             log.warning("job %s: %s", lease.job_id, "; ".join(notes))
         return artifacts, notes
 
     async def _upload(self, lease: pb.JobLease, f: pb.OutputFile) -> pb.Artifact:
-        header = apb.UploadHeader(job_id=lease.job_id, attempt=lease.attempt, runner_id=self.runner_id,
-                                  name=f.relative_path, size_bytes=f.size_bytes, sha256=f.sha256)
+        header = apb.UploadHeader(
+            job_id=lease.job_id,
+            attempt=lease.attempt,
+            runner_id=self.runner_id,
+            name=f.relative_path,
+            size_bytes=f.size_bytes,
+            sha256=f.sha256,
+        )
 
         async def requests() -> AsyncIterator[apb.UploadRequest]:
             yield apb.UploadRequest(header=header)

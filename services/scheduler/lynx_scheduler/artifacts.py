@@ -103,8 +103,9 @@ class ArtifactServicer(apb_grpc.ArtifactServiceServicer):
             except Exception as exc:  # the store is down or refuses: the runner notes it and reports anyway
                 log.warning("artifact store %s: cannot write %s: %s", self.objects.url, key, exc)
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"artifact store cannot write {key}: {exc}")
-        return apb.UploadResponse(artifact=pb.Artifact(
-            name=header.name, size_bytes=size, sha256=header.sha256, uri=self.objects.uri(key)))
+        return apb.UploadResponse(
+            artifact=pb.Artifact(name=header.name, size_bytes=size, sha256=header.sha256, uri=self.objects.uri(key))
+        )
 
     def _put(self, key: str, spool, size: int) -> None:
         spool.seek(0)
@@ -130,8 +131,9 @@ class ArtifactServicer(apb_grpc.ArtifactServiceServicer):
         """The file's bytes [offset, offset + length) in chunks; the first message describes the file."""
         key, artifact = await self._recorded(request, context)
         if request.offset < 0 or request.offset > artifact.size_bytes:
-            await context.abort(grpc.StatusCode.OUT_OF_RANGE,
-                                f"offset {request.offset} is outside 0..{artifact.size_bytes}")
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE, f"offset {request.offset} is outside 0..{artifact.size_bytes}"
+            )
         if request.length < 0:
             await abort_invalid(context, "length", "must be >= 0")
         end = artifact.size_bytes if request.length == 0 else min(artifact.size_bytes, request.offset + request.length)

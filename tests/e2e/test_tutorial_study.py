@@ -50,6 +50,12 @@ def test_tutorial_batch_completes_with_artifacts_and_telemetry(stack, tutorial_b
     assert final["batch"]["status"] == "Completed"
     assert final["jobs_by_status"]["Completed"] == 5
     assert final["throughput_jobs_per_minute"] > 0
+    # The study's report (docs/results.md): every section, the tutorial's outputs; kept beside the stack's files.
+    report = stack.http.text(f"/batches/{reply['batch_id']}/report.html")
+    for section in ("Runs", "Failure probability", "Outputs", "Sensitivity", "Convergence", "Failed runs"):
+        assert f">{section}</h2>" in report
+    assert "<h3>final_state.orbit.radius_km</h3>" in report and "basic-orbit-tutorial" in report
+    (stack.output_root.parent / "report.html").write_text(report)
 
     results = stack.http.get(f"/batches/{reply['batch_id']}/results")
     assert len(results) == 5

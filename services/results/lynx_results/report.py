@@ -47,7 +47,7 @@ def _version() -> str:
 
 def _png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=80)  # fixed margins (below): tight layouts cost more than the plots
     plt.close(fig)
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
@@ -77,13 +77,14 @@ def _histogram(name: str, y: np.ndarray, stats: dict) -> str:
     if not len(y):
         return '<p class="muted">no finite values</p>'
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    fig.subplots_adjust(left=0.1, right=0.88, bottom=0.16, top=0.96)
     ax.hist(y, bins=min(60, max(5, int(np.sqrt(len(y))))), color="#6b8cce", alpha=0.8)
     ax.set_xlabel(name)
     ax.set_ylabel("runs")
     ecdf = ax.twinx()
     ys = np.sort(y)
     step = max(1, len(ys) // 1000)
-    ecdf.plot(ys[::step], (np.arange(len(ys)) + 1)[::step] / len(ys), color="#1d2330", lw=1.2)
+    ecdf.plot(ys[::step], (np.arange(len(ys)) + 1)[::step] / len(ys), color="#1d2330", lw=1.2, drawstyle="steps-post")
     ecdf.set_ylim(0, 1)
     ecdf.set_ylabel("empirical CDF")
     for p in ("p5", "p50", "p95"):
@@ -101,12 +102,13 @@ def _scatter(name: str, rec: Records, finished: np.ndarray, inputs: list[str], r
     fig, axes = plt.subplots(1, len(inputs), figsize=(3.3 * len(inputs), 3.0), squeeze=False)
     for ax, x in zip(axes[0], inputs, strict=True):
         xs, ys = rec.numeric_inputs[x][rows], rec.numbers[name][rows]
-        ax.scatter(xs[~failed], ys[~failed], s=4, alpha=0.5, color="#6b8cce", label="succeeded", rasterized=True)
+        ax.scatter(xs[~failed], ys[~failed], s=4 if len(rows) > 500 else 16, alpha=0.5, color="#6b8cce",
+                   label="succeeded", rasterized=True)
         ax.scatter(xs[failed], ys[failed], s=10, marker="x", color="#b3261e", label="failed")
         ax.set_xlabel(x)
         ax.set_ylabel(name)
-    axes[0][0].legend(loc="best", fontsize=8)
-    fig.tight_layout()
+    axes[0][0].legend(loc="upper right", fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.96, wspace=0.35)
     return _png(fig)
 
 
@@ -128,7 +130,7 @@ def _convergence(conv: dict) -> str:
         ax.plot(runs, [np.nan if m is None else m for m in conv["outputs"][name]["mean"]], color="#1d2330")
         ax.set_title(f"mean of {name}", fontsize=10)
         ax.set_xlabel("finished runs")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.19, top=0.9, wspace=0.35)
     return _png(fig)
 
 

@@ -61,3 +61,21 @@ def test_batch_page_counters_update_live_to_completed(http, study, browser, tmp_
     if SHOTS:
         page.screenshot(path=str(SHOTS / "dashboard-run.png"), full_page=True)
     assert not errors, errors
+
+
+def test_with_a_token_the_page_sends_it_as_a_bearer_header_on_every_call_and_stays_live(http, study, browser):
+    batch_id = http.submit({**study, "name": "browser-token", "runs_override": 3})
+    page = browser.new_page()
+    sent: dict[str, str] = {}
+    page.on("request", lambda r: sent.update({r.url.removeprefix(http.base): r.headers.get("authorization", "")}))
+    page.goto(f"{http.base}/")
+    page.fill("#token", "lynx_test_token")  # auth is off here: the gateway ignores it, the page must still send it
+    page.click("#login button[type=submit]")
+    assert page.locator("#login-state").inner_text() == "token set for this tab"
+    page.goto(f"{http.base}/ui/batches/{batch_id}")
+    page.wait_for_function("document.querySelector('[data-count=\"Completed\"]').textContent === '3'", timeout=120_000)
+    page.wait_for_selector('#runs tr[data-run="2"][data-status="Completed"]', timeout=10_000)
+    for path in (f"/batches/{batch_id}/events", f"/batches/{batch_id}/summary"):
+        assert sent.get(path) == "Bearer lynx_test_token", (path, sent)
+    assert any(p.startswith(f"/ui/batches/{batch_id}/runs") and v == "Bearer lynx_test_token" for p, v in sent.items())
+    assert not any("lynx_test_token" in p for p in sent)  # never in a URL

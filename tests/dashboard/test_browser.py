@@ -79,3 +79,16 @@ def test_with_a_token_the_page_sends_it_as_a_bearer_header_on_every_call_and_sta
         assert sent.get(path) == "Bearer lynx_test_token", (path, sent)
     assert any(p.startswith(f"/ui/batches/{batch_id}/runs") and v == "Bearer lynx_test_token" for p, v in sent.items())
     assert not any("lynx_test_token" in p for p in sent)  # never in a URL
+
+
+def test_cancel_from_the_page_stops_a_running_batch(http, study, browser):
+    batch_id = http.submit({**study, "name": "browser-cancel", "runs_override": 30})
+    page = browser.new_page()
+    page.on("dialog", lambda d: d.accept())  # "Cancel this batch?"
+    page.goto(f"{http.base}/ui/batches/{batch_id}")
+    page.get_by_role("button", name="Cancel batch").click()
+    page.wait_for_selector("#act-result:text('cancel: done')", timeout=20_000)
+    page.wait_for_selector("#b-status .status-cancelled:text('Cancelled')", timeout=60_000)  # pushed by the events
+    final = http.json("GET", f"/batches/{batch_id}")
+    assert final["batch"]["status"] == "Cancelled" and final["jobs_by_status"]["Cancelled"] > 0
+    assert final["jobs_by_status"]["Completed"] < 30

@@ -24,6 +24,8 @@ TERMINAL = ("Completed", "Failed", "Cancelled")
 @dataclass
 class Http:
     base: str
+    scheduler_addr: str = ""
+    telemetry_addr: str = ""
 
     def request(self, method: str, path: str, body: object = None,
                 headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -78,7 +80,7 @@ def http(tmp_path_factory) -> Http:
         procs.start()
         lynx_stack.wait_until(lynx_stack.runner_online_via_gateway(ports.gateway_url, "local-runner-01"),
                               "local-runner-01", 120, procs.processes.values())
-        yield Http(ports.gateway_url)
+        yield Http(ports.gateway_url, ports.scheduler_addr, ports.telemetry_addr)
     finally:
         procs.stop()
 

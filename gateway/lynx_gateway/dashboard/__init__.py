@@ -13,7 +13,8 @@ from lynx_gateway.dashboard.pages import HERE, Pages
 
 STATIC = (HERE / "static").resolve()
 
-__all__ = ["register"]
+__all__ = ["EVENTS", "register"]
+EVENTS = web.AppKey("dashboard_events", EventsHub)
 
 
 async def static(request: web.Request) -> web.StreamResponse:
@@ -28,6 +29,7 @@ def register(app: web.Application, gw) -> None:
     """Add the dashboard's routes to the gateway's application (gw: the gateway with its gRPC stubs)."""
     pages = Pages(gw)
     hub = EventsHub(lambda: gw.scheduler, lambda: pages.runs)
+    app[EVENTS] = hub
     app.add_routes(
         [
             web.get("/", pages.index),

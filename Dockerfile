@@ -22,7 +22,7 @@ COPY cli cli
 COPY clients/python clients/python
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ./gen/python "./services/common[sqlite]" ./services/sampler ./services/scheduler \
-        ./services/telemetry ./services/runner ./gateway "./cli[basilisk]" ./clients/python \
+        ./services/telemetry ./services/runner ./services/results ./gateway "./cli[basilisk]" ./clients/python \
  && rm -rf /src
 
 # What the runner launches: scenarios and runner configs, relative to /app

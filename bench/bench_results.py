@@ -30,22 +30,36 @@ def batch(runs: int, inputs: int, outputs: int, seed: int = 1) -> tuple[cpb.Batc
     y = x[:, :outputs] + 0.5 * np.roll(x, -1, axis=1)[:, :outputs] ** 2
     failed = x[:, 0] > 0.94 * np.pi
     names = [f"x{i:02d}" for i in range(inputs)]
-    config = json_format.ParseDict({"monte_carlo": {"runs": runs, "seed": seed}, "dispersions": [
-        {"name": n, "distribution": {"type": "uniform", "min": -np.pi, "max": np.pi}} for n in names]},
-        cpb.BatchConfig())
+    config = json_format.ParseDict(
+        {
+            "monte_carlo": {"runs": runs, "seed": seed},
+            "dispersions": [
+                {"name": n, "distribution": {"type": "uniform", "min": -np.pi, "max": np.pi}} for n in names
+            ],
+        },
+        cpb.BatchConfig(),
+    )
     pages, page = [], pb.StreamRunsResponse()
     for i in range(runs):
-        r = page.runs.add(job_id=f"job-{i:06d}", run_id=i, seed=1000 + i, attempts=1, execution_time_secs=1.5,
-                          runner_id="runner-01", status=pb.JOB_STATUS_FAILED if failed[i] else pb.JOB_STATUS_COMPLETED,
-                          termination_reason=pb.TERMINATION_REASON_EARLY_TERMINATION if failed[i]
-                          else pb.TERMINATION_REASON_EXITED)
+        r = page.runs.add(
+            job_id=f"job-{i:06d}",
+            run_id=i,
+            seed=1000 + i,
+            attempts=1,
+            execution_time_secs=1.5,
+            runner_id="runner-01",
+            status=pb.JOB_STATUS_FAILED if failed[i] else pb.JOB_STATUS_COMPLETED,
+            termination_reason=pb.TERMINATION_REASON_EARLY_TERMINATION if failed[i] else pb.TERMINATION_REASON_EXITED,
+        )
         r.finished_at.FromNanoseconds(1_700_000_000_000_000_000 + i * 10_000_000)
         if failed[i]:
             r.termination_variable, r.termination_condition = "x00", "> 2.95"
-        r.parameters.extend(ppb.Parameter(name=n, value=ppb.ParameterValue(number=v))
-                            for n, v in zip(names, x[i].tolist(), strict=True))
-        r.outputs.extend(ppb.Parameter(name=f"y{j}", value=ppb.ParameterValue(number=v))
-                         for j, v in enumerate(y[i].tolist()))
+        r.parameters.extend(
+            ppb.Parameter(name=n, value=ppb.ParameterValue(number=v)) for n, v in zip(names, x[i].tolist(), strict=True)
+        )
+        r.outputs.extend(
+            ppb.Parameter(name=f"y{j}", value=ppb.ParameterValue(number=v)) for j, v in enumerate(y[i].tolist())
+        )
         if len(page.runs) == 1000:
             pages.append(page.SerializeToString())
             page = pb.StreamRunsResponse()
@@ -74,13 +88,24 @@ def main() -> None:
     (config, pages), _ = timed("generate (not measured)", lambda: batch(n, args.inputs, args.outputs))
 
     def chunks():
-        return (pb.StreamRunsResponse.FromString(p).runs for p in pages)
+        return iter(pages)  # the wire bytes of each page, as the gateway reads StreamRuns
 
-    _, parse = timed("baseline: parse the StreamRuns pages", lambda: sum(len(c) for c in chunks()), n)
-    rec, to_columns = timed("Run messages -> columns (records)", lambda: records.records(config, chunks()), n)
+    _, parse = timed(
+        "baseline: parse the StreamRuns pages",
+        lambda: sum(len(pb.StreamRunsResponse.FromString(p).runs) for p in pages),
+        n,
+    )
+    _, slow = timed(
+        "Run messages -> columns (per Parameter)",
+        lambda: records.records(config, (pb.StreamRunsResponse.FromString(p).runs for p in pages)),
+        n,
+    )
+    rec, to_columns = timed("page bytes -> columns (lynx_results.wire)", lambda: records.records(config, chunks()), n)
     matrix = np.column_stack([*rec.numeric_inputs.values(), *rec.numbers.values()])
-    _, numpy_stats = timed("baseline: numpy mean/std/percentiles", lambda: (
-        matrix.mean(axis=0), matrix.std(axis=0), np.percentile(matrix, [1, 5, 50, 95, 99], axis=0)))
+    _, numpy_stats = timed(
+        "baseline: numpy mean/std/percentiles",
+        lambda: (matrix.mean(axis=0), matrix.std(axis=0), np.percentile(matrix, [1, 5, 50, 95, 99], axis=0)),
+    )
     document, summ = timed("summary from columns", lambda: summary.summarize(rec))
     lay, first_pass = timed("table: first pass (output names)", lambda: table.layout(config, chunks()), n)
     size, csv_secs = timed("table: CSV", lambda: sum(len(b) for b in table.csv_chunks(lay, chunks())), n)
@@ -88,10 +113,14 @@ def main() -> None:
     batch_msg = pb.Batch(batch_id="bench", name="bench", seed=1, config=config, status=pb.BATCH_STATUS_COMPLETED)
     html, report_secs = timed("report from columns and summary", lambda: report.render(batch_msg, rec, document))
     print()
-    print(f"summary end to end (columns + summary): {to_columns + summ:.2f} s (target < 5 s); "
-          f"{(to_columns + summ) / parse:.1f} x the page parse, summary alone {summ / numpy_stats:.0f} x plain numpy")
-    print(f"runs.csv end to end (two passes): {n / (first_pass + csv_secs):,.0f} rows/s (target >= 50,000), "
-          f"{(first_pass + csv_secs) / parse:.1f} x the page parse; {size / 1e6:.1f} MB")
+    print(
+        f"summary end to end (columns + summary): {to_columns + summ:.2f} s (target < 5 s); "
+        f"{(to_columns + summ) / parse:.1f} x the page parse, summary alone {summ / numpy_stats:.0f} x plain numpy"
+    )
+    print(
+        f"runs.csv end to end (two passes): {n / (first_pass + csv_secs):,.0f} rows/s (target >= 50,000), "
+        f"{(first_pass + csv_secs) / parse:.1f} x the page parse; {size / 1e6:.1f} MB"
+    )
     print(f"runs.parquet end to end: {n / (first_pass + parquet_secs):,.0f} rows/s; {psize / 1e6:.1f} MB")
     print(f"report.html: {report_secs:.2f} s, {len(html) / 1e6:.2f} MB")
 

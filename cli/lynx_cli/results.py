@@ -32,20 +32,26 @@ def _row(stats: dict) -> list[str]:
 
 def _grid(head: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,  # noqa: E731
-                                                                                                       strict=True)))
+
+    def line(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
     return [line(head), *(line(r) for r in rows)]
 
 
 def summary_table(summary: dict) -> str:
     """The summary as text: run counts, failure probability with its intervals, outputs x statistics."""
     runs, fp = summary["runs"], summary["failure_probability"]
-    lines = [f"runs: {runs['total']} total, {runs['finished']} finished, {runs['succeeded']} succeeded, "
-             f"{runs['failed']} failed ({runs['early_terminated']} early-terminated)"]
+    lines = [
+        f"runs: {runs['total']} total, {runs['finished']} finished, {runs['succeeded']} succeeded, "
+        f"{runs['failed']} failed ({runs['early_terminated']} early-terminated)"
+    ]
     if runs["failures_by_reason"]:
         lines.append("failures by reason: " + ", ".join(f"{k} {v}" for k, v in runs["failures_by_reason"].items()))
-    lines.append(f"failure probability: {_fmt(fp['estimate'])}  Wilson 95% {_fmt(fp['wilson_95'])}  "
-                 f"Clopper-Pearson 95% {_fmt(fp['clopper_pearson_95'])}")
+    lines.append(
+        f"failure probability: {_fmt(fp['estimate'])}  Wilson 95% {_fmt(fp['wilson_95'])}  "
+        f"Clopper-Pearson 95% {_fmt(fp['clopper_pearson_95'])}"
+    )
     for condition, p in fp.get("by_condition", {}).items():
         lines.append(f"  {condition}: {_fmt(p['estimate'])}  Wilson 95% {_fmt(p['wilson_95'])}")
     if summary["outputs"]:

@@ -17,6 +17,7 @@ from lynx_results.records import Records, RecordsBuilder, inputs_of
 log = logging.getLogger(__name__)
 PAGE = 5000
 STREAM_DEADLINE_S = 600.0
+STREAM_RUNS = "/lynx.scheduler.v1.SchedulerService/StreamRuns"
 
 
 class Results:
@@ -25,16 +26,21 @@ class Results:
     def __init__(self, gw) -> None:
         self.gw = gw
 
-    async def _pages(self, batch_id: str) -> AsyncIterator[list[pb.Run]]:
-        call = self.gw.scheduler.StreamRuns(pb.StreamRunsRequest(batch_id=batch_id, page_size=PAGE),
-                                            timeout=STREAM_DEADLINE_S)
-        async for page in call:
-            yield list(page.runs)
+    async def _pages(self, batch_id: str) -> AsyncIterator[bytes]:
+        """The batch's StreamRuns pages as their wire bytes: lynx_results reads them through its fast view
+        (lynx_results.wire) instead of a Python object per value."""
+        stream_runs = self.gw.scheduler_channel.unary_stream(
+            STREAM_RUNS, request_serializer=pb.StreamRunsRequest.SerializeToString, response_deserializer=None
+        )
+        async for page in stream_runs(
+            pb.StreamRunsRequest(batch_id=batch_id, page_size=PAGE), timeout=STREAM_DEADLINE_S
+        ):
+            yield page
 
     async def _records(self, batch: pb.Batch) -> Records:
         builder = RecordsBuilder(inputs_of(batch.config))
         async for page in self._pages(batch.batch_id):
-            await asyncio.to_thread(builder.add, page)
+            await asyncio.to_thread(builder.add_page, page)
         return await asyncio.to_thread(builder.build)
 
     async def _layout(self, batch: pb.Batch) -> table.Layout:
@@ -84,24 +90,31 @@ class Results:
 
 
 def _download(filename: str, content_type: str) -> web.StreamResponse:
-    return web.StreamResponse(headers={"content-type": content_type,
-                                       "content-disposition": f'attachment; filename="{filename}"'})
+    return web.StreamResponse(
+        headers={"content-type": content_type, "content-disposition": f'attachment; filename="{filename}"'}
+    )
 
 
 def add_routes(app: web.Application, gw) -> None:
     """Register the results routes on the gateway's application."""
     results = Results(gw)
-    app.add_routes([
-        web.get("/batches/{id}/summary", results.summary),
-        web.get("/batches/{id}/runs.csv", results.runs_csv),
-        web.get("/batches/{id}/runs.parquet", results.runs_parquet),
-        web.get("/batches/{id}/report.html", results.report),
-    ])
+    app.add_routes(
+        [
+            web.get("/batches/{id}/summary", results.summary),
+            web.get("/batches/{id}/runs.csv", results.runs_csv),
+            web.get("/batches/{id}/runs.parquet", results.runs_parquet),
+            web.get("/batches/{id}/report.html", results.report),
+        ]
+    )
 
 
 def _obj(properties: dict, required: list | None = None, extra: dict | bool = False) -> dict:
-    return {"type": "object", "properties": properties, "required": list(properties) if required is None else required,
-            "additionalProperties": extra}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": extra,
+    }
 
 
 _NUM = {"type": ["number", "null"]}
@@ -113,45 +126,108 @@ _NUMERIC_INPUT = _obj({"spearman": _NUM, "prcc": _NUM, "first_order": _FIRST_ORD
 _LEVEL = _obj({"n": _INT, "mean": _NUM, "failure_rate": _NUM, "wilson_95": _PAIR}, required=["n"])
 _CATEGORICAL_INPUT = _obj({"by_level": {"type": "object", "additionalProperties": _LEVEL}})
 _BY_INPUT = {"type": "object", "additionalProperties": {"oneOf": [_NUMERIC_INPUT, _CATEGORICAL_INPUT]}}
-_WILKS = _obj({"upper": {"type": "number"}, "upper_order_statistic": _INT, "lower": {"type": "number"},
-               "lower_order_statistic": _INT, "note": {"type": "string"}})
-_OUTPUT = _obj({"n": _INT, "non_finite": _INT, "mean": _NUM, "mean_ci_95": _PAIR, "std": _NUM, "min": _NUM,
-                "max": _NUM, "percentiles": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
-                "wilks_95_95": _WILKS},
-               required=["n", "non_finite", "mean", "mean_ci_95", "std", "min", "max", "percentiles"])
+_WILKS = _obj(
+    {
+        "upper": {"type": "number"},
+        "upper_order_statistic": _INT,
+        "lower": {"type": "number"},
+        "lower_order_statistic": _INT,
+        "note": {"type": "string"},
+    }
+)
+_OUTPUT = _obj(
+    {
+        "n": _INT,
+        "non_finite": _INT,
+        "mean": _NUM,
+        "mean_ci_95": _PAIR,
+        "std": _NUM,
+        "min": _NUM,
+        "max": _NUM,
+        "percentiles": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
+        "wilks_95_95": _WILKS,
+    },
+    required=["n", "non_finite", "mean", "mean_ci_95", "std", "min", "max", "percentiles"],
+)
 _SERIES = {"type": "array", "items": _NUM}
-SUMMARY_SCHEMA = _obj({
-    "runs": _obj({"total": _INT, "finished": _INT, "succeeded": _INT, "failed": _INT, "early_terminated": _INT,
-                  "failures_by_reason": {"type": "object", "additionalProperties": _INT}}),
-    "failure_probability": _obj({**_PROPORTION, "by_condition": {"type": "object", "additionalProperties": _obj(
-        {"failed": _INT, **_PROPORTION})}}),
-    "outputs": {"type": "object", "additionalProperties": _OUTPUT},
-    "sensitivity": _obj({"outputs": {"type": "object", "additionalProperties": _BY_INPUT}, "failure": _BY_INPUT}),
-    "convergence": _obj({"runs": {"type": "array", "items": _INT},
-                         "failure_probability": _obj({"estimate": _SERIES, "wilson_95": {"type": "array",
-                                                                                         "items": _PAIR}}),
-                         "outputs": {"type": "object", "additionalProperties": _obj(
-                             {"n": {"type": "array", "items": _INT}, "mean": _SERIES})}}),
-})
+SUMMARY_SCHEMA = _obj(
+    {
+        "runs": _obj(
+            {
+                "total": _INT,
+                "finished": _INT,
+                "succeeded": _INT,
+                "failed": _INT,
+                "early_terminated": _INT,
+                "failures_by_reason": {"type": "object", "additionalProperties": _INT},
+            }
+        ),
+        "failure_probability": _obj(
+            {
+                **_PROPORTION,
+                "by_condition": {"type": "object", "additionalProperties": _obj({"failed": _INT, **_PROPORTION})},
+            }
+        ),
+        "outputs": {"type": "object", "additionalProperties": _OUTPUT},
+        "sensitivity": _obj({"outputs": {"type": "object", "additionalProperties": _BY_INPUT}, "failure": _BY_INPUT}),
+        "convergence": _obj(
+            {
+                "runs": {"type": "array", "items": _INT},
+                "failure_probability": _obj({"estimate": _SERIES, "wilson_95": {"type": "array", "items": _PAIR}}),
+                "outputs": {
+                    "type": "object",
+                    "additionalProperties": _obj({"n": {"type": "array", "items": _INT}, "mean": _SERIES}),
+                },
+            }
+        ),
+    }
+)
 
 
 def openapi_paths(op, ids: list) -> dict:
     """The results routes for the OpenAPI document; `op` is openapi._op, `ids` the path parameters."""
+
     def download(op_id: str, summary_text: str, content_type: str, description: str) -> dict:
         o = op(op_id, summary_text, {"type": "string"}, 404, params=ids)
-        o["responses"]["200"] = {"description": description, "content": {
-            content_type: {"schema": {"type": "string", "contentEncoding": "binary"}}}}
+        o["responses"]["200"] = {
+            "description": description,
+            "content": {content_type: {"schema": {"type": "string", "contentEncoding": "binary"}}},
+        }
         return o
 
     return {
-        "/batches/{id}/summary": {"get": op("batchSummary", "The study's answer: run counts, failure probability "
-                                            "with intervals, output statistics, sensitivity, convergence",
-                                            SUMMARY_SCHEMA, 404, params=ids)},
-        "/batches/{id}/runs.csv": {"get": download("batchRunsCsv", "One row per run (inputs, outputs, ending)",
-                                                   "text/csv", "CSV with a header row, streamed")},
-        "/batches/{id}/runs.parquet": {"get": download("batchRunsParquet", "One row per run, as Parquet",
-                                                       "application/vnd.apache.parquet",
-                                                       "Parquet, one row group per page of runs")},
-        "/batches/{id}/report.html": {"get": download("batchReport", "The study's self-contained HTML report",
-                                                      "text/html", "one HTML file (inline CSS and images)")},
+        "/batches/{id}/summary": {
+            "get": op(
+                "batchSummary",
+                "The study's answer: run counts, failure probability "
+                "with intervals, output statistics, sensitivity, convergence",
+                SUMMARY_SCHEMA,
+                404,
+                params=ids,
+            )
+        },
+        "/batches/{id}/runs.csv": {
+            "get": download(
+                "batchRunsCsv",
+                "One row per run (inputs, outputs, ending)",
+                "text/csv",
+                "CSV with a header row, streamed",
+            )
+        },
+        "/batches/{id}/runs.parquet": {
+            "get": download(
+                "batchRunsParquet",
+                "One row per run, as Parquet",
+                "application/vnd.apache.parquet",
+                "Parquet, one row group per page of runs",
+            )
+        },
+        "/batches/{id}/report.html": {
+            "get": download(
+                "batchReport",
+                "The study's self-contained HTML report",
+                "text/html",
+                "one HTML file (inline CSS and images)",
+            )
+        },
     }

@@ -18,8 +18,9 @@ def render(n: int, failures_every: int = 37) -> str:
     for r in runs[::failures_every]:
         r.status, r.termination_reason = pb.JOB_STATUS_FAILED, pb.TERMINATION_REASON_EARLY_TERMINATION
         r.termination_variable, r.termination_condition = "alt<script>alert(1)</script>", "< 5"
-    batch = pb.Batch(batch_id="b-1", name="study <img src=x onerror=alert(1)>", seed=7, config=cfg,
-                     status=pb.BATCH_STATUS_COMPLETED)
+    batch = pb.Batch(
+        batch_id="b-1", name="study <img src=x onerror=alert(1)>", seed=7, config=cfg, status=pb.BATCH_STATUS_COMPLETED
+    )
     return report.render(batch, records.records(cfg, sr.chunks(runs)))
 
 

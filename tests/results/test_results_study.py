@@ -43,8 +43,9 @@ def _json(base: str, path: str) -> object:
 
 
 def _post(base: str, path: str, body: dict) -> dict:
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), method="POST", headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=120) as reply:
         return json.load(reply)
 
@@ -53,22 +54,32 @@ def _post(base: str, path: str, body: dict) -> dict:
 def study(tmp_path_factory):
     """`lynx up`'s services and two warm runners of the Ishigami scenario (4 slots each); one finished study."""
     root = tmp_path_factory.mktemp("study")
-    env = {"LYNX_RUNNER_BASILISK_ENTRYPOINT": str(HERE / "scenarios" / "ishigami.py"),
-           "LYNX_RUNNER_CAPABILITIES": "ishigami", "LYNX_RUNNER_MAX_CONCURRENT_JOBS": "4",
-           "LYNX_RUNNER_OUTPUT_ROOT": str(root / "runs"), "LYNX_RUNNER_PRELOAD": "json",
-           "LYNX_RUNNER_UPLOAD_ARTIFACTS": "false"}
+    env = {
+        "LYNX_RUNNER_BASILISK_ENTRYPOINT": str(HERE / "scenarios" / "ishigami.py"),
+        "LYNX_RUNNER_CAPABILITIES": "ishigami",
+        "LYNX_RUNNER_MAX_CONCURRENT_JOBS": "4",
+        "LYNX_RUNNER_OUTPUT_ROOT": str(root / "runs"),
+        "LYNX_RUNNER_PRELOAD": "json",
+        "LYNX_RUNNER_UPLOAD_ARTIFACTS": "false",
+    }
     runners = [Runner(f"ishigami-{i}", env=env) for i in (1, 2)]
-    stack = Stack(root / "data", runners=runners, runner_config=REPO / "configs" / "lynx-runner-basilisk-warm.yaml",
-                  cwd=REPO)
+    stack = Stack(
+        root / "data", runners=runners, runner_config=REPO / "configs" / "lynx-runner-basilisk-warm.yaml", cwd=REPO
+    )
     stack.start()
     try:
         base = stack.ports.gateway_url
-        body = {"name": "ishigami <study>", "config": {
-            "simulation": {"name": "Ishigami", "type": "ishigami"},
-            "monte_carlo": {"runs": RUNS, "sampling_method": "latin_hypercube", "seed": 11},
-            "dispersions": {x: {"distribution": {"type": "uniform", "min": -np.pi, "max": np.pi}}
-                            for x in ("x1", "x2", "x3")},
-            "compute": {"max_retries": 0}}}
+        body = {
+            "name": "ishigami <study>",
+            "config": {
+                "simulation": {"name": "Ishigami", "type": "ishigami"},
+                "monte_carlo": {"runs": RUNS, "sampling_method": "latin_hypercube", "seed": 11},
+                "dispersions": {
+                    x: {"distribution": {"type": "uniform", "min": -np.pi, "max": np.pi}} for x in ("x1", "x2", "x3")
+                },
+                "compute": {"max_retries": 0},
+            },
+        }
         batch_id = _post(base, "/jobs", body)["batch_id"]
         deadline = time.monotonic() + 240
         while _json(base, f"/batches/{batch_id}")["batch"]["status"] not in ("Completed", "Failed", "Cancelled"):
@@ -111,8 +122,22 @@ def test_runs_csv_and_parquet_agree_with_the_summary(study):
     assert status == 200 and headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(body.decode())))
     assert len(rows) == RUNS and [int(r["run_id"]) for r in rows] == list(range(RUNS))
-    assert {"job_id", "seed", "x1", "x2", "x3", "ishigami.y", "x1_high", "label", "status", "reason", "attempts",
-            "seconds", "runner", "termination_condition"} <= set(rows[0])
+    assert {
+        "job_id",
+        "seed",
+        "x1",
+        "x2",
+        "x3",
+        "ishigami.y",
+        "x1_high",
+        "label",
+        "status",
+        "reason",
+        "attempts",
+        "seconds",
+        "runner",
+        "termination_condition",
+    } <= set(rows[0])
     y = np.array([float(r["ishigami.y"]) for r in rows])
     x1 = np.array([float(r["x1"]) for r in rows])
     out = summary["outputs"]["ishigami.y"]
@@ -136,12 +161,20 @@ def test_report_and_cli(study, tmp_path):
     base, batch_id = study
     out = tmp_path / "report.html"
     cli = [sys.executable, "-m", "lynx_cli.main"]
-    done = subprocess.run([*cli, "report", batch_id, "-o", str(out), "--url", base], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [*cli, "report", batch_id, "-o", str(out), "--url", base], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     html = out.read_text()
-    for section in ("Runs", "Failure probability", "Outputs", "Sensitivity", "Convergence", "Failed runs",
-                    "Configuration"):
+    for section in (
+        "Runs",
+        "Failure probability",
+        "Outputs",
+        "Sensitivity",
+        "Convergence",
+        "Failed runs",
+        "Configuration",
+    ):
         assert f">{section}</h2>" in html
     assert "ishigami &lt;study&gt;" in html and "<study>" not in html  # the user's name, escaped
     assert "<script" not in html and "http://" not in html.replace(base, "")  # opens offline
@@ -151,11 +184,13 @@ def test_report_and_cli(study, tmp_path):
     assert table.returncode == 0, table.stderr
     assert "failure probability:" in table.stdout and "Wilson 95%" in table.stdout
     assert any(line.startswith("ishigami.y") for line in table.stdout.splitlines())
-    as_json = subprocess.run([*cli, "results", batch_id, "--json", "--url", base], capture_output=True, text=True,
-                             timeout=120)
+    as_json = subprocess.run(
+        [*cli, "results", batch_id, "--json", "--url", base], capture_output=True, text=True, timeout=120
+    )
     assert json.loads(as_json.stdout)["runs"]["total"] == RUNS
-    jobs = subprocess.run([*cli, "results", batch_id, "--jobs", "--url", base], capture_output=True, text=True,
-                          timeout=120)
+    jobs = subprocess.run(
+        [*cli, "results", batch_id, "--jobs", "--url", base], capture_output=True, text=True, timeout=120
+    )
     assert len(jobs.stdout.strip().splitlines()) >= RUNS
 
 

@@ -63,9 +63,14 @@ def test_failure_region_estimate_is_exact_and_intervals_are_scipys():
                 r.termination_variable, r.termination_condition = "x1", "> 2"
     runs.append(sr.run(400, {"x1": 0.0, "x2": 0.0, "x3": 0.0}, {}, status=pb.JOB_STATUS_PENDING))
     s = summarize(cfg, runs)
-    assert s["runs"] == {"total": 401, "finished": 400, "succeeded": 400 - failed, "failed": failed,
-                         "early_terminated": failed // 2,
-                         "failures_by_reason": {"early_termination": failed // 2, "exited": failed - failed // 2}}
+    assert s["runs"] == {
+        "total": 401,
+        "finished": 400,
+        "succeeded": 400 - failed,
+        "failed": failed,
+        "early_terminated": failed // 2,
+        "failures_by_reason": {"early_termination": failed // 2, "exited": failed - failed // 2},
+    }
     fp = s["failure_probability"]
     assert fp["estimate"] == failed / 400
     test = stats.binomtest(failed, 400)
@@ -100,7 +105,11 @@ def test_wilks_bound_is_the_right_order_statistic():
             continue
         w = out["wilks_95_95"]
         assert (w["upper"], w["upper_order_statistic"], w["lower"], w["lower_order_statistic"]) == (
-            n - k, n - k + 1, k - 1, k)
+            n - k,
+            n - k + 1,
+            k - 1,
+            k,
+        )
         assert stats.binom.sf(k - 1, n, 0.05) >= 0.95 > stats.binom.sf(k, n, 0.05)
 
 
@@ -109,8 +118,14 @@ def test_categorical_inputs_are_reported_by_level():
     runs = []
     for i in range(200):
         level = "ion" if i % 2 else "chemical"
-        runs.append(sr.run(i, {"x": i / 200, "engine": level}, {"y": 10.0 if level == "ion" else 2.0},
-                           status=FAILED if level == "ion" and i % 5 == 1 else pb.JOB_STATUS_COMPLETED))
+        runs.append(
+            sr.run(
+                i,
+                {"x": i / 200, "engine": level},
+                {"y": 10.0 if level == "ion" else 2.0},
+                status=FAILED if level == "ion" and i % 5 == 1 else pb.JOB_STATUS_COMPLETED,
+            )
+        )
     s = summarize(cfg, runs)
     by_level = s["sensitivity"]["outputs"]["y"]["engine"]["by_level"]
     assert by_level == {"chemical": {"n": 100, "mean": 2.0}, "ion": {"n": 100, "mean": 10.0}}

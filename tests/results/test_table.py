@@ -5,21 +5,33 @@ from __future__ import annotations
 import csv
 import io
 
+import numpy as np
 import pyarrow.parquet as pq
 import synthetic_runs as sr
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx_results import table
+from lynx_results import records, table
 
 
 def batch():
     cfg = sr.config(["a"], choices={"mode": ["x", 2]}, constants={"k": 1.5})
     runs = [
         sr.run(0, {"a": 1.0, "mode": "x", "k": 1.5}, {"r": 1.5, "ok": True, "name": 'hi, "there"', "a": 9.0}),
-        sr.run(1, {"a": 3.0, "mode": 2, "k": 1.5}, {"r": 2.5, "ok": False, "name": 3.0}, status=pb.JOB_STATUS_FAILED,
-               reason=pb.TERMINATION_REASON_EARLY_TERMINATION, condition=("alt", "< 5")),
-        sr.run(2, {"a": 4.0, "mode": "x", "k": 1.5}, {}, status=pb.JOB_STATUS_PENDING,
-               reason=pb.TERMINATION_REASON_UNSPECIFIED),
+        sr.run(
+            1,
+            {"a": 3.0, "mode": 2, "k": 1.5},
+            {"r": 2.5, "ok": False, "name": 3.0},
+            status=pb.JOB_STATUS_FAILED,
+            reason=pb.TERMINATION_REASON_EARLY_TERMINATION,
+            condition=("alt", "< 5"),
+        ),
+        sr.run(
+            2,
+            {"a": 4.0, "mode": "x", "k": 1.5},
+            {},
+            status=pb.JOB_STATUS_PENDING,
+            reason=pb.TERMINATION_REASON_UNSPECIFIED,
+        ),
     ]
     return cfg, sr.chunks(runs, 2)
 
@@ -30,8 +42,24 @@ def test_csv_has_a_row_per_run_with_inputs_outputs_and_ending():
     parts = list(table.csv_chunks(lay, chunks))
     assert len(parts) == 1 + len(chunks)  # header, then one piece per chunk: streamed
     rows = list(csv.DictReader(io.StringIO(b"".join(parts).decode())))
-    assert list(rows[0]) == ["run_id", "job_id", "seed", "a", "mode", "k", "output.a", "name", "ok", "r", "status",
-                             "reason", "attempts", "seconds", "runner", "termination_condition"]
+    assert list(rows[0]) == [
+        "run_id",
+        "job_id",
+        "seed",
+        "a",
+        "mode",
+        "k",
+        "output.a",
+        "name",
+        "ok",
+        "r",
+        "status",
+        "reason",
+        "attempts",
+        "seconds",
+        "runner",
+        "termination_condition",
+    ]
     assert rows[0]["name"] == 'hi, "there"' and rows[0]["ok"] == "true" and rows[0]["output.a"] == "9"
     assert rows[1]["mode"] == "2" and rows[1]["name"] == "3.0" and rows[1]["status"] == "Failed"
     assert rows[1]["reason"] == "early_termination" and rows[1]["termination_condition"] == "alt < 5"
@@ -58,3 +86,25 @@ def test_a_large_batch_streams_in_bounded_pieces():
     assert len(sizes) == 7 and max(sizes) < sum(sizes) / 5
     rows = b"".join(table.csv_chunks(lay, chunks)).decode().splitlines()
     assert len(rows) == 3001
+
+
+def test_pages_read_through_the_fast_view_give_the_same_columns_and_table():
+    cfg, chunks = batch()
+    runs = [r for c in chunks for r in c]
+    runs.append(sr.run(3, {"a": 0.0, "mode": "x", "k": 0.0}, {"name": "t", "r": float("nan")}))  # one kind each
+    pages = [pb.StreamRunsResponse(runs=runs[:2]), pb.StreamRunsResponse(runs=runs[2:])]
+    slow = records.records(cfg, [runs])
+    for fast in (records.records(cfg, pages), records.records(cfg, [p.SerializeToString() for p in pages])):
+        for attr in ("run_id", "job_id", "seed", "status", "reason", "condition", "finished_at", "error"):
+            assert list(getattr(fast, attr)) == list(getattr(slow, attr)) or attr == "finished_at"
+        assert np.array_equal(fast.finished_at, slow.finished_at, equal_nan=True)
+        for kind in ("numeric_inputs", "categorical_inputs", "numbers", "texts", "present"):
+            a, b = getattr(slow, kind), getattr(fast, kind)
+            assert a.keys() == b.keys()
+            for name in a:
+                assert a[name].tolist() == b[name].tolist() or np.array_equal(a[name], b[name], equal_nan=True)
+        assert fast.booleans == slow.booleans
+    lay = table.layout(cfg, [p.SerializeToString() for p in pages])
+    assert lay == table.layout(cfg, [runs])
+    as_bytes = b"".join(table.csv_chunks(lay, [p.SerializeToString() for p in pages]))
+    assert as_bytes == b"".join(table.csv_chunks(lay, [runs]))

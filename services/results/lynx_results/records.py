@@ -11,6 +11,7 @@ import numpy as np
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common import names
+from lynx_results import wire
 
 FINISHED = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED)
 _NO_TIME = math.nan
@@ -99,13 +100,29 @@ class RecordsBuilder:
     def __init__(self, inputs: Inputs) -> None:
         self.inputs = inputs
         self._numeric_in = set(inputs.numeric) | set(inputs.constant)
-        self._base: dict[str, list] = {k: [] for k in (
-            "run_id", "job_id", "seed", "status", "reason", "attempts", "seconds", "runner", "condition",
-            "finished_at", "error")}
+        self._base: dict[str, list] = {
+            k: []
+            for k in (
+                "run_id",
+                "job_id",
+                "seed",
+                "status",
+                "reason",
+                "attempts",
+                "seconds",
+                "runner",
+                "condition",
+                "finished_at",
+                "error",
+            )
+        }
         self._inputs: dict[str, tuple[list, list]] = {}  # name -> (rows, values), sparse while building
         self._outputs: dict[str, tuple[list, list]] = {}
         self._booleans: set[str] = set()
         self._texts: set[str] = set()
+        # (kind, names) -> (rows, value tuples): runs whose parameters (outputs) were all one kind, read fast
+        self._in_blocks: dict[tuple, tuple[list, list]] = {}
+        self._out_blocks: dict[tuple, tuple[list, list]] = {}
         self._n = 0
 
     def add(self, runs: Iterable[pb.Run]) -> None:
@@ -134,7 +151,69 @@ class RecordsBuilder:
             row += 1
         self._n = row
 
+    def add_page(self, page: pb.StreamRunsResponse | bytes) -> None:
+        """Append a StreamRuns page (the message or its bytes) through the fast view of lynx_results.wire: the
+        same result as add(page.runs), several times faster for runs whose values are each all of one kind."""
+        b = self._base
+        run_id, job_id, seed, status, reason = b["run_id"], b["job_id"], b["seed"], b["status"], b["reason"]
+        attempts, seconds, runner, condition = b["attempts"], b["seconds"], b["runner"], b["condition"]
+        finished_at, error = b["finished_at"], b["error"]
+        originals = None
+        row = self._n
+        uniform = wire.uniform
+        in_blocks, out_blocks = self._in_blocks, self._out_blocks
+        for i, run in enumerate(wire.page_view(page).runs):
+            run_id.append(run.run_id)
+            job_id.append(run.job_id)
+            seed.append(run.seed)
+            status.append(run.status)
+            reason.append(run.termination_reason)
+            attempts.append(run.attempts)
+            seconds.append(run.execution_time_secs)
+            runner.append(run.runner_id)
+            variable = run.termination_variable
+            condition.append(f"{variable} {run.termination_condition}" if variable else "")
+            at = run.finished_at
+            secs = at.seconds
+            finished_at.append(secs + at.nanos * 1e-9 if secs else _NO_TIME)  # unset: 0, no run ends in 1970
+            error.append(run.error_message)
+            merged_in, merged_out = uniform(run.parameters), uniform(run.outputs)
+            if merged_in is None or merged_out is None:  # values of mixed kinds: read this run's Parameters
+                if originals is None:
+                    originals = (pb.StreamRunsResponse.FromString(page) if isinstance(page, bytes) else page).runs
+                if merged_in is None:
+                    _collect(originals[i].parameters, row, self._inputs, None, None)
+                if merged_out is None:
+                    _collect(originals[i].outputs, row, self._outputs, self._booleans, self._texts)
+            for merged, blocks in ((merged_in, in_blocks), (merged_out, out_blocks)):
+                if merged is not None and merged[1]:
+                    key = merged[:2]
+                    block = blocks.get(key)
+                    if block is None:
+                        block = blocks[key] = ([], [])
+                    block[0].append(row)
+                    block[1].append(tuple(merged[2]))
+            row += 1
+        self._n = row
+
+    def _merge_blocks(self) -> None:
+        """Move the fast-read blocks into the sparse columns (whole columns at a time)."""
+        for blocks, cols, outputs in ((self._in_blocks, self._inputs, False), (self._out_blocks, self._outputs, True)):
+            for (kind, block_names), (rows, values) in blocks.items():
+                for name, column in zip(block_names, zip(*values, strict=True), strict=True):
+                    col = cols.get(name)
+                    if col is None:
+                        col = cols[name] = ([], [])
+                    col[0].extend(rows)
+                    col[1].extend(column)
+                    if outputs and kind == "flag":
+                        self._booleans.add(name)
+                    elif outputs and kind == "text":
+                        self._texts.add(name)
+            blocks.clear()
+
     def build(self) -> Records:
+        self._merge_blocks()
         n, b = self._n, self._base
         rec = Records(
             inputs=self.inputs,
@@ -201,7 +280,11 @@ def _floats(column: tuple[list, list], n: int) -> np.ndarray:
 def _present(column: tuple[list, list], n: int) -> np.ndarray:
     out = np.zeros(n, dtype=bool)
     rows, values = column
-    out[[r for r, v in zip(rows, values, strict=True) if v.__class__ in (int, float, bool)]] = True
+    try:
+        np.asarray(values, dtype=np.float64)  # all numbers (or flags): present wherever given
+        out[rows] = True
+    except (TypeError, ValueError):
+        out[[r for r, v in zip(rows, values, strict=True) if v.__class__ in (int, float, bool)]] = True
     return out
 
 
@@ -213,9 +296,18 @@ def _strings(column: tuple[list, list], n: int) -> np.ndarray:
     return out
 
 
-def records(config: cpb.BatchConfig, chunks: Iterable[Iterable[pb.Run]]) -> Records:
-    """All runs of a batch as columns, from an iterable of chunks of Run messages."""
+def add_chunk(builder: RecordsBuilder, chunk: pb.StreamRunsResponse | bytes | Iterable[pb.Run]) -> None:
+    """A StreamRuns page (message or bytes) through the fast path, any other iterable of Runs as it is."""
+    if isinstance(chunk, (pb.StreamRunsResponse, bytes)):
+        builder.add_page(chunk)
+    else:
+        builder.add(chunk)
+
+
+def records(config: cpb.BatchConfig, chunks: Iterable) -> Records:
+    """All runs of a batch as columns, from an iterable of StreamRuns pages (messages or bytes) or of chunks of
+    Run messages."""
     builder = RecordsBuilder(inputs_of(config))
     for chunk in chunks:
-        builder.add(chunk)
+        add_chunk(builder, chunk)
     return builder.build()

@@ -67,8 +67,10 @@ def _interval(ci: list | None) -> str:
 def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
     """An HTML table of already-escaped cells; the first `left` columns align left."""
     th = "".join(f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r))
-                   + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
@@ -102,8 +104,15 @@ def _scatter(name: str, rec: Records, finished: np.ndarray, inputs: list[str], r
     fig, axes = plt.subplots(1, len(inputs), figsize=(3.3 * len(inputs), 3.0), squeeze=False)
     for ax, x in zip(axes[0], inputs, strict=True):
         xs, ys = rec.numeric_inputs[x][rows], rec.numbers[name][rows]
-        ax.scatter(xs[~failed], ys[~failed], s=4 if len(rows) > 500 else 16, alpha=0.5, color="#6b8cce",
-                   label="succeeded", rasterized=True)
+        ax.scatter(
+            xs[~failed],
+            ys[~failed],
+            s=4 if len(rows) > 500 else 16,
+            alpha=0.5,
+            color="#6b8cce",
+            label="succeeded",
+            rasterized=True,
+        )
         ax.scatter(xs[failed], ys[failed], s=10, marker="x", color="#b3261e", label="failed")
         ax.set_xlabel(x)
         ax.set_ylabel(name)
@@ -136,10 +145,12 @@ def _convergence(conv: dict) -> str:
 
 def _ranked(sens: dict) -> list[tuple[str, dict]]:
     """Numeric inputs by decreasing first-order index (then |Spearman|)."""
+
     def key(item):
         s = item[1]
         fo = (s.get("first_order") or {}).get("estimate")
         return (-(fo if fo is not None else -1), -abs(s.get("spearman") or 0))
+
     return sorted(((k, v) for k, v in sens.items() if "by_level" not in v), key=key)
 
 
@@ -147,13 +158,22 @@ def _sensitivity_table(sens: dict) -> str:
     rows = []
     for name, s in _ranked(sens):
         fo = s["first_order"] or {}
-        rows.append([escape(name), _num(fo.get("estimate"), 3), _interval(fo.get("ci_95")),
-                     _num(s["spearman"], 3), _num(s["prcc"], 3)])
+        rows.append(
+            [
+                escape(name),
+                _num(fo.get("estimate"), 3),
+                _interval(fo.get("ci_95")),
+                _num(s["spearman"], 3),
+                _num(s["prcc"], 3),
+            ]
+        )
     out = _table(["input", "first-order index", "95 % CI", "Spearman", "PRCC"], rows) if rows else ""
     for name, s in sens.items():
         if "by_level" in s:
-            level_rows = [[escape(lv), _num(v["n"]), _num(v.get("mean", v.get("failure_rate")))]
-                          for lv, v in s["by_level"].items()]
+            level_rows = [
+                [escape(lv), _num(v["n"]), _num(v.get("mean", v.get("failure_rate")))]
+                for lv, v in s["by_level"].items()
+            ]
             out += f"<h3>{escape(name)} by level</h3>" + _table(["level", "runs", "mean / failure rate"], level_rows)
     return out
 
@@ -162,9 +182,17 @@ def _failed_table(rec: Records) -> str:
     rows = np.flatnonzero(rec.failed)
     if not len(rows):
         return '<p class="muted">no failed runs</p>'
-    body = [[_num(int(rec.run_id[i])), escape(str(rec.job_id[i])), escape(names.TERMINATION_REASON.name(
-        int(rec.reason[i]))), escape(rec.condition[i] or ""), escape(str(rec.error[i] or ""))[:200],
-        _num(int(rec.attempts[i]))] for i in rows[:FAILED_ROWS]]
+    body = [
+        [
+            _num(int(rec.run_id[i])),
+            escape(str(rec.job_id[i])),
+            escape(names.TERMINATION_REASON.name(int(rec.reason[i]))),
+            escape(rec.condition[i] or ""),
+            escape(str(rec.error[i] or ""))[:200],
+            _num(int(rec.attempts[i])),
+        ]
+        for i in rows[:FAILED_ROWS]
+    ]
     more = f'<p class="muted">first {FAILED_ROWS} of {len(rows)} failed runs</p>' if len(rows) > FAILED_ROWS else ""
     return _table(["run", "job", "reason", "early-termination condition", "error", "attempts"], body, left=6) + more
 
@@ -177,22 +205,31 @@ def render(batch: pb.Batch, rec: Records, summary: dict | None = None) -> str:
     runs, fp = summary["runs"], summary["failure_probability"]
     title = escape(batch.name or batch.batch_id)
     config = escape(json.dumps(json_format.MessageToDict(batch.config, preserving_proto_field_name=True), indent=2))
-    cards = "".join(f'<div class="card"><span class="muted">{escape(k.replace("_", " "))}</span><b>{_num(v)}</b></div>'
-                    for k, v in runs.items() if k != "failures_by_reason")
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Lynx report: {title}</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>{title}</h1><p class=muted>batch {escape(batch.batch_id)} · seed {batch.seed} · "
-             f"status {escape(names.BATCH_STATUS.name(batch.status))} · Lynx {escape(_version())}</p>",
-             f'<h2 id="runs">Runs</h2><div class="cards">{cards}</div>',
-             _table(["reason", "failed runs"], [[escape(k), _num(v)] for k, v in runs["failures_by_reason"].items()])
-             if runs["failures_by_reason"] else "",
-             '<h2 id="failure">Failure probability</h2>',
-             _table(["", "estimate", "Wilson 95 %", "Clopper-Pearson 95 %"],
-                    [["any failure", _num(fp["estimate"]), _interval(fp["wilson_95"]),
-                      _interval(fp["clopper_pearson_95"])]]
-                    + [[escape(c), _num(v["estimate"]), _interval(v["wilson_95"]), _interval(v["clopper_pearson_95"])]
-                       for c, v in fp["by_condition"].items()]),
-             '<h2 id="outputs">Outputs</h2>']
+    cards = "".join(
+        f'<div class="card"><span class="muted">{escape(k.replace("_", " "))}</span><b>{_num(v)}</b></div>'
+        for k, v in runs.items()
+        if k != "failures_by_reason"
+    )
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Lynx report: {title}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{title}</h1><p class=muted>batch {escape(batch.batch_id)} · seed {batch.seed} · "
+        f"status {escape(names.BATCH_STATUS.name(batch.status))} · Lynx {escape(_version())}</p>",
+        f'<h2 id="runs">Runs</h2><div class="cards">{cards}</div>',
+        _table(["reason", "failed runs"], [[escape(k), _num(v)] for k, v in runs["failures_by_reason"].items()])
+        if runs["failures_by_reason"]
+        else "",
+        '<h2 id="failure">Failure probability</h2>',
+        _table(
+            ["", "estimate", "Wilson 95 %", "Clopper-Pearson 95 %"],
+            [["any failure", _num(fp["estimate"]), _interval(fp["wilson_95"]), _interval(fp["clopper_pearson_95"])]]
+            + [
+                [escape(c), _num(v["estimate"]), _interval(v["wilson_95"]), _interval(v["clopper_pearson_95"])]
+                for c, v in fp["by_condition"].items()
+            ],
+        ),
+        '<h2 id="outputs">Outputs</h2>',
+    ]
     sens = summary["sensitivity"]
     for name, st in summary["outputs"].items():
         parts.append(f"<h3>{escape(name)}</h3>")
@@ -201,10 +238,24 @@ def render(batch: pb.Batch, rec: Records, summary: dict | None = None) -> str:
             continue
         pct = st["percentiles"]
         wilks = st.get("wilks_95_95")
-        parts.append(_table(["n", "mean", "mean 95 % CI", "std", "min", *pct, "max", "Wilks 95/95 upper"],
-                            [[_num(st["n"]), _num(st["mean"]), _interval(st["mean_ci_95"]), _num(st["std"]),
-                              _num(st["min"]), *(_num(v) for v in pct.values()), _num(st["max"]),
-                              _num(wilks["upper"]) if wilks else "–"]], left=0))
+        parts.append(
+            _table(
+                ["n", "mean", "mean 95 % CI", "std", "min", *pct, "max", "Wilks 95/95 upper"],
+                [
+                    [
+                        _num(st["n"]),
+                        _num(st["mean"]),
+                        _interval(st["mean_ci_95"]),
+                        _num(st["std"]),
+                        _num(st["min"]),
+                        *(_num(v) for v in pct.values()),
+                        _num(st["max"]),
+                        _num(wilks["upper"]) if wilks else "–",
+                    ]
+                ],
+                left=0,
+            )
+        )
         parts.append(_histogram(name, rec.numbers[name][finished], st))
         top = [k for k, _ in _ranked(sens["outputs"].get(name, {}))][:SCATTER_INPUTS]
         parts.append(_scatter(name, rec, finished, top, rng))

@@ -92,7 +92,7 @@ def _first_order_sorted(y_sorted: np.ndarray) -> np.ndarray:
     if n % 2 == 0:
         power[:, -1] /= 2  # ... except Nyquist
     with np.errstate(invalid="ignore", divide="ignore"):  # a constant resample has no variance: NaN, skipped
-        s1 = power[:, 1:M + 1].sum(axis=1) / power[:, 1:].sum(axis=1)
+        s1 = power[:, 1 : M + 1].sum(axis=1) / power[:, 1:].sum(axis=1)
     return rbd_fast.unskew_S1(s1, M, n)
 
 

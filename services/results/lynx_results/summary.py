@@ -32,8 +32,11 @@ def proportion(k: int, n: int) -> dict:
     test = stats.binomtest(int(k), int(n))
     wilson = test.proportion_ci(confidence_level=0.95, method="wilson")
     exact = test.proportion_ci(confidence_level=0.95, method="exact")
-    return {"estimate": k / n, "wilson_95": [float(wilson.low), float(wilson.high)],
-            "clopper_pearson_95": [float(exact.low), float(exact.high)]}
+    return {
+        "estimate": k / n,
+        "wilson_95": [float(wilson.low), float(wilson.high)],
+        "clopper_pearson_95": [float(exact.low), float(exact.high)],
+    }
 
 
 def wilks_order(n: int, coverage: float = WILKS_COVERAGE, confidence: float = WILKS_CONFIDENCE) -> int:
@@ -53,8 +56,16 @@ def output_stats(values: np.ndarray, present: np.ndarray | None = None) -> dict:
     present = values[present] if present is not None else values[~np.isnan(values)]
     x = present[np.isfinite(present)]
     n = len(x)
-    out: dict = {"n": n, "non_finite": int(len(present) - n), "mean": None, "mean_ci_95": None, "std": None,
-                 "min": None, "max": None, "percentiles": None}
+    out: dict = {
+        "n": n,
+        "non_finite": int(len(present) - n),
+        "mean": None,
+        "mean_ci_95": None,
+        "std": None,
+        "min": None,
+        "max": None,
+        "percentiles": None,
+    }
     if n == 0:
         return out
     mean = float(np.mean(x))
@@ -72,10 +83,12 @@ def output_stats(values: np.ndarray, present: np.ndarray | None = None) -> dict:
     if k:
         xs = np.sort(x)
         out["wilks_95_95"] = {
-            "upper": float(xs[n - k]), "upper_order_statistic": n - k + 1,
-            "lower": float(xs[k - 1]), "lower_order_statistic": k,
+            "upper": float(xs[n - k]),
+            "upper_order_statistic": n - k + 1,
+            "lower": float(xs[k - 1]),
+            "lower_order_statistic": k,
             "note": f"one-sided 95/95: the {k}-th largest (smallest) of {n} runs bounds the 95th (5th) percentile "
-                    "from above (below) with 95% confidence",
+            "from above (below) with 95% confidence",
         }
     return out
 
@@ -83,9 +96,14 @@ def output_stats(values: np.ndarray, present: np.ndarray | None = None) -> dict:
 def run_counts(rec: Records) -> dict:
     failed = rec.failed
     reasons = Counter(names.TERMINATION_REASON.name(int(r)) or "unknown" for r in rec.reason[failed])
-    return {"total": len(rec), "finished": int(rec.finished.sum()), "succeeded": int((~failed & rec.finished).sum()),
-            "failed": int(failed.sum()), "early_terminated": int(_early(rec).sum()),
-            "failures_by_reason": dict(sorted(reasons.items()))}
+    return {
+        "total": len(rec),
+        "finished": int(rec.finished.sum()),
+        "succeeded": int((~failed & rec.finished).sum()),
+        "failed": int(failed.sum()),
+        "early_terminated": int(_early(rec).sum()),
+        "failures_by_reason": dict(sorted(reasons.items())),
+    }
 
 
 def _early(rec: Records) -> np.ndarray:
@@ -114,8 +132,11 @@ def _by_level(levels: np.ndarray, y: np.ndarray, failure: bool) -> dict:
         ys = y[sel]
         ys = ys[np.isfinite(ys)]
         if failure:
-            out[level] = {"n": int(len(ys)), "failure_rate": _f(ys.mean()) if len(ys) else None,
-                          "wilson_95": proportion(int(ys.sum()), len(ys))["wilson_95"]}
+            out[level] = {
+                "n": int(len(ys)),
+                "failure_rate": _f(ys.mean()) if len(ys) else None,
+                "wilson_95": proportion(int(ys.sum()), len(ys))["wilson_95"],
+            }
         else:
             out[level] = {"n": int(len(ys)), "mean": _f(ys.mean()) if len(ys) else None}
     return out
@@ -125,8 +146,11 @@ def sensitivity_of(rec: Records, seed: int = 0) -> dict:
     """{"outputs": {output: {input: ...}}, "failure": {input: ...}} over finished runs."""
     finished = rec.finished
     numeric = list(rec.inputs.numeric)
-    x_all = np.column_stack([rec.numeric_inputs[n][finished] for n in numeric]) if numeric else np.empty(
-        (int(finished.sum()), 0))
+    x_all = (
+        np.column_stack([rec.numeric_inputs[n][finished] for n in numeric])
+        if numeric
+        else np.empty((int(finished.sum()), 0))
+    )
     x_ok = np.all(np.isfinite(x_all), axis=1)
     rng = np.random.default_rng(seed)
     cache: dict[bytes, sensitivity.RankedInputs] = {}
@@ -188,8 +212,9 @@ def summarize(rec: Records, seed: int = 0) -> dict:
     return {
         "runs": run_counts(rec),
         "failure_probability": failure_probability(rec),
-        "outputs": {name: output_stats(rec.numbers[name][finished], rec.present[name][finished])
-                    for name in sorted(rec.numbers)},
+        "outputs": {
+            name: output_stats(rec.numbers[name][finished], rec.present[name][finished]) for name in sorted(rec.numbers)
+        },
         "sensitivity": sensitivity_of(rec, seed),
         "convergence": convergence(rec),
     }

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx_results.records import Inputs, Records, RecordsBuilder, inputs_of
+from lynx_results import wire
+from lynx_results.records import Inputs, Records, RecordsBuilder, add_chunk, inputs_of
 
 HEAD = ("run_id", "job_id", "seed")
 TAIL = ("status", "reason", "attempts", "seconds", "runner", "termination_condition")
@@ -37,18 +38,26 @@ class Layout:
 
     def schema(self) -> pa.Schema:
         fields = [pa.field("run_id", pa.int64()), pa.field("job_id", pa.string()), pa.field("seed", pa.int64())]
-        fields += [pa.field(n, pa.string() if n in self.inputs.categorical else pa.float64())
-                   for n in self.inputs.all]
+        fields += [pa.field(n, pa.string() if n in self.inputs.categorical else pa.float64()) for n in self.inputs.all]
         types = {"number": pa.float64(), "flag": pa.bool_(), "text": pa.string()}
         fields += [pa.field(self.column(n), types[k]) for n, k in self.outputs]
-        fields += [pa.field("status", pa.string()), pa.field("reason", pa.string()),
-                   pa.field("attempts", pa.int32()), pa.field("seconds", pa.float64()),
-                   pa.field("runner", pa.string()), pa.field("termination_condition", pa.string())]
+        fields += [
+            pa.field("status", pa.string()),
+            pa.field("reason", pa.string()),
+            pa.field("attempts", pa.int32()),
+            pa.field("seconds", pa.float64()),
+            pa.field("runner", pa.string()),
+            pa.field("termination_condition", pa.string()),
+        ]
         return pa.schema(fields)
 
 
-def collect_kinds(chunk: Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
-    """Add the output names and value kinds of a chunk of runs to `kinds` (the first pass of an export)."""
+def collect_kinds(chunk: pb.StreamRunsResponse | bytes | Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
+    """Add the output names and value kinds of a chunk of runs (a StreamRuns page, its bytes, or Runs) to
+    `kinds` (the first pass of an export)."""
+    if isinstance(chunk, (pb.StreamRunsResponse, bytes)):
+        wire.output_kinds(chunk, kinds)
+        return
     for run in chunk:
         for p in run.outputs:
             kinds.setdefault(p.name, set()).add(p.value.WhichOneof("kind") or "number")
@@ -57,12 +66,13 @@ def collect_kinds(chunk: Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
 def layout_from(config: cpb.BatchConfig, kinds: dict[str, set[str]]) -> Layout:
     """The table's columns: a name that is text in any run is a text column; one that is only ever a flag is a
     bool column; other outputs are numbers."""
-    outputs = tuple((name, "text" if "text" in k else "flag" if k == {"flag"} else "number")
-                    for name, k in sorted(kinds.items()))
+    outputs = tuple(
+        (name, "text" if "text" in k else "flag" if k == {"flag"} else "number") for name, k in sorted(kinds.items())
+    )
     return Layout(inputs_of(config), outputs)
 
 
-def layout(config: cpb.BatchConfig, chunks: Iterable[Iterable[pb.Run]]) -> Layout:
+def layout(config: cpb.BatchConfig, chunks: Iterable) -> Layout:
     """The columns of a batch's table, from a first pass over its runs."""
     kinds: dict[str, set[str]] = {}
     for chunk in chunks:
@@ -83,26 +93,35 @@ def _table(lay: Layout, rec: Records) -> pa.Table:
             if name in rec.texts:
                 arrays.append(pa.array(rec.texts[name], pa.string()))
             elif name in rec.numbers:  # text elsewhere in the batch, only numbers in this chunk
-                arrays.append(pa.array([None if np.isnan(v) else repr(float(v)) for v in rec.numbers[name]],
-                                       pa.string()))
+                arrays.append(
+                    pa.array([None if np.isnan(v) else repr(float(v)) for v in rec.numbers[name]], pa.string())
+                )
             else:
                 arrays.append(pa.nulls(n, pa.string()))
         elif name in rec.numbers:
-            arrays.append(pa.array(rec.numbers[name], pa.float64(), from_pandas=True).cast(
-                pa.bool_() if kind == "flag" else pa.float64()))
+            arrays.append(
+                pa.array(rec.numbers[name], pa.float64(), from_pandas=True).cast(
+                    pa.bool_() if kind == "flag" else pa.float64()
+                )
+            )
         else:
             arrays.append(pa.nulls(n, pa.bool_() if kind == "flag" else pa.float64()))
-    arrays += [pa.array(rec.status_names(), pa.string()), pa.array(rec.reason_names(), pa.string()),
-               pa.array(rec.attempts), pa.array(rec.seconds), pa.array(rec.runner, pa.string()),
-               pa.array(rec.condition, pa.string())]
+    arrays += [
+        pa.array(rec.status_names(), pa.string()),
+        pa.array(rec.reason_names(), pa.string()),
+        pa.array(rec.attempts),
+        pa.array(rec.seconds),
+        pa.array(rec.runner, pa.string()),
+        pa.array(rec.condition, pa.string()),
+    ]
     return pa.Table.from_arrays(arrays, schema=lay.schema())
 
 
-def tables(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[pa.Table]:
+def tables(lay: Layout, chunks: Iterable) -> Iterator[pa.Table]:
     """One Arrow table per chunk of runs."""
     for chunk in chunks:
         builder = RecordsBuilder(lay.inputs)
-        builder.add(chunk)
+        add_chunk(builder, chunk)
         yield _table(lay, builder.build())
 
 
@@ -117,14 +136,14 @@ class CsvEncoder:
     def header(self) -> bytes:
         return _drain(self._buf)
 
-    def encode(self, chunk: Iterable[pb.Run]) -> bytes:
+    def encode(self, chunk) -> bytes:
         builder = RecordsBuilder(self.layout.inputs)
-        builder.add(chunk)
+        add_chunk(builder, chunk)
         self._writer.write_table(_table(self.layout, builder.build()))
         return _drain(self._buf)
 
 
-def csv_chunks(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[bytes]:
+def csv_chunks(lay: Layout, chunks: Iterable) -> Iterator[bytes]:
     """The table as CSV (header first, empty cells where a run has no value), one byte string per chunk."""
     encoder = CsvEncoder(lay)
     yield encoder.header()
@@ -149,9 +168,9 @@ class ParquetSpool:
         self._writer = pq.ParquetWriter(self.file, lay.schema(), compression="zstd")
         self.rows = 0
 
-    def write(self, chunk: Iterable[pb.Run]) -> None:
+    def write(self, chunk) -> None:
         builder = RecordsBuilder(self.layout.inputs)
-        builder.add(chunk)
+        add_chunk(builder, chunk)
         table = _table(self.layout, builder.build())
         if table.num_rows:
             self._writer.write_table(table)
@@ -164,7 +183,7 @@ class ParquetSpool:
         return self.file
 
 
-def write_parquet(lay: Layout, chunks: Iterable[Iterable[pb.Run]], sink) -> int:
+def write_parquet(lay: Layout, chunks: Iterable, sink) -> int:
     """Write the table as Parquet to `sink` (path or binary file), one row group per chunk; returns rows."""
     rows = 0
     with pq.ParquetWriter(sink, lay.schema(), compression="zstd") as writer:
@@ -175,7 +194,7 @@ def write_parquet(lay: Layout, chunks: Iterable[Iterable[pb.Run]], sink) -> int:
     return rows
 
 
-def parquet_chunks(lay: Layout, chunks: Iterable[Iterable[pb.Run]]) -> Iterator[bytes]:
+def parquet_chunks(lay: Layout, chunks: Iterable) -> Iterator[bytes]:
     """The table as Parquet bytes, read back in blocks from a ParquetSpool."""
     spool = ParquetSpool(lay)
     for chunk in chunks:

@@ -1,5 +1,5 @@
 """Benchmark: the dashboard's runs table for a finished batch of 100,000 runs x 20 inputs x 5 outputs beside a
-5-run one, in process: building the table from StreamRuns messages (proto Run -> row -> columns), rendering
+5-run one, in process: building the table from StreamRuns pages, rendering
 the first page of the runs table (sorted, filtered) and the batch page's charts (convergence, histogram).
 
 The batch page's first HTML never waits for the table (the table loads after it, over htmx); a table is built
@@ -16,11 +16,12 @@ import time
 
 import numpy as np
 
+from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.common.v1 import parameters_pb2 as ppb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx_gateway.dashboard.data import run_row
 from lynx_gateway.dashboard.pages import environment
 from lynx_gateway.dashboard.runs import Query, RunsTable
+from lynx_results.records import RecordsBuilder, inputs_of
 
 
 def messages(n: int, inputs: int, outputs: int) -> list[pb.StreamRunsResponse]:
@@ -46,9 +47,15 @@ def messages(n: int, inputs: int, outputs: int) -> list[pb.StreamRunsResponse]:
 
 
 def measure(n: int, inputs: int, outputs: int) -> dict[str, float]:
-    pages = messages(n, inputs, outputs)
+    pages = [p.SerializeToString() for p in messages(n, inputs, outputs)]  # as the gateway receives them
+    config = cpb.BatchConfig()
+    for j in range(inputs):
+        config.dispersions.add(name=f"x{j}").distribution.type = "uniform"
     t0 = time.perf_counter()
-    table = RunsTable.build(run_row(r) for p in pages for r in p.runs)
+    builder = RecordsBuilder(inputs_of(config))
+    for page in pages:
+        builder.add_page(page)
+    table = RunsTable.from_records(builder.build())
     t1 = time.perf_counter()
     q = Query(sort="out.y1", descending=True, statuses=("Completed",), ranges={"in.x2": (0.1, 0.9)})
     page = table.query(q)

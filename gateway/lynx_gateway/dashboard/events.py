@@ -15,11 +15,13 @@ import logging
 from collections.abc import Callable
 
 import grpc
+import numpy as np
 from aiohttp import web
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_gateway.dashboard.data import DEADLINE_S, RunsCache, progress
+from lynx_gateway.dashboard.runs import FINISHED
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -39,6 +41,7 @@ class Watch:
         self.hub = hub
         self.batch_id = batch_id
         self.viewers: set[asyncio.Queue[Event | None]] = set()
+        self.batch = first
         self.last = progress(first)
         self.seen: set[str] | None = None  # finished job ids already announced
         self.task: asyncio.Task | None = None
@@ -52,15 +55,16 @@ class Watch:
                 q.get_nowait()
             q.put_nowait(event)
 
-    async def _finished_jobs(self, final: bool) -> list[dict]:
+    async def _finished_jobs(self) -> list[dict]:
         if self.last["total_jobs"] > JOB_EVENTS_MAX_RUNS:
             return []
-        table = await self.hub.runs.table(self.batch_id, final=final)
-        done = [r for r in table.rows if r["status"] in ("Completed", "Failed", "Cancelled")]
+        table = await self.hub.runs.table(self.batch)
+        done = np.flatnonzero(np.isin(table.columns["status"].values, FINISHED))
+        job_ids = table.columns["job_id"].values
         if self.seen is None:  # the first look: what finished before anyone watched is not news
-            self.seen = {r["job_id"] for r in done}
+            self.seen = {job_ids[i] for i in done}
             return []
-        new = [r for r in done if r["job_id"] not in self.seen]
+        new = [table.rows[i] for i in done if job_ids[i] not in self.seen]
         self.seen.update(r["job_id"] for r in new)
         return [{"job_id": r["job_id"], "run_id": r["run_id"], "status": r["status"], "reason": r["reason"],
                  "seconds": r["seconds"], "runner": r["runner"]} for r in new]
@@ -69,16 +73,16 @@ class Watch:
         """Note the runs finished so far, then take the state every viewer starts from (in that order, so
         every run that finishes after the first `counts` is announced by a `job_finished`)."""
         if not self.last["terminal"]:
-            await self._finished_jobs(final=False)
+            await self._finished_jobs()
             reply = await self.hub.stub.GetBatch(pb.GetBatchRequest(batch_id=self.batch_id), timeout=DEADLINE_S)
-            self.last = progress(reply.batch)
+            self.batch, self.last = reply.batch, progress(reply.batch)
 
     async def run(self) -> None:
         try:
             while self.viewers and not self.last["terminal"]:
                 await asyncio.sleep(POLL_S)
                 reply = await self.hub.stub.GetBatch(pb.GetBatchRequest(batch_id=self.batch_id), timeout=DEADLINE_S)
-                now = progress(reply.batch)
+                self.batch, now = reply.batch, progress(reply.batch)
                 if now["status"] != self.last["status"]:
                     self.publish(("status", _status(now)))
                 changed = now["finished"] != self.last["finished"] or now["terminal"]
@@ -86,7 +90,7 @@ class Watch:
                     self.publish(("counts", now))
                 self.last = now
                 if changed:
-                    for job in await self._finished_jobs(final=now["terminal"]):
+                    for job in await self._finished_jobs():
                         self.publish(("job_finished", job))
             self.publish(("end", self.last))
         except grpc.aio.AioRpcError as exc:

@@ -16,7 +16,7 @@ from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx_common import names
 from lynx_common.errors import ValidationError
 from lynx_common.rest import to_json
-from lynx_gateway.dashboard.data import DEADLINE_S, TERMINAL, RunsCache, progress
+from lynx_gateway.dashboard.data import DEADLINE_S, RunsCache, progress
 from lynx_gateway.dashboard.runs import PAGE_SIZES, parse_query
 
 HERE = Path(__file__).parent
@@ -80,7 +80,7 @@ class Pages:
     @property
     def runs(self) -> RunsCache:
         if self._runs is None:
-            self._runs = RunsCache(self.gw.scheduler)
+            self._runs = RunsCache(lambda: self.gw.scheduler_channel)
         return self._runs
 
     def render(self, name: str, **context) -> web.Response:
@@ -110,7 +110,7 @@ class Pages:
 
     async def _table(self, batch_id: str):
         batch = await self._batch(batch_id)
-        return batch, await self.runs.table(batch_id, final=batch.status in TERMINAL)
+        return batch, await self.runs.table(batch)
 
     async def runs_table(self, request: web.Request) -> web.Response:
         batch_id = request.match_info["id"]
@@ -133,11 +133,8 @@ class Pages:
         output = request.query.get("output") or _default_output(table, numeric)
         if output is not None and output not in numeric:
             raise ValidationError("output", f"is not a numeric output of this batch: {output!r}")
-        by_condition: dict[str, int] = {}
-        for r in table.rows:
-            if r["termination"]:
-                key = f"{r['termination']['variable']} {r['termination']['condition']}"
-                by_condition[key] = by_condition.get(key, 0) + 1
+        conditions, counts = np.unique(table.columns["condition"].values.astype(str), return_counts=True)
+        by_condition = {str(c): int(n) for c, n in zip(conditions, counts, strict=True) if c}
         doc = {"outputs": numeric, "inputs": table.inputs, "output": output, "by_condition": by_condition,
                "convergence": await asyncio.to_thread(table.convergence, output)}
         if output:
@@ -160,13 +157,15 @@ class Pages:
             raise ValidationError("variable", "is required")
         runs = _int(request, "runs", OVERLAY_RUNS, 1, 200)
         _, table = await self._table(batch_id)
-        done = [r for r in table.rows if r["status"] in ("Completed", "Failed")]
-        failed = [r for r in done if r["status"] == "Failed"]
-        ok = [r for r in done if r["status"] != "Failed"]
-        chosen = failed[:runs]
-        if len(chosen) < runs and ok:  # evenly spread over the successful runs
+        status = table.columns["status"].values
+        failed = np.flatnonzero(status == "Failed")
+        ok = np.flatnonzero(status == "Completed")
+        chosen = list(failed[:runs])
+        if len(chosen) < runs and len(ok):  # evenly spread over the successful runs
             take = min(runs - len(chosen), len(ok))
-            chosen += [ok[int(i)] for i in np.linspace(0, len(ok) - 1, take)]
+            chosen += list(ok[np.linspace(0, len(ok) - 1, take).astype(int)])
+        chosen = [table.rows[i] for i in chosen]
+        done = len(failed) + len(ok)
         sem = asyncio.Semaphore(8)
 
         async def series(row: dict) -> dict:
@@ -180,7 +179,7 @@ class Pages:
                     "reason": row["reason"], "t": t, "v": v}
 
         return web.json_response({"variable": variable, "runs": await asyncio.gather(*map(series, chosen)),
-                                  "finished": len(done), "failed": len(failed)})
+                                  "finished": done, "failed": len(failed)})
 
     async def job(self, request: web.Request) -> web.Response:
         job = (await self.gw.scheduler.GetJob(pb.GetJobRequest(job_id=request.match_info["id"]),

@@ -8,16 +8,17 @@ touches only numpy arrays and the rows of the page it answers, so a 100,000-run 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from lynx_common import names
 from lynx_common.errors import ValidationError
 
 # Fixed columns of every run; inputs are "in.<name>", outputs "out.<name>".
-FIXED = ("run_id", "job_id", "seed", "status", "reason", "attempts", "seconds", "runner", "finished_at")
-RUN_FIELDS = (*FIXED, "inputs", "outputs", "termination")
+FIXED = ("run_id", "job_id", "seed", "status", "reason", "attempts", "seconds", "runner", "finished_at", "condition")
+RUN_FIELDS = (*FIXED, "inputs", "outputs", "termination")  # termination: {"condition": "variable op value"} or None
 PAGE_SIZES = (10, 25, 50, 100, 250)
 FAILED = "Failed"
 FINISHED = ("Completed", "Failed", "Cancelled")
@@ -53,8 +54,53 @@ class Page:
     pages: int
 
 
+class LazyRows(Sequence):
+    """Rows of a Records, each made into a dict only when read (a page shows 50 of 100,000)."""
+
+    def __init__(self, rec, inputs: list[str]) -> None:
+        self.rec = rec
+        self.inputs = inputs
+        self.status = np.array(["", *names.JOB_STATUS.names], dtype=object)
+        self.reason = np.array(["", *names.TERMINATION_REASON.names], dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.rec)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        rec, i = self.rec, int(i)
+        seconds = float(rec.seconds[i])
+        finished_at = float(rec.finished_at[i])
+        inputs = {}
+        for name in self.inputs:
+            if name in rec.numeric_inputs:
+                v = float(rec.numeric_inputs[name][i])
+                inputs[name] = None if math.isnan(v) else v
+            else:
+                inputs[name] = rec.categorical_inputs[name][i]
+        outputs: dict = {}
+        for name, column in rec.numbers.items():
+            if rec.present[name][i]:
+                v = float(column[i])
+                outputs[name] = bool(v) if name in rec.booleans else v
+        for name, column in rec.texts.items():
+            if name not in outputs and column[i] is not None:
+                outputs[name] = column[i]
+        condition = rec.condition[i]
+        return {
+            "run_id": int(rec.run_id[i]), "job_id": rec.job_id[i], "seed": int(rec.seed[i]),
+            "status": self.status[int(rec.status[i])] if 0 <= rec.status[i] < len(self.status) else "",
+            "reason": self.reason[int(rec.reason[i])] if 0 <= rec.reason[i] < len(self.reason) else "",
+            "attempts": int(rec.attempts[i]), "seconds": seconds or None, "runner": rec.runner[i],
+            "inputs": inputs, "outputs": outputs,
+            "termination": {"condition": condition} if condition else None, "condition": condition,
+            "finished_at": None if math.isnan(finished_at) else finished_at,
+        }
+
+
 class RunsTable:
-    """Columns of a batch's runs; rows kept as dicts for rendering a page."""
+    """Columns of a batch's runs; rows (dicts) made for rendering a page."""
 
     def __init__(self, rows: list[dict], columns: dict[str, Column], inputs: list[str], outputs: list[str]) -> None:
         self.rows = rows
@@ -85,12 +131,47 @@ class RunsTable:
                 columns[key] = Column(key, False, np.array(["" if v is None else str(v) for v in values], dtype=object))
 
         for key in FIXED:
-            add(key, [r.get(key) for r in rows])
+            add(key, [r.get(key) or "" for r in rows] if key == "condition" else [r.get(key) for r in rows])
         for name in inputs:
             add(f"in.{name}", [r["inputs"].get(name) for r in rows])
         for name in outputs:
             add(f"out.{name}", [r["outputs"].get(name) for r in rows])
         return cls(rows, columns, list(inputs), list(outputs))
+
+    @classmethod
+    def from_records(cls, rec) -> RunsTable:
+        """The table over lynx_results' columns of the batch (lynx_results.records.Records): no copy per value."""
+        inputs = list(rec.inputs.all) or [*rec.numeric_inputs, *rec.categorical_inputs]
+        rows = LazyRows(rec, inputs)
+        f = np.float64
+        columns = {
+            "run_id": Column("run_id", True, rec.run_id.astype(f)),
+            "job_id": Column("job_id", False, rec.job_id),
+            "seed": Column("seed", True, rec.seed.astype(f)),
+            "status": Column("status", False, rows.status[np.clip(rec.status.astype(int), 0, len(rows.status) - 1)]),
+            "reason": Column("reason", False, rows.reason[np.clip(rec.reason.astype(int), 0, len(rows.reason) - 1)]),
+            "attempts": Column("attempts", True, rec.attempts.astype(f)),
+            "seconds": Column("seconds", True, np.where(rec.seconds > 0, rec.seconds, np.nan)),
+            "runner": Column("runner", False, rec.runner),
+            "finished_at": Column("finished_at", True, rec.finished_at),
+            "condition": Column("condition", False, rec.condition),
+        }
+        for name in inputs:
+            if name in rec.numeric_inputs:
+                columns[f"in.{name}"] = Column(f"in.{name}", True, rec.numeric_inputs[name])
+            elif name in rec.categorical_inputs:
+                column = rec.categorical_inputs[name]
+                columns[f"in.{name}"] = Column(f"in.{name}", False,
+                                               np.array(["" if v is None else str(v) for v in column], dtype=object))
+        outputs = [*rec.numbers, *(t for t in rec.texts if t not in rec.numbers)]
+        for name in outputs:
+            if name in rec.numbers:
+                columns[f"out.{name}"] = Column(f"out.{name}", True, rec.numbers[name])
+            else:
+                column = rec.texts[name]
+                columns[f"out.{name}"] = Column(f"out.{name}", False,
+                                                np.array(["" if v is None else v for v in column], dtype=object))
+        return cls(rows, columns, inputs, outputs)
 
     def __len__(self) -> int:
         return len(self.rows)

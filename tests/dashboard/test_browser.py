@@ -50,6 +50,11 @@ def test_batch_page_counters_update_live_to_completed(http, study, browser, tmp_
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
 
+    page.get_by_role("link", name="eccentricity", exact=True).click()  # sorted on the server ...
+    page.wait_for_selector("#runs caption:text('sorted by in.eccentricity ascending')", timeout=10_000)
+    page.evaluate("htmx.trigger(document.getElementById('runs-filter'), 'submit')")  # ... and a refresh keeps it
+    page.wait_for_timeout(1000)
+    assert "sorted by in.eccentricity ascending" in page.locator("#runs caption").inner_text()
     page.select_option("#f-reason", "early_termination")  # a filter goes to the server; nothing matches here
     page.click("#runs-filter button[type=submit]")
     page.wait_for_selector("#runs :text('No runs match')", timeout=10_000)

@@ -132,6 +132,14 @@ function initBatch(root) {
     const pct = root.querySelector("#b-progress .pct"); if (pct) pct.textContent = d.percent + " %";
     if (!d.terminal) scheduleCharts();
   }
+  // The table's sort and page live in the filter form, so a live refresh keeps them; new filters start at page 1.
+  document.getElementById("runs").addEventListener("htmx:afterSwap", () => {
+    const c = document.querySelector("#runs .runs-count"); if (!c) return;
+    document.getElementById("f-sort").value = c.dataset.sort;
+    document.getElementById("f-order").value = c.dataset.order;
+    document.getElementById("f-page").value = c.dataset.page;
+  });
+  document.getElementById("runs-filter").addEventListener("change", () => { document.getElementById("f-page").value = "1"; });
   for (const b of root.querySelectorAll("[data-action]")) b.addEventListener("click", () => act(b));
   async function act(button) {
     const what = button.dataset.action;

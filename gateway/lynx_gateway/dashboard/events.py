@@ -93,6 +93,9 @@ class Watch:
                     for job in await self._finished_jobs():
                         self.publish(("job_finished", job))
             self.publish(("end", self.last))
+            if self.last["terminal"] and self.last["total_jobs"] > JOB_EVENTS_MAX_RUNS:
+                # someone watched it finish: build its final table now, before they open the runs
+                self.hub.prewarm = asyncio.create_task(self.hub.runs.table(self.batch))
         except grpc.aio.AioRpcError as exc:
             log.warning("events of batch %s: %s", self.batch_id, exc.details())
             self.publish(("error", {"message": exc.details() or exc.code().name}))
@@ -112,6 +115,7 @@ class EventsHub:
         self._stub_of = stub_of
         self._runs_of = runs
         self.watches: dict[str, Watch] = {}
+        self.prewarm: asyncio.Task | None = None  # the last final-table build started for a watched batch
 
     @property
     def stub(self) -> pb_grpc.SchedulerServiceStub:

@@ -11,6 +11,7 @@ from pathlib import Path
 from lynx_cli.api import Api, ApiError
 
 STATS = ("n", "mean", "mean_ci_95", "std", "min", "p5", "p50", "p95", "max", "wilks_upper")
+HEAD = ("n", "mean", "mean 95% CI", "std", "min", "p5", "p50", "p95", "max", "95/95 upper")
 
 
 def _fmt(x: object) -> str:
@@ -56,7 +57,7 @@ def summary_table(summary: dict) -> str:
         lines.append(f"  {condition}: {_fmt(p['estimate'])}  Wilson 95% {_fmt(p['wilson_95'])}")
     if summary["outputs"]:
         lines.append("")
-        lines += _grid(["output", *STATS], [[name, *_row(s)] for name, s in summary["outputs"].items()])
+        lines += _grid(["output", *HEAD], [[name, *_row(s)] for name, s in summary["outputs"].items()])
     return "\n".join(lines)
 
 

@@ -59,6 +59,12 @@ def test_batch_page_counters_update_live_to_completed(http, study, browser, tmp_
     page.click("#runs-filter button[type=submit]")
     page.wait_for_selector("#runs :text('No runs match')", timeout=10_000)
 
+    page.goto(f"{http.base}/ui/batches/{batch_id}/overlay")  # one variable across the runs
+    page.wait_for_selector("#chart-overlay canvas", timeout=20_000)
+    assert "4 runs drawn of 4 finished" in page.locator("#overlay-caption").inner_text()
+    if SHOTS:
+        page.screenshot(path=str(SHOTS / "dashboard-overlay.png"), full_page=True)
+
     jobs = http.json("GET", f"/batches/{batch_id}/jobs")["jobs"]
     page.goto(f"{http.base}/ui/jobs/{jobs[0]['job_id']}")
     page.wait_for_selector("#chart-telemetry canvas", timeout=10_000)

@@ -47,6 +47,8 @@ def test_pages_render_a_finished_batch_and_escape_its_name(http, study):
     runners = http.html("/ui/runners")
     assert "local-runner-01" in runners and "● Online" in runners
 
+    overlay_page = http.html(f"/ui/batches/{batch_id}/overlay")
+    assert "<option>orbit.radius_km</option>" in overlay_page and name not in overlay_page
     overlay = http.json("GET", f"/ui/batches/{batch_id}/overlay.json?variable=orbit.radius_km&runs=5")
     assert len(overlay["runs"]) == 2 and all(len(r["t"]) == len(r["v"]) > 1 for r in overlay["runs"])
 

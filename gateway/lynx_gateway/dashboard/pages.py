@@ -83,8 +83,8 @@ class Pages:
             self._runs = RunsCache(lambda: self.gw.scheduler_channel)
         return self._runs
 
-    def render(self, name: str, **context) -> web.Response:
-        return web.Response(text=self.env.get_template(name).render(**context), content_type="text/html")
+    def render(self, template: str, /, **context) -> web.Response:
+        return web.Response(text=self.env.get_template(template).render(**context), content_type="text/html")
 
     async def _batch(self, batch_id: str) -> pb.Batch:
         return (await self.gw.scheduler.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=DEADLINE_S)).batch

@@ -186,6 +186,7 @@ def cmd_run(args) -> int:
             return gate.submission_error(exc)
         print(f"submitted batch {reply['batch_id']} ({reply['total_jobs']} jobs) to {stack.ports.gateway_url}",
               flush=True)
+        print(f"dashboard: {stack.ports.gateway_url}/ui/batches/{reply['batch_id']}", flush=True)
         final = follow(api, reply["batch_id"], watch=stack.watch)
         print()
         results = show_results(api, reply["batch_id"])
@@ -214,6 +215,7 @@ def cmd_submit(args) -> int:
         print(f"lynx submit: cannot reach the gateway at {args.url}: {exc}", file=sys.stderr)
         return gate.UNAVAILABLE
     print(json.dumps(reply, indent=2))
+    print(f"dashboard: {args.url.rstrip('/')}/ui/batches/{reply['batch_id']}", file=sys.stderr)
     if args.wait:
         try:
             follow(api, reply["batch_id"])

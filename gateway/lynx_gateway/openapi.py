@@ -6,6 +6,7 @@ from lynx.auth.v1 import auth_service_pb2 as auth_pb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2 as tel_pb
 from lynx_gateway import results
+from lynx_gateway.dashboard import openapi as dashboard_openapi
 from lynx_gateway.schema import Schemas
 
 _schemas = Schemas()
@@ -188,6 +189,7 @@ PATHS = {
 }
 
 PATHS.update(results.openapi_paths(_op, _id()))
+PATHS.update(dashboard_openapi.openapi_paths(_op, _id()))
 
 ERROR = {
     "type": "object", "required": ["error"],

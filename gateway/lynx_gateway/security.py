@@ -21,6 +21,29 @@ log = logging.getLogger(__name__)
 DEADLINE_S = 30.0
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+# The dashboard's scripts and styles hold no data: a browser loads them before it has a token.
+OPEN_PREFIXES = ("/ui/static/",)
+# A page load cannot send a header: the dashboard keeps the token in this SameSite=Strict cookie, which the
+# gateway accepts for GET and HEAD only (a cross-site form can never write with it).
+TOKEN_COOKIE = "lynx_token"
+_LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lynx: token needed</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto">
+<h1>Lynx</h1><p>This Lynx requires a token (<code>lynx token create --role read</code>).</p>
+<form id="login"><label for="token">Token</label>
+<input id="token" type="password" autocomplete="off" required style="width: 100%">
+<button type="submit">Open the dashboard</button></form>
+<script>
+document.getElementById("login").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const v = document.getElementById("token").value.trim();
+  sessionStorage.setItem("lynx-token", v);
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = "lynx_token=" + encodeURIComponent(v) + "; path=/; SameSite=Strict" + secure;
+  location.reload();
+});
+</script></body></html>"""
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 # The calling request's bearer token; the gateway's channels send it on every gRPC call they make for it.
@@ -57,7 +80,12 @@ def middleware(auth: bool, allowed_hosts: frozenset[str]):
             return _error(415, f"{request.method} needs Content-Type: application/json, got "
                                f"{request.content_type!r}", "Content-Type")
         token = security.bearer([("authorization", request.headers.get("Authorization", ""))])
-        if auth and not token and request.path not in OPEN_PATHS:
+        if auth and not token and request.method in READ_METHODS:  # the dashboard's page loads: reads only
+            token = request.cookies.get(TOKEN_COOKIE, "")
+        if auth and not token and request.path not in OPEN_PATHS and not request.path.startswith(OPEN_PREFIXES):
+            if request.method in READ_METHODS and (request.path == "/" or request.path.startswith("/ui/")):
+                return web.Response(text=_LOGIN_PAGE, status=401, content_type="text/html",
+                                    headers={"WWW-Authenticate": "Bearer"})
             return _error(401, "this gateway requires a token: send `Authorization: Bearer <token>` (LYNX_TOKEN)",
                           headers={"WWW-Authenticate": "Bearer"})
         request_token.set(token or None)

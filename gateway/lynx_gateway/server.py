@@ -20,7 +20,7 @@ from lynx_common.rest import INT_RANGE, F, to_json
 from lynx_common.run_config import run_configs_csv
 from lynx_common.server import configure_logging
 from lynx_common.status import validation_error
-from lynx_gateway import artifacts, convert, errors, readiness, results
+from lynx_gateway import artifacts, convert, dashboard, errors, readiness, results
 from lynx_gateway import security as guard
 from lynx_gateway.openapi import SPEC
 
@@ -356,6 +356,7 @@ def build_app(scheduler_addr: str, telemetry_addr: str, auth: bool = False,
     )
     artifacts.add_routes(app, gw)
     results.add_routes(app, gw)
+    dashboard.register(app, gw)
     app.on_startup.append(gw.open)
     app.on_cleanup.append(gw.close)
     return app

@@ -110,6 +110,7 @@ class Learner:
                 continue
             for name in names if isinstance(names, list) else []:
                 if (isinstance(name, str) and name not in sys.modules and name not in self.rejected
+                        and name not in self.pending and name not in self.trial_names
                         and _learnable(name) and len(self.learned) + len(self.pending) < MAX_LEARNED):
                     self.pending[name] = None
 

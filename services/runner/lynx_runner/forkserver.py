@@ -12,6 +12,9 @@ AF_UNIX SOCK_SEQPACKET socket `N` (one JSON message per packet):
   stderr pipe ends attached as SCM_RIGHTS file descriptors
 * server -> runner: ``{"id", "pid"}`` right after the fork (or ``{"id", "error"}``), and later
   ``{"id", "returncode"}`` once the fork server has reaped the job (negative = killed by that signal)
+* server -> runner, with ``--learn`` (preload ``auto``): ``{"learned": [...], "failed": {...}}`` after it
+  imported modules its jobs imported, or ``{"learned": [], "rejected": [...]}`` when their trial failed
+  (forkserver_learn.py)
 
 The forked child becomes the job: a new session (so the runner can SIGKILL its whole group), the
 job's environment, cwd, argv ``[entrypoint]``, stdin from /dev/null, stdout/stderr on the given pipes,

@@ -1,42 +1,43 @@
-"""Runner throughput on the Basic Orbit tutorial study, 2 runs at a time, four ways, in one process run.
+"""Runner throughput, 2 runs at a time, two scenario shapes, every way in one invocation.
 
-    .venv/bin/python bench/bench_runner.py [--runs 100] [--only bare,controller,cold,warm]
+    .venv/bin/python bench/bench_runner.py [--runs 100] [--shapes tutorial,light]
+                                           [--only bare,controller,limit,cold,default,warm]
 
-* bare:       a loop that launches the scenario with subprocess directly, 2 at a time: the floor
-              for a fresh process per job (no scheduler, no telemetry endpoint, no results).
-* controller: Basilisk's own Monte Carlo controller (Basilisk.utilities.MonteCarlo.Controller),
-              2 worker processes, the scenario's build/run/artifact code in its execution function.
+Shapes (runner_ways.SHAPES): the Basic Orbit tutorial scenario (top-level imports, ~0.9 s of its own
+CPU per run) and a light Basilisk scenario whose imports are inside main() (bench/scenario_light_orbit.py,
+a few ms of simulation: what the orchestrator costs dominates). Ways:
+
+* bare:       a loop that launches the scenario with subprocess, 2 at a time: the floor for a
+              fresh process per run (no scheduler, no telemetry endpoint, no results).
+* controller: Basilisk's Monte Carlo controller (Basilisk.utilities.MonteCarlo.Controller), 2 worker
+              processes, the scenario's body in its execution function, run from a clean interpreter.
+* limit:      the same body called N times in 2 persistent, pre-warmed worker processes (no process
+              per run, no isolation): the physical limit for any orchestrator.
 * cold:       the whole Lynx stack (sampler, scheduler, telemetry-ingest, gateway, one runner with
               max_concurrent_jobs 2), warm_start false: one fresh interpreter per job.
-* default:    the same with the runner defaults: warm_start true, preload auto (the entrypoint's
-              top-level imports), warm_up auto (the built-in warm-up of what was preloaded).
-* warm:       warm_start true with an explicit preload list and warm_up auto
+* default:    the same with the runner's defaults: warm_start true, preload [auto] (top-level imports
+              plus what jobs import, learned), warm_up auto.
+* warm:       tutorial only: warm_start true with an explicit preload list
               (configs/lynx-runner-basilisk-warm.yaml).
 
-Every way runs the same scenario code and writes the same three artifacts per run. Prints runs/s
-for each and ratios against the baselines measured in the same invocation.
+For each Lynx way it also prints the CPU time of Lynx's own processes (scheduler, gateway, ingest,
+sampler, runner; from /proc/<pid>/stat) over the study, as a share of the machine. Ratios are
+against baselines measured in the same invocation; the issue's targets are printed next to them.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
+from runner_ways import PARALLEL, REPO, SHAPES, STUDY, bench_bare, bench_controller, bench_limit
 
-REPO = Path(__file__).resolve().parents[1]
-SCENARIO = REPO / "scenarios/aerospace/python/scenario_basic_orbit_lynx.py"
-STUDY = REPO / "scenarios/aerospace/configs/basic_orbit_tutorial.yaml"
-PARALLEL = 2
 PRELOAD = [
     "lynx_telemetry_client",
     "numpy",
@@ -47,123 +48,42 @@ PRELOAD = [
     "Basilisk.utilities.orbitalMotion",
     "Basilisk.utilities.simIncludeGravBody",
 ]
+# (shape, way, baseline, minimum ratio) from issue 12
+TARGETS = [("light", "default", "controller", 1.3), ("light", "default", "limit", 0.8),
+           ("tutorial", "default", "controller", 1.0), ("tutorial", "default", "limit", 0.9),
+           ("tutorial", "cold", "bare", 0.95), ("light", "cold", "bare", 0.95)]
+CPU_TARGET = 0.10
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def sample_parameters(runs: int, seed: int = 42) -> list[dict[str, float]]:
-    """The study's uniform dispersions, one dict per run (same ranges as the tutorial YAML)."""
-    study = yaml.safe_load(STUDY.read_text())
-    rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(runs):
-        rows.append({name: float(rng.uniform(spec["distribution"]["min"], spec["distribution"]["max"]))
-                     for name, spec in study["dispersions"].items()})
-    return rows
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (not its children), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-# ---------------------------------------------------------------- bare subprocess loop
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
 
 
-def bench_bare(runs: int, work: Path) -> float:
-    """Seconds for `runs` fresh `python scenario.py` processes, PARALLEL at a time."""
-    params = sample_parameters(runs)
-    pending = list(range(runs))
-    running: list[tuple[int, subprocess.Popen]] = []
-    failures = 0
-    started = time.perf_counter()
-    while pending or running:
-        while pending and len(running) < PARALLEL:
-            i = pending.pop(0)
-            out = work / f"run{i}"
-            out.mkdir(parents=True)
-            config = work / f"run{i}.json"
-            config.write_text(json.dumps({"run_id": i, "parameters": params[i], "metadata": {}}))
-            env = {**os.environ, "TETRYX_RUN_CONFIG": str(config), "TETRYX_OUTPUT_DIR": str(out)}
-            env.pop("TETRYX_TELEMETRY_URL", None)
-            proc = subprocess.Popen([sys.executable, str(SCENARIO)], env=env, cwd=REPO,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            running.append((i, proc))
-        time.sleep(0.005)
-        for item in list(running):
-            if item[1].poll() is not None:
-                failures += item[1].returncode != 0
-                running.remove(item)
-    elapsed = time.perf_counter() - started
-    if failures:
-        print(f"  bare: {failures} runs failed")
-    return elapsed
-
-
-# ---------------------------------------------------------------- Basilisk's Monte Carlo controller
-
-_SCENARIO_MODULE = None
-_PARAMS: list[dict[str, float]] = []
-_ARCHIVE = ""
-
-
-def _scenario():
-    global _SCENARIO_MODULE
-    if _SCENARIO_MODULE is None:
-        spec = importlib.util.spec_from_file_location("scenario_basic_orbit_lynx", SCENARIO)
-        _SCENARIO_MODULE = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = _SCENARIO_MODULE
-        spec.loader.exec_module(_SCENARIO_MODULE)
-    return _SCENARIO_MODULE
-
-
-class _Case:
-    """The controller's 'simulation': the scenario builds the real one in the execution function."""
-
-
-def _create_case() -> _Case:
-    return _Case()
-
-
-def _execute_case(case: _Case, filename: str) -> None:
-    """Build, run and write the artifacts of one run, as the Lynx scenario does."""
-    scenario = _scenario()
-    index = int(filename.rsplit("run", 1)[1])
-    config = scenario.RunConfig(run_id=index, parameters=scenario.OrbitParameters.from_mapping(_PARAMS[index]),
-                                metadata={})
-    scenario.run_scenario(config, Path(_ARCHIVE) / f"run{index}", time.perf_counter())
-
-
-def bench_controller(runs: int, work: Path) -> float:
-    """Seconds for `runs` runs through Basilisk's MonteCarlo Controller with PARALLEL processes."""
-    global _PARAMS, _ARCHIVE
-    from Basilisk.utilities.MonteCarlo.Controller import Controller
-
-    _scenario()  # imports Basilisk and matplotlib once in the parent; workers fork from it
-    _PARAMS = sample_parameters(runs)
-    _ARCHIVE = str(work / "mc")
-    controller = Controller()
-    controller.setShowProgressBar(False)
-    controller.setSimulationFunction(_create_case)
-    controller.setExecutionFunction(_execute_case)
-    controller.setExecutionCount(runs)
-    controller.setThreadCount(PARALLEL)
-    controller.setVerbose(False)
-    controller.setArchiveDir(_ARCHIVE)
-    controller.setShouldArchiveParameters(False)
-    started = time.perf_counter()
-    failed = controller.executeSimulations()
-    elapsed = time.perf_counter() - started
-    if failed:
-        print(f"  controller: {len(failed)} runs failed")
-    return elapsed
-
-
-# ---------------------------------------------------------------- the Lynx stack
-
-
-def runner_config(path: Path, output_root: Path, mode: str) -> Path:
-    """A tutorial runner config with max_concurrent_jobs 2: cold, default (auto preload) or warm (tuned)."""
+def runner_config(path: Path, output_root: Path, mode: str, scenario: Path) -> Path:
+    """A runner config with max_concurrent_jobs 2: cold, default (nothing about preloads) or warm (tuned)."""
     config = {
         "engines": ["basilisk"],
         "capabilities": ["basilisk", "orbit", "aerospace"],
         "working_directory": str(REPO),
         "output_root": str(output_root),
         "python_executable": sys.executable,
-        "basilisk_entrypoint": str(SCENARIO.relative_to(REPO)),
+        "basilisk_entrypoint": str(scenario.relative_to(REPO)),
         "max_concurrent_jobs": PARALLEL,
         "heartbeat_interval_secs": 2,
         "warm_start": mode != "cold",
@@ -175,8 +95,9 @@ def runner_config(path: Path, output_root: Path, mode: str) -> Path:
     return path
 
 
-def bench_lynx(runs: int, work: Path, mode: str) -> float:
-    """Seconds from submitting the tutorial study (runs_override=runs) to the batch's end."""
+def bench_lynx(shape: str, runs: int, work: Path, mode: str) -> tuple[float, dict[str, float]]:
+    """Seconds from submitting the study (runs_override=runs) to the batch's end, and the CPU seconds
+    each Lynx process used in that time."""
     from lynx.scheduler.v1 import scheduler_service_pb2 as pb
     from lynx_cli.api import Api
     from lynx_cli.stack import Ports, Stack
@@ -184,11 +105,18 @@ def bench_lynx(runs: int, work: Path, mode: str) -> float:
 
     terminal = {BATCH_STATUS.name(s) for s in (pb.BATCH_STATUS_COMPLETED, pb.BATCH_STATUS_FAILED,
                                                pb.BATCH_STATUS_CANCELLED)}
-    config = runner_config(work / "runner.yaml", work / "runs", mode)
+    config = runner_config(work / "runner.yaml", work / "runs", mode, SHAPES[shape].scenario)
     with Stack(work / "data", Ports(0, 0, 0, 0), runners=1, runner_config=config) as stack:
         api = Api(stack.ports.gateway_url)
-        body = {"name": f"bench-{mode}", "runs_override": runs,
-                "config": yaml.safe_load(STUDY.read_text())}
+        if mode != "cold":  # like a runner that has been up for a while: its fork server is ready
+            log = stack.processes["local-runner-01"].log
+            deadline = time.monotonic() + 120
+            while "fork server pid" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        pids = {name: process.pid for name, process in stack.processes.items()}
+        pids["fork server"] = next(iter(children(stack.processes["local-runner-01"].pid)), 0)
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        body = {"name": f"bench-{shape}-{mode}", "runs_override": runs, "config": yaml.safe_load(STUDY.read_text())}
         started = time.perf_counter()
         batch_id = api.post("/jobs", body)["batch_id"]
         while True:
@@ -198,48 +126,78 @@ def bench_lynx(runs: int, work: Path, mode: str) -> float:
             stack.watch()
             time.sleep(0.25)  # each poll costs the gateway and scheduler CPU that the runs need
         elapsed = time.perf_counter() - started
-        counts = status["jobs_by_status"]
+        used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items() if pid}
         if status["batch"]["status"] != BATCH_STATUS.name(pb.BATCH_STATUS_COMPLETED):
-            print(f"  lynx {mode}: batch {status['batch']['status']}: {counts}")
-        return elapsed
+            print(f"  lynx {mode}: batch {status['batch']['status']}: {status['jobs_by_status']}")
+        return elapsed, used
 
 
-# ---------------------------------------------------------------- report
+def print_cpu(used: dict[str, float], elapsed: float) -> float:
+    """One line of per-process CPU; returns Lynx's own share of the machine (fork server excluded)."""
+    machine = elapsed * (os.cpu_count() or 1)
+    own = {("runner" if name.startswith("local-runner") else name): s for name, s in used.items()
+           if name != "fork server"}
+    share = sum(own.values()) / machine
+    parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in own.items())
+    fork = used.get("fork server", 0.0)
+    print(f"      Lynx's own CPU: {share:6.1%} of the machine ({parts}); fork server {fork:.1f} s "
+          f"({fork / machine:.1%}: the scenario's imports and warm-up, paid once)")
+    return share
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--only", default="bare,controller,cold,default,warm", help="comma-separated subset")
+    parser.add_argument("--runs", type=int, default=100, help="runs per way (100 for the documented figures)")
+    parser.add_argument("--shapes", default="tutorial,light", help="comma-separated: tutorial, light")
+    parser.add_argument("--only", default="bare,controller,limit,cold,default,warm", help="comma-separated ways")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     chosen = [w.strip() for w in args.only.split(",") if w.strip()]
-    root = Path(tempfile.mkdtemp(prefix="lynx-bench-runner-"))
-    ways = {
-        "bare": ("bare subprocess loop (fresh process per run)", lambda w: bench_bare(args.runs, w)),
-        "controller": ("Basilisk MonteCarlo Controller (2 workers)", lambda w: bench_controller(args.runs, w)),
-        "cold": ("Lynx stack, warm_start false", lambda w: bench_lynx(args.runs, w, "cold")),
-        "default": ("Lynx stack, defaults (warm, preload+warm_up auto)", lambda w: bench_lynx(args.runs, w, "default")),
-        "warm": ("Lynx stack, warm + preload list + warm_up", lambda w: bench_lynx(args.runs, w, "warm")),
+    labels = {
+        "bare": "bare subprocess loop (fresh process per run)",
+        "controller": "Basilisk MonteCarlo Controller (2 workers)",
+        "limit": "limit: body in 2 persistent warm workers",
+        "cold": "Lynx stack, warm_start false",
+        "default": "Lynx stack, defaults",
+        "warm": "Lynx stack, warm + explicit preload list",
     }
-    rates: dict[str, float] = {}
-    print(f"Basic Orbit tutorial study, {args.runs} runs, {PARALLEL} at a time, {os.cpu_count()} CPUs")
+    root = Path(tempfile.mkdtemp(prefix="lynx-bench-runner-"))
+    rates: dict[tuple[str, str], float] = {}
+    shares: dict[tuple[str, str], float] = {}
+    print(f"{args.runs} runs per way, {PARALLEL} at a time, {os.cpu_count()} CPUs")
     try:
-        for key in chosen:
-            label, fn = ways[key]
-            work = root / key
-            work.mkdir()
-            seconds = fn(work)
-            rates[key] = args.runs / seconds
-            print(f"  {label:<46} {seconds:7.2f} s  {rates[key]:6.2f} runs/s", flush=True)
+        for shape in shapes:
+            print(f"{shape}: {SHAPES[shape].title}")
+            for way in chosen:
+                if way == "warm" and shape != "tutorial":
+                    continue
+                work = root / shape / way
+                work.mkdir(parents=True)
+                used = None
+                if way in ("cold", "default", "warm"):
+                    seconds, used = bench_lynx(shape, args.runs, work, way)
+                else:
+                    seconds = {"bare": bench_bare, "controller": bench_controller,
+                               "limit": bench_limit}[way](shape, args.runs, work)
+                rates[shape, way] = args.runs / seconds
+                print(f"  {labels[way]:<46} {seconds:7.2f} s  {rates[shape, way]:6.2f} runs/s", flush=True)
+                if used is not None:
+                    shares[shape, way] = print_cpu(used, seconds)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print("ratios:")
-    for key in ("cold", "default", "warm", "controller"):
-        for base in ("bare", "controller", "cold"):
-            if key in rates and base in rates and key != base:
-                print(f"  {key:>10} / {base:<10} {rates[key] / rates[base]:6.2f}x")
+    print("ratios (same invocation):")
+    for shape in shapes:
+        for way in ("cold", "default", "warm", "controller"):
+            for base in ("bare", "controller", "limit", "cold"):
+                if (shape, way) in rates and (shape, base) in rates and way != base:
+                    target = next((t for s, w, b, t in TARGETS if (s, w, b) == (shape, way, base)), None)
+                    note = "" if target is None else f"   target >= {target:.2f}x"
+                    print(f"  {shape:>8} {way:>10} / {base:<10} {rates[shape, way] / rates[shape, base]:6.2f}x{note}")
+    if ("tutorial", "default") in shares:
+        print(f"  Lynx's own CPU during the tutorial study with the defaults: {shares['tutorial', 'default']:.1%} "
+              f"of the machine   target <= {CPU_TARGET:.0%}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,26 @@
 """Scheduler throughput: jobs leased and completed per second, and the time to submit a big batch.
 
     .venv/bin/python bench/bench_scheduler.py [--jobs 5000] [--runners 4] [--slots 8] [--submit 10000]
+                                              [--ray-venv PATH]
 
 A real sampler and a real scheduler run as subprocesses on 127.0.0.1 with SQLite in a temporary
 directory. This process plays N runners: each holds a Connect stream and completes every lease
 the moment it arrives (a no-op engine), so the figure is the scheduler's own cost per job:
 lease, attempt row, result, ack. Reference: Ray's published single-client synchronous task
 rate, 981 tasks/s (ray-project/ray release/microbenchmark, "single client tasks sync").
+
+With `--ray-venv PATH` (a virtual environment with ray installed), the same invocation also runs
+Ray's no-op comparison in that venv's python, after the scheduler has stopped: `ray.get` of 5,000
+`.remote()` calls in flight at once, and 1,000 one at a time (`ray.init(num_cpus=2)`), and prints
+the Lynx figure against Ray's many-in-flight rate.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +33,34 @@ from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_cli.stack import Stack
 
 RAY_SYNC_TASKS_PER_S = 981.0
+RAY_SCRIPT = """
+import json, time, ray
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+@ray.remote
+def noop():
+    return None
+ray.get([noop.remote() for _ in range(200)])
+started = time.perf_counter()
+ray.get([noop.remote() for _ in range(5000)])
+many = 5000 / (time.perf_counter() - started)
+started = time.perf_counter()
+for _ in range(1000):
+    ray.get(noop.remote())
+one = 1000 / (time.perf_counter() - started)
+print(json.dumps({"many": many, "one": one}))
+ray.shutdown()
+"""
+
+
+def ray_rates(venv: str) -> dict[str, float]:
+    """Ray's no-op task rates, measured in `venv`'s python: {"many": in flight, "one": one at a time}."""
+    python = Path(venv) / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"--ray-venv: {python} does not exist")
+    done = subprocess.run([str(python), "-c", RAY_SCRIPT], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise SystemExit(f"--ray-venv: the Ray comparison failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def config(runs: int) -> cfg.BatchConfig:
@@ -129,6 +165,12 @@ async def main_async(args) -> None:
     print(f"  SubmitBatch of {args.submit} jobs (sampler + insert): {submit_s:6.2f} s "
           f"({args.submit / submit_s:.0f} jobs/s)")
     print(f"  reference: Ray single client tasks sync = {RAY_SYNC_TASKS_PER_S:g} tasks/s (published microbenchmark)")
+    if args.ray_venv:
+        ray = ray_rates(args.ray_venv)
+        print(f"  Ray in {args.ray_venv}: {ray['many']:.0f} no-op tasks/s with 5,000 in flight, "
+              f"{ray['one']:.0f}/s one at a time (num_cpus=2, this machine, this invocation)")
+        print(f"  Lynx / Ray many-in-flight: {overall / ray['many']:.2f}x (submit to last ack), "
+              f"{dispatch / ray['many']:.2f}x (after submit)")
 
 
 def main() -> None:
@@ -138,7 +180,11 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--submit", type=int, default=10_000)
     parser.add_argument("--profile", help="write a cProfile of the scheduler process to this file")
-    asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--ray-venv", help="a virtual environment with ray: also run Ray's no-op comparison there")
+    args = parser.parse_args()
+    if args.ray_venv and not (Path(args.ray_venv) / "bin" / "python").exists():
+        parser.error(f"--ray-venv: {Path(args.ray_venv) / 'bin' / 'python'} does not exist")
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

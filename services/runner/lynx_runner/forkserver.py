@@ -12,6 +12,9 @@ AF_UNIX SOCK_SEQPACKET socket `N` (one JSON message per packet):
   stderr pipe ends attached as SCM_RIGHTS file descriptors
 * server -> runner: ``{"id", "pid"}`` right after the fork (or ``{"id", "error"}``), and later
   ``{"id", "returncode"}`` once the fork server has reaped the job (negative = killed by that signal)
+* server -> runner, with ``--learn`` (preload ``auto``): ``{"learned": [...], "failed": {...}}`` after it
+  imported modules its jobs imported, or ``{"learned": [], "rejected": [...]}`` when their trial failed
+  (forkserver_learn.py)
 
 The forked child becomes the job: a new session (so the runner can SIGKILL its whole group), the
 job's environment, cwd, argv ``[entrypoint]``, stdin from /dev/null, stdout/stderr on the given pipes,
@@ -35,6 +38,11 @@ import socket
 import sys
 import threading
 import traceback
+
+try:
+    from lynx_runner import forkserver_learn
+except ImportError:  # run as a script: its own directory is sys.path[0] until main() changes it
+    import forkserver_learn
 
 MAX_MESSAGE = 1 << 20
 
@@ -113,8 +121,11 @@ def warm_up(path: str, failed: dict[str, str]) -> None:
 class Server:
     """Receives job requests, forks one child per job, reaps children and reports their exit."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, learner: forkserver_learn.Learner | None = None,
+                 warm_up: str = "") -> None:
         self.sock = sock
+        self.learner = learner
+        self.warm_up = warm_up
         self.jobs: dict[int, str] = {}  # pid -> job id
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
@@ -127,10 +138,17 @@ class Server:
         selector = selectors.DefaultSelector()
         selector.register(self.sock, selectors.EVENT_READ, "request")
         selector.register(self.wake_r, selectors.EVENT_READ, "child")
+        if self.learner is not None:
+            selector.register(self.learner.sock, selectors.EVENT_READ, "learn")
         while True:
             for key, _ in selector.select():
+                if key.data == "learn":
+                    self.learner.drain(set(self.jobs))
+                    continue
                 if key.data == "child":
                     self._drain_wakeups()
+                    if self.learner is not None:
+                        self.learner.drain(set(self.jobs))  # a job reports before it exits
                     self._reap()
                     continue
                 try:
@@ -146,6 +164,8 @@ class Server:
                     selector.close()
                     return job
             self._reap()
+            if self.learner is not None and self.learner.pending:
+                self.learner.start_trial(self.warm_up, close=(self.sock.fileno(),))
 
     def _drain_wakeups(self) -> None:
         try:
@@ -155,13 +175,16 @@ class Server:
             pass
 
     def _reap(self) -> None:
-        while self.jobs:
+        while self.jobs or (self.learner is not None and self.learner.trial_pid):
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if self.learner is not None and pid == self.learner.trial_pid:
+                _send(self.sock, self.learner.trial_ended(status, self.warm_up))
+                continue
             job_id = self.jobs.pop(pid, None)
             if job_id is not None:
                 _send(self.sock, {"id": job_id, "returncode": os.waitstatus_to_exitcode(status)})
@@ -191,13 +214,16 @@ class Server:
         _send(self.sock, {"id": request["id"], "pid": pid})
         return None
 
-    def release(self) -> None:
+    def release(self, request: dict) -> None:
         """In the child: drop everything that belongs to the server."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
         self.sock.close()
+        if self.learner is not None:
+            request["_learn"] = self.learner.address
+            self.learner.close()
 
 
 def _die_with_parent() -> None:
@@ -253,6 +279,7 @@ def main() -> dict | None:
     parser.add_argument("--preload", nargs="*", default=[])
     parser.add_argument("--warm-up", default="")
     parser.add_argument("--entrypoint", default="")
+    parser.add_argument("--learn", action="store_true", help="learn preloads from the modules jobs import")
     args = parser.parse_args()
     _die_with_parent()
     # sys.path[0] is the runner's source directory: it must not shadow scenario modules. Like
@@ -271,14 +298,14 @@ def main() -> dict | None:
         return None
     _send(sock, {"ready": True, "preloaded": loaded, "failed": failed, "threads": threading.active_count(),
                  "os_threads": len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1})
-    server = Server(sock)
+    server = Server(sock, forkserver_learn.Learner() if args.learn else None, args.warm_up)
     try:
         job = server.serve()
     except Exception:  # noqa: BLE001 - logged to the server's log; the runner sees EOF
         traceback.print_exc()
         return None
     if job is not None:
-        server.release()
+        server.release(job)
     return job
 
 
@@ -314,7 +341,7 @@ def _flush_open_files(gc, io) -> None:
             pass
 
 
-def run_job(entrypoint: str) -> None:
+def run_job(entrypoint: str, learn_address: str = "") -> None:
     """Run the entrypoint as __main__ and exit like the interpreter would; never returns.
 
     After the script: join non-daemon threads, run atexit handlers, release the script's globals
@@ -327,6 +354,7 @@ def run_job(entrypoint: str) -> None:
     import io
     import types
 
+    baseline = set(sys.modules) if learn_address else set()
     main_module = types.ModuleType("__main__")
     main_module.__dict__.update(
         __file__=entrypoint, __cached__=None, __builtins__=builtins, __annotations__={},
@@ -360,6 +388,8 @@ def run_job(entrypoint: str) -> None:
     del main_module
     gc.collect()
     _flush_open_files(gc, io)
+    if learn_address:
+        forkserver_learn.report(learn_address, baseline)
     if interrupted:  # like CPython 3.8+: die of SIGINT so the parent sees -2
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
@@ -370,4 +400,4 @@ if __name__ == "__main__":
     _job = main()
     if _job is None:
         sys.exit(0)
-    run_job(become_job(_job))
+    run_job(become_job(_job), _job.get("_learn", ""))

@@ -171,6 +171,8 @@ class ForkServer:
         self.env = env
         self.preloaded: list[str] = []
         self.failed: dict[str, str] = {}
+        self.learned: list[str] = []  # preload "auto": modules jobs imported, since imported in the server
+        self.rejected: list[str] = []
         self._sock: socket.socket | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future | None = None
@@ -192,6 +194,7 @@ class ForkServer:
                 self._proc = await asyncio.create_subprocess_exec(
                     self.python, str(FORKSERVER_SCRIPT), "--fd", str(theirs.fileno()),
                     "--warm-up", str(self.warm_up or ""), "--entrypoint", self.entrypoint,
+                    *(["--learn"] if "auto" in self.preload else []),
                     "--preload", *self.preload,
                     stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, cwd=self.cwd,
                     pass_fds=(theirs.fileno(),), start_new_session=True, env=self.env,
@@ -243,6 +246,9 @@ class ForkServer:
                 else:
                     self._ready.set_exception(ForkServerError("; ".join(message.get("failed", {}).values())))
             return
+        if "learned" in message:
+            self._learned(message)
+            return
         job = message.get("id")
         if "pid" in message:
             future = self._pids.pop(job, None)
@@ -257,6 +263,18 @@ class ForkServer:
             future = self._exits.pop(job, None)
             if future is not None and not future.done():
                 future.set_result(int(message["returncode"]))
+
+    def _learned(self, message: dict) -> None:
+        """The fork server imported (or rejected) modules that jobs imported."""
+        self.learned += message["learned"]
+        self.rejected += message.get("rejected", [])
+        if message["learned"]:
+            log.info("fork server learned %d preloads (%d in all)", len(message["learned"]), len(self.learned))
+        if message.get("rejected"):
+            log.warning("fork server rejected learned preloads (they start threads or import grpc): %s",
+                        ", ".join(message["rejected"][:20]))
+        for name, error in message.get("failed", {}).items():
+            log.warning("fork server could not preload learned module %s: %s", name, error)
 
     def _died(self) -> None:
         """The socket closed: every waiter learns the server is gone."""

@@ -31,6 +31,8 @@ def fd_kind(fd: int) -> str:
 
 def observed() -> dict:
     """Everything a scenario could reasonably look at about its start."""
+    import decimal  # imported late on purpose: with preload [auto] the fork server learns it
+
     env = {k: v for k, v in os.environ.items() if k != "TETRYX_TELEMETRY_URL"}
     numbers = [random.random()]
     if "numpy" in sys.modules:
@@ -62,6 +64,7 @@ def observed() -> dict:
         "umask": os.umask(os.umask(0o22)),
         "interpreter": sys.executable,
         "random": numbers,
+        "decimal_context": repr(decimal.getcontext()),
     }
 
 

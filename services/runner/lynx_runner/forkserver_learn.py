@@ -1,0 +1,203 @@
+"""Learned preloads for the fork server (`preload: [auto]`): standard library only, like forkserver.py.
+
+Each forked job, as it exits, reports the modules it imported that the fork server had not (a
+datagram to the server's abstract AF_UNIX socket; the job holds no descriptor for it while it runs,
+and the server accepts a report only from the pid of one of its own jobs, checked with
+SCM_CREDENTIALS). The server collects the names and, between jobs, tries them in a *trial child*
+first: a fork that imports them, runs the warm-up and checks that no thread runs and no denied
+module (gRPC) was pulled in. Only when the trial passes does the server import them itself; if it
+fails, the names are rejected for good. So the server never holds a thread when it forks, and a job
+sees exactly what it would with the same names in an explicit `preload` list.
+
+Guards: only names of modules the job itself imported (never `__main__`), that have a spec (came
+from an importer), that are not denied and do not reference a denied module in their namespace
+(transitively), at most MAX_LEARNED names per fork server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import sys
+
+MAX_LEARNED = 1500
+MAX_REPORT_BYTES = 150_000
+# Never imported into the fork server: gRPC's core keeps process-wide state a forked child inherits.
+DENIED_ROOTS = frozenset({"grpc"})
+NEVER_LEARNED = frozenset({"__main__", "__mp_main__"})
+TRIAL_OK, TRIAL_THREADS, TRIAL_DENIED = 0, 3, 4
+_CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
+
+
+def _denied(name: str) -> bool:
+    return name.split(".", 1)[0] in DENIED_ROOTS
+
+
+def _learnable(name: str) -> bool:
+    return not _denied(name) and name not in NEVER_LEARNED
+
+
+def new_modules(baseline: set[str]) -> list[str]:
+    """The modules imported since `baseline`, in import order, without denied ones or modules that
+    reference a denied module (or, transitively, a module that does) in their namespace."""
+    added = [name for name in list(sys.modules) if name not in baseline]
+    tainted = {name for name in added if _denied(name)} | {name for name in sys.modules if _denied(name)}
+    candidates: dict[str, object] = {}
+    for name in added:
+        module = sys.modules.get(name)
+        if name in tainted or not _learnable(name) or module is None or getattr(module, "__spec__", None) is None:
+            continue
+        candidates[name] = module
+    changed = True
+    while changed:
+        changed = False
+        for name, module in list(candidates.items()):
+            if _references(module, tainted):
+                tainted.add(name)
+                del candidates[name]
+                changed = True
+    return list(candidates)
+
+
+def _references(module: object, tainted: set[str]) -> bool:
+    """Whether the module's globals hold a tainted module, or a function/class defined in one."""
+    try:
+        values = list(vars(module).values())
+    except TypeError:
+        return False
+    for value in values:
+        owner = value.__name__ if type(value) is type(sys) else getattr(value, "__module__", None)
+        if isinstance(owner, str) and owner in tainted:
+            return True
+    return False
+
+
+class Learner:
+    """The server's side: receives jobs' reports, runs trials, imports what passed."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.bind(f"\0lynx-forkserver-{os.getpid()}-{os.urandom(8).hex()}")
+        self.sock.setblocking(False)
+        self.address: str = self.sock.getsockname()
+        self.pending: dict[str, None] = {}
+        self.rejected: set[str] = set()
+        self.learned: list[str] = []
+        self.trial_pid = 0
+        self.trial_names: list[str] = []
+
+    def drain(self, job_pids: set[int]) -> None:
+        """Read every queued report; keep names from our own jobs that are new."""
+        while True:
+            try:
+                data, ancillary, _flags, _addr = self.sock.recvmsg(MAX_REPORT_BYTES, socket.CMSG_SPACE(12))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sender = 0
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 12:
+                    sender = _CREDENTIALS.unpack(payload[:12])[0]
+            if sender not in job_pids:
+                continue
+            try:
+                names = json.loads(data)
+            except ValueError:
+                continue
+            for name in names if isinstance(names, list) else []:
+                if (isinstance(name, str) and name not in sys.modules and name not in self.rejected
+                        and name not in self.pending and name not in self.trial_names
+                        and _learnable(name) and len(self.learned) + len(self.pending) < MAX_LEARNED):
+                    self.pending[name] = None
+
+    def start_trial(self, warm_up: str, close: tuple[int, ...] = ()) -> None:
+        """Fork a child that imports the pending names and checks the result (exit code says);
+        `close`: the server's descriptors the trial must not hold."""
+        if self.trial_pid or not self.pending:
+            return
+        self.trial_names, self.pending = list(self.pending), {}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            self.trial_pid = pid
+            return
+        code = TRIAL_OK
+        try:
+            import signal
+            import threading
+
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self.sock.close()
+            for fd in close:
+                os.close(fd)
+
+            _import_all(self.trial_names, warm_up)
+            if threading.active_count() > 1:
+                print(f"learned preloads start threads: {self.trial_names}", file=sys.stderr)
+                code = TRIAL_THREADS
+            elif any(_denied(name) for name in sys.modules):
+                print(f"learned preloads import a denied module: {self.trial_names}", file=sys.stderr)
+                code = TRIAL_DENIED
+        except BaseException:  # noqa: BLE001 - any failure means: do not learn these
+            code = 1
+        sys.stderr.flush()
+        os._exit(code)
+
+    def trial_ended(self, status: int, warm_up: str) -> dict:
+        """After the trial child is reaped: import its names here if it passed; the message for the runner."""
+        names, self.trial_pid, self.trial_names = self.trial_names, 0, []
+        if os.waitstatus_to_exitcode(status) != TRIAL_OK:
+            self.rejected.update(names)
+            return {"learned": [], "rejected": names}
+        loaded, failed = _import_all(names, warm_up)
+        self.learned += loaded
+        self.rejected.update(failed)
+        return {"learned": loaded, "failed": failed}
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _import_all(names: list[str], warm_up: str) -> tuple[list[str], dict[str, str]]:
+    """Import the names in order (already imported ones count as loaded), then run the warm-up."""
+    import gc
+    import importlib
+
+    loaded: list[str] = []
+    failed: dict[str, str] = {}
+    for name in names:
+        try:
+            importlib.import_module(name)
+            loaded.append(name)
+        except BaseException as exc:  # noqa: BLE001 - a bad name must not stop the server
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    if warm_up and loaded:
+        import runpy
+
+        try:
+            runpy.run_path(warm_up, run_name="__lynx_warm_up__")
+        except BaseException as exc:  # noqa: BLE001 - reported, never fatal
+            failed[f"warm_up {warm_up}"] = f"{type(exc).__name__}: {exc}"
+    gc.collect()
+    gc.freeze()
+    return loaded, failed
+
+
+def report(address: str, baseline: set[str]) -> None:
+    """In a job, as it exits: send the modules it imported to the server; never fails the job."""
+    try:
+        names = new_modules(baseline)
+        data = json.dumps(names).encode()
+        while len(data) > MAX_REPORT_BYTES and names:
+            names = names[: len(names) // 2]
+            data = json.dumps(names).encode()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(data, address)
+    except Exception:  # noqa: BLE001 - learning is an optimisation
+        pass

@@ -1,0 +1,32 @@
+"""A scenario that imports only inside main(), as many real scripts do (stdlib and sibling modules).
+
+parameters.mode: "slow" imports slow_import (0.6 s at import time, a stand-in for Basilisk);
+"thread" also imports thread_import (starts a thread when imported); "grpc" also creates a
+telemetry client (which imports grpc). Writes ready.txt (wall time once its imports are done).
+"""
+
+
+def main() -> None:
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    config = json.loads(Path(os.environ["TETRYX_RUN_CONFIG"]).read_text())
+    mode = config["parameters"].get("mode", "slow")
+    import slow_import
+
+    if mode == "thread":
+        import thread_import  # noqa: F401
+    if mode == "grpc":
+        from lynx_telemetry_client import telemetry_client_from_env
+
+        client = telemetry_client_from_env()
+        client.send({"x": 1.0}, timestamp_ns=1)
+        client.flush()
+    (Path(os.environ["TETRYX_OUTPUT_DIR"]) / "ready.txt").write_text(repr(time.time()))
+    print(slow_import.VALUE)
+
+
+if __name__ == "__main__":
+    main()

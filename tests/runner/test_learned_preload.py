@@ -1,0 +1,110 @@
+"""Learned preloads (`preload: [auto]`): the fork server imports what jobs imported, between jobs.
+
+Real fork servers and real scenario processes; the scenario imports inside main(), so the
+entrypoint's top-level imports give the fork server nothing to preload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_engines import MODES, base_config, engines, lease, run_modes  # noqa: F401 - fixtures
+
+from lynx_runner.engine import JobHandle
+
+pytestmark = pytest.mark.timeout(120)
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+async def learned(engine, name: str, seconds: float = 20.0) -> bool:
+    """Wait until the engine's fork server has learned (imported) `name`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if name in engine.forkserver.learned:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def start_latency(engine, mode: str = "slow") -> tuple[float, dict[str, str]]:
+    """Seconds from asking for the job to the scenario finishing its imports, and the result's metadata."""
+    asked = time.time()
+    result = await engine.run(JobHandle(lease(parameters={"mode": mode})))
+    assert result.success, result.error_message
+    [ready] = [f.path for f in result.files if f.relative_path == "ready.txt"]
+    return float(Path(ready).read_text()) - asked, dict(result.metadata)
+
+
+@pytest.fixture
+def lazy_config(base_config):  # noqa: F811 - the fixture from test_engines
+    return replace(base_config, basilisk_entrypoint=SCENARIOS / "lazy.py")
+
+
+async def test_after_the_first_job_a_scenario_that_imports_in_main_starts_warm(engines, lazy_config):  # noqa: F811
+    engine = await engines(lazy_config)  # defaults: warm_start true, preload [auto]
+    assert "slow_import" not in engine.forkserver.preloaded  # not a top-level import: auto alone misses it
+    first, metadata = await start_latency(engine)
+    assert metadata["start"] == "warm" and first >= 0.6  # forked, but it still paid for its import
+    assert await learned(engine, "slow_import")
+    for _ in range(2):
+        later, metadata = await start_latency(engine)
+        assert metadata["start"] == "warm"
+        assert later < 0.35, f"a job after learning took {later:.2f} s to start (the first {first:.2f} s)"
+
+
+async def test_an_explicit_preload_list_learns_nothing(engines, lazy_config):  # noqa: F811
+    engine = await engines(replace(lazy_config, preload=("json",)))
+    await start_latency(engine)
+    await asyncio.sleep(1.0)
+    later, _ = await start_latency(engine)
+    assert engine.forkserver.learned == [] and later >= 0.6
+
+
+async def test_a_module_that_starts_a_thread_is_never_preloaded(engines, lazy_config):  # noqa: F811
+    engine = await engines(lazy_config)
+    await start_latency(engine)
+    assert await learned(engine, "slow_import")
+    await start_latency(engine, "thread")
+    deadline = time.monotonic() + 20
+    while "thread_import" not in engine.forkserver.rejected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert "thread_import" in engine.forkserver.rejected
+    assert "thread_import" not in engine.forkserver.learned
+    threads = (Path("/proc") / str(engine.forkserver._proc.pid) / "task")
+    assert len(list(threads.iterdir())) == 1  # the fork server still holds one thread
+    later, metadata = await start_latency(engine)
+    assert metadata["start"] == "warm" and later < 0.35
+
+
+async def test_grpc_is_never_learned(engines, lazy_config):  # noqa: F811
+    engine = await engines(lazy_config)
+    await start_latency(engine, "grpc")
+    assert await learned(engine, "slow_import")
+    await start_latency(engine, "grpc")
+    await asyncio.sleep(0.5)
+    assert not [n for n in engine.forkserver.learned if n.split(".")[0] == "grpc"]
+    maps = (Path("/proc") / str(engine.forkserver._proc.pid) / "maps").read_text()
+    assert "cygrpc" not in maps  # gRPC's core is not loaded in the fork server
+
+
+async def test_a_scenario_cannot_tell_warm_from_cold_with_learned_preloads(engines, base_config):  # noqa: F811
+    cold = await engines(replace(base_config, warm_start=False))
+    warm = await engines(base_config)  # preload [auto]: the probe imports decimal inside a function
+    assert "decimal" not in warm.forkserver.preloaded
+    await warm.run(JobHandle(lease("learning", {"mode": "ok"})))
+    assert await learned(warm, "decimal")
+
+    cold_results, cold_seen = await run_modes(cold, "job")
+    warm_results, warm_seen = await run_modes(warm, "job")
+    for mode, expected_code in MODES:
+        c, w = cold_results[mode], warm_results[mode]
+        assert (c.metadata["start"], w.metadata["start"]) == ("cold", "warm")
+        assert (c.exit_code, w.exit_code) == (expected_code, expected_code), mode
+        seen_cold, seen_warm = cold_seen[mode], warm_seen[mode]
+        assert seen_cold.pop("random") != seen_warm.pop("random")
+        assert seen_cold == seen_warm, mode
+    assert warm_results["raise"].error_message == cold_results["raise"].error_message

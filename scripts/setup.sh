@@ -42,3 +42,12 @@ if command -v npm >/dev/null 2>&1; then
 else
   echo "setup: npm not found; buf lint/format checks will be skipped" >&2
 fi
+
+# Debian's Chromium for the dashboard's browser tests (tests/dashboard/test_browser.py); Playwright drives it.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing Debian's chromium for the browser tests"
+  if ! { apt-get install -y -qq chromium >/dev/null 2>&1 \
+         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; then
+    echo "setup: could not install chromium; the browser tests will be skipped" >&2
+  fi
+fi

@@ -1,13 +1,16 @@
 """Scheduler throughput: jobs leased and completed per second, and the time to submit a big batch.
 
     .venv/bin/python bench/bench_scheduler.py [--jobs 5000] [--runners 4] [--slots 8] [--submit 10000]
-                                              [--ray-venv PATH]
+                                              [--secure] [--ray-venv PATH]
 
 A real sampler and a real scheduler run as subprocesses on 127.0.0.1 with SQLite in a temporary
 directory. This process plays N runners: each holds a Connect stream and completes every lease
 the moment it arrives (a no-op engine), so the figure is the scheduler's own cost per job:
 lease, attempt row, result, ack. Reference: Ray's published single-client synchronous task
 rate, 981 tasks/s (ray-project/ray release/microbenchmark, "single client tasks sync").
+
+With `--secure`, the same measurement runs again on a stack with TLS and token auth on (a private CA,
+the admin token on every call), and the bench prints the secured figures against the plaintext ones.
 
 With `--ray-venv PATH` (a virtual environment with ray installed), the same invocation also runs
 Ray's no-op comparison in that venv's python, after the scheduler has stopped: `ray.get` of 5,000
@@ -30,6 +33,7 @@ import grpc
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from lynx_cli.secure import StackSecurity
 from lynx_cli.stack import Stack
 
 RAY_SYNC_TASKS_PER_S = 981.0
@@ -146,17 +150,32 @@ async def submit_time(stub, runs: int) -> float:
     return elapsed
 
 
-async def main_async(args) -> None:
+async def measure(args, secure: bool) -> tuple[float, float, float]:
+    """(jobs/s submit to last ack, jobs/s after submit, SubmitBatch seconds) on a fresh sampler + scheduler;
+    `secure`: TLS and token auth on (a private CA, an admin token sent with every call)."""
     with tempfile.TemporaryDirectory(prefix="lynx-bench-") as tmp:
-        stack = Stack(Path(tmp), services=("sampler", "scheduler"), env={"LYNX_LOG_LEVEL": "WARNING"}, stop_grace=30)
+        security = StackSecurity(tls=True, auth=True) if secure else None
+        stack = Stack(Path(tmp), services=("sampler", "scheduler"), env={"LYNX_LOG_LEVEL": "WARNING"}, stop_grace=30,
+                      security=security)
         if args.profile:  # cProfile of the scheduler's main thread, written when it stops
             stack.processes["scheduler"].argv[1:1] = ["-m", "cProfile", "-o", args.profile]
         with stack:
-            async with grpc.aio.insecure_channel(stack.ports.scheduler_addr) as channel:
+            if security is None:
+                channel = grpc.aio.insecure_channel(stack.ports.scheduler_addr)
+            else:
+                creds = grpc.composite_channel_credentials(
+                    security.grpc_credentials(), grpc.access_token_call_credentials(security.admin_token))
+                channel = grpc.aio.secure_channel(stack.ports.scheduler_addr, creds)
+            async with channel:
                 stub = pb_grpc.SchedulerServiceStub(channel)
                 await throughput(stub, 200, args.runners, args.slots)  # warm-up
                 overall, dispatch = await throughput(stub, args.jobs, args.runners, args.slots)
                 submit_s = await submit_time(stub, args.submit)
+    return overall, dispatch, submit_s
+
+
+async def main_async(args) -> None:
+    overall, dispatch, submit_s = await measure(args, secure=False)
     print(f"scheduler: {args.jobs} no-op jobs, {args.runners} runners x {args.slots} slots, loopback gRPC, SQLite WAL")
     print(f"  leased+completed, submit to last ack : {overall:8.1f} jobs/s  "
           f"({overall / RAY_SYNC_TASKS_PER_S:.2f}x Ray single-client sync tasks, {RAY_SYNC_TASKS_PER_S:g}/s)")
@@ -165,6 +184,13 @@ async def main_async(args) -> None:
     print(f"  SubmitBatch of {args.submit} jobs (sampler + insert): {submit_s:6.2f} s "
           f"({args.submit / submit_s:.0f} jobs/s)")
     print(f"  reference: Ray single client tasks sync = {RAY_SYNC_TASKS_PER_S:g} tasks/s (published microbenchmark)")
+    if args.secure:
+        s_overall, s_dispatch, s_submit = await measure(args, secure=True)
+        print("  with TLS and token auth (same invocation; target >= 0.90x plaintext):")
+        print(f"    leased+completed, submit to last ack : {s_overall:8.1f} jobs/s  "
+              f"({s_overall / overall:.2f}x plaintext)")
+        print(f"    leased+completed, after submit       : {s_dispatch:8.1f} jobs/s  ({s_dispatch / dispatch:.2f}x)")
+        print(f"    SubmitBatch of {args.submit} jobs: {s_submit:6.2f} s  ({submit_s / s_submit:.2f}x plaintext speed)")
     if args.ray_venv:
         ray = ray_rates(args.ray_venv)
         print(f"  Ray in {args.ray_venv}: {ray['many']:.0f} no-op tasks/s with 5,000 in flight, "
@@ -180,6 +206,8 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--submit", type=int, default=10_000)
     parser.add_argument("--profile", help="write a cProfile of the scheduler process to this file")
+    parser.add_argument("--secure", action="store_true",
+                        help="also measure with TLS and token auth on, in the same invocation, against plaintext")
     parser.add_argument("--ray-venv", help="a virtual environment with ray: also run Ray's no-op comparison there")
     args = parser.parse_args()
     if args.ray_venv and not (Path(args.ray_venv) / "bin" / "python").exists():

@@ -13,7 +13,9 @@ Every buffer is at its default.
 Part 2 measures one send() call in microseconds beside an empty Python loop of
 the same length.
 
-Usage: .venv/bin/python bench/bench_telemetry.py [--samples 200000] [--scenarios 2]
+Part 3 (`--secure`) repeats part 1 with TLS and token auth on and prints it against part 1.
+
+Usage: .venv/bin/python bench/bench_telemetry.py [--samples 200000] [--scenarios 2] [--secure]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
+from lynx_cli.secure import StackSecurity
 from lynx_cli.stack import Ports, Stack
 from lynx_common.server import GrpcServer, client_channel
 from lynx_runner.endpoint import JobTelemetryServicer
@@ -144,7 +147,7 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def throughput(address: str, samples: int, scenarios: int, ingest_pid: int) -> None:
+async def throughput(address: str, samples: int, scenarios: int, ingest_pid: int) -> float:
     """Part 1: N scenario processes -> endpoints + relays -> ingest; print the counts and samples/s."""
     async with client_channel(address) as channel:
         stub = pb_grpc.TelemetryServiceStub(channel)
@@ -185,6 +188,7 @@ async def throughput(address: str, samples: int, scenarios: int, ingest_pid: int
     print(f"    CPU seconds: scenarios (send + client shipping) {scenario_cpu:.2f}, runner endpoints + relays"
           f" {runner_cpu:.2f}, ingest {ingest_cpu:.2f}; {total_cpu / total_stored * 1e6:.2f} us of CPU per sample;"
           f" load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    return rate
 
 
 async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) -> None:
@@ -206,9 +210,9 @@ async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) ->
     print(f"    ratio:      {send_us / empty_us:.1f}x an empty loop iteration")
 
 
-async def bench(address: str, samples: int, scenarios: int, ingest_pid: int) -> None:
+async def bench(address: str, samples: int, scenarios: int, ingest_pid: int) -> float:
     print("(1) end-to-end throughput")
-    await throughput(address, samples, scenarios, ingest_pid)
+    rate = await throughput(address, samples, scenarios, ingest_pid)
     print("(2) cost of one send()")
     async with client_channel(address) as channel:
         job = PerJobEndpoint(pb_grpc.TelemetryServiceStub(channel), "send-cost")
@@ -218,12 +222,36 @@ async def bench(address: str, samples: int, scenarios: int, ingest_pid: int) -> 
             await send_cost(job, samples, 0.02, "shipping thread shipping concurrently (default)")
         finally:
             await job.finish()
+    return rate
+
+
+def secured_throughput(samples: int, scenarios: int) -> float:
+    """Part 1 again with TLS and token auth on: telemetry-ingest serves TLS and checks tokens against a
+    scheduler (the relays send the admin token, as a runner sends its own)."""
+    with tempfile.TemporaryDirectory(prefix="lynx-bench-telemetry-tls-") as tmp:
+        security = StackSecurity(tls=True, auth=True)
+        stack = Stack(Path(tmp), Ports(0, 0, 0, 0), services=("sampler", "scheduler", "telemetry"), security=security)
+        with stack:
+            saved = {k: os.environ.get(k) for k in security.env()}
+            os.environ.update(security.env())  # the relays' channels: LYNX_TLS_CA and LYNX_TOKEN
+            try:
+                print(f"(3) end-to-end throughput with TLS and token auth, ingest on {stack.ports.telemetry_addr}")
+                return asyncio.run(throughput(stack.ports.telemetry_addr, samples, scenarios,
+                                              stack["telemetry"].pid))
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200_000, help="samples per scenario process")
     parser.add_argument("--scenarios", type=int, default=2)
+    parser.add_argument("--secure", action="store_true",
+                        help="also run part 1 with TLS and token auth on, and print it against plaintext")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lynx-bench-telemetry-") as tmp:
         data_dir = Path(tmp)
@@ -232,7 +260,11 @@ def main() -> None:
             address = ingest.ports.telemetry_addr
             print(f"telemetry-ingest pid {ingest['telemetry'].pid} on {address},"
                   f" segments under {data_dir / 'telemetry-segments'}")
-            asyncio.run(bench(address, args.samples, args.scenarios, ingest["telemetry"].pid))
+            plain = asyncio.run(bench(address, args.samples, args.scenarios, ingest["telemetry"].pid))
+    if args.secure:
+        secured = secured_throughput(args.samples, args.scenarios)
+        print(f"  TLS and token auth: {secured:,.0f} samples/s against {plain:,.0f} plaintext in this invocation:"
+              f" {secured / plain:.2f}x (target >= 0.90x)")
 
 
 if __name__ == "__main__":

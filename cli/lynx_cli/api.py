@@ -32,21 +32,31 @@ class Api:
         ca_file = ca_file if ca_file is not None else os.environ.get("LYNX_TLS_CA")
         self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
-    def request(self, method: str, path: str, body: object | None = None) -> object:
+    def open(self, method: str, path: str, body: object | None = None, timeout: float | None = None):
+        """The gateway's reply to read (and close) yourself, sent with the token and verified with the CA;
+        an error status raises ApiError with the gateway's message."""
         data = None if body is None else json.dumps(body).encode()
         headers = {"content-type": "application/json"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as reply:
-                return json.load(reply)
+            return urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self.context)
         except urllib.error.HTTPError as exc:
             try:
                 message = json.load(exc)["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = exc.reason
             raise ApiError(exc.code, message) from None
+
+    def request(self, method: str, path: str, body: object | None = None) -> object:
+        with self.open(method, path, body) as reply:
+            return json.load(reply)
+
+    def get_bytes(self, path: str) -> bytes:
+        """A non-JSON body (a report, a CSV)."""
+        with self.open("GET", path) as reply:
+            return reply.read()
 
     def get(self, path: str) -> object:
         return self.request("GET", path)

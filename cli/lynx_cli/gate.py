@@ -6,8 +6,6 @@ import argparse
 import math
 import os
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,18 +139,16 @@ def judge(batch: dict, jobs: list[dict], policy: Policy) -> Verdict:
 
 
 def download(api: Api, path: str, target: Path, timeout: float = 120.0) -> str | None:
-    """Save a gateway route's body to `target` (with the Api's token and TLS context, when it has them);
-    the problem in words when it cannot."""
-    token = getattr(api, "token", "")
-    request = urllib.request.Request(api.base_url + path, headers={"authorization": f"Bearer {token}"} if token else {})
+    """Save a gateway route's body to `target` (with the Api's token and TLS context); the problem in words
+    when it cannot."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=getattr(api, "context", None)) as reply:
+        with api.open("GET", path, timeout=timeout) as reply:
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("wb") as out:
                 while chunk := reply.read(1 << 16):
                     out.write(chunk)
-    except urllib.error.HTTPError as exc:
-        return f"GET {path} answered HTTP {exc.code}"
+    except ApiError as exc:
+        return f"GET {path} answered {exc}"
     except OSError as exc:
         return f"cannot save {path} to {target}: {exc}"
     return None

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from lynx_cli.api import Api, ApiError
+from lynx_cli.api import Api
 
 STATS = ("n", "mean", "mean_ci_95", "std", "min", "p5", "p50", "p95", "max", "wilks_upper")
 HEAD = ("n", "mean", "mean 95% CI", "std", "min", "p5", "p50", "p95", "max", "95/95 upper")
@@ -61,19 +59,6 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def get_bytes(api: Api, path: str) -> bytes:
-    """GET a non-JSON body from the gateway; an error status raises ApiError with the gateway's message."""
-    try:
-        with urllib.request.urlopen(api.base_url + path, timeout=api.timeout) as reply:
-            return reply.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        raise ApiError(exc.code, message) from None
-
-
 def show_summary(api: Api, batch_id: str, as_json: bool) -> dict:
     summary = api.get(f"/batches/{batch_id}/summary")
     print(json.dumps(summary, indent=2) if as_json else summary_table(summary))
@@ -82,7 +67,7 @@ def show_summary(api: Api, batch_id: str, as_json: bool) -> dict:
 
 def cmd_report(args) -> int:
     """Write the batch's HTML report to -o (default report-<batch>.html)."""
-    html = get_bytes(Api(args.url, timeout=600.0), f"/batches/{args.batch_id}/report.html")
+    html = Api(args.url, timeout=600.0).get_bytes(f"/batches/{args.batch_id}/report.html")
     out = args.output or Path(f"report-{args.batch_id}.html")
     out.write_bytes(html)
     print(f"wrote {out} ({len(html):,} bytes)")

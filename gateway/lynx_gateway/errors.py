@@ -8,7 +8,6 @@ client over `requests_per_second`; `StreamSlots` caps a client's concurrent live
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -51,26 +50,7 @@ async def json_errors(request: web.Request, handler):
         return error_response(500, "internal error in the gateway; see its log")
 
 
-class _Buckets:
-    """One token bucket per client address: `rate` per second, a burst of twice that."""
-
-    def __init__(self) -> None:
-        self.tokens: dict[str, tuple[float, float]] = {}
-
-    def take(self, client: str, rate: float) -> bool:
-        now = time.monotonic()
-        tokens, then = self.tokens.get(client, (2 * rate, now))
-        tokens = min(2 * rate, tokens + (now - then) * rate)
-        if len(self.tokens) > 10_000:  # forget idle clients rather than grow without bound
-            self.tokens.clear()
-        if tokens < 1:
-            self.tokens[client] = (tokens, now)
-            return False
-        self.tokens[client] = (tokens - 1, now)
-        return True
-
-
-_BUCKETS = web.AppKey("rate_buckets", _Buckets)
+_BUCKETS = web.AppKey("rate_buckets", limits.TokenBuckets)
 OPEN_PATHS = ("/healthz", "/readyz")
 
 
@@ -79,7 +59,7 @@ async def rate_limit(request: web.Request, handler):
     """429 when one client address sends more than requests_per_second (health probes are exempt)."""
     if request.path not in OPEN_PATHS:
         rate = limits.value("requests_per_second")
-        if not request.app[_BUCKETS].take(request.remote or "", rate):
+        if not request.app[_BUCKETS].take(request.remote or "", 1, rate):
             return error_response(429, f"too many requests from {request.remote}: the limit is {rate} per second "
                                        "(LYNX_LIMIT_REQUESTS_PER_SECOND)", headers={"Retry-After": "1"})
     return await handler(request)
@@ -113,6 +93,6 @@ class TooManyStreams(Exception):
 
 def install(app: web.Application) -> None:
     """Register the guards on `app` (outermost first)."""
-    app[_BUCKETS] = _Buckets()
+    app[_BUCKETS] = limits.TokenBuckets(max_keys=10_000)  # one per client address
     app.middlewares.insert(0, rate_limit)
     app.middlewares.insert(0, json_errors)

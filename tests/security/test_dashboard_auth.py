@@ -52,3 +52,27 @@ def test_static_files_are_open_and_the_cookie_opens_pages_for_reading_only(stack
     status, _, body = _get(stack, "/batches/x/cancel", {"Cookie": f"lynx_token={admin}",
                                                          "Content-Type": "application/json"}, "POST", b"{}")
     assert status == 401, body
+
+
+def test_lynx_report_and_results_use_the_token_and_the_ca(stack, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from harness import study
+
+    batch = stack.http.ok("POST", "/jobs", study(runs=2))["batch_id"]  # no runner here: it stays pending
+    env = {**os.environ, "LYNX_API_URL": stack.ports.gateway_url, "LYNX_TLS_CA": str(stack.ca),
+           "LYNX_TOKEN": stack.token("read")}
+    out = tmp_path / "report.html"
+    made = subprocess.run([sys.executable, "-m", "lynx_cli.main", "report", batch, "-o", str(out)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert out.read_text().lstrip().lower().startswith("<!doctype html")
+    shown = subprocess.run([sys.executable, "-m", "lynx_cli.main", "results", batch, "--json"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert '"total": 2' in shown.stdout
+    denied = subprocess.run([sys.executable, "-m", "lynx_cli.main", "report", batch, "-o", str(out)],
+                            env={**env, "LYNX_TOKEN": ""}, capture_output=True, text=True, timeout=120)
+    assert denied.returncode != 0 and "401" in denied.stderr + denied.stdout

@@ -8,6 +8,7 @@ docs/limits.md is the reference; tests/limits/test_limits_table.py keeps it in s
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -115,3 +116,25 @@ def check_json(document: object, field: str = "body") -> None:
                                             f"({LIMITS['string_chars'].env})")
             where = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
             stack.append((child, where if path != "body" else str(key) if isinstance(key, str) else where, depth + 1))
+
+
+class TokenBuckets:
+    """One token bucket per key (a client address, a job): `rate` tokens a second, a burst of twice that.
+    `take(key, cost, rate)` spends `cost` tokens; it refuses only while the bucket holds less than one
+    token (so one request larger than the burst passes, and puts the bucket in debt)."""
+
+    def __init__(self, max_keys: int) -> None:
+        self.max_keys = max_keys
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, cost: float, rate: float) -> bool:
+        now = time.monotonic()
+        tokens, then = self.buckets.get(key, (2.0 * rate, now))
+        tokens = min(2.0 * rate, tokens + (now - then) * rate)
+        if len(self.buckets) > self.max_keys:  # forget idle keys rather than grow without bound
+            self.buckets.clear()
+        if tokens < 1:
+            self.buckets[key] = (tokens, now)
+            return False
+        self.buckets[key] = (tokens - cost, now)
+        return True

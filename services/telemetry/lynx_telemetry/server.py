@@ -33,26 +33,6 @@ from lynx_telemetry.store import TelemetryStore
 log = logging.getLogger(__name__)
 
 
-class SampleRates:
-    """Token buckets of samples per job: `publish_samples_per_second`, a burst of twice that. A request
-    is refused only once the job's bucket is in debt, so any one request can pass after a wait."""
-
-    def __init__(self) -> None:
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, job_id: str, n: int, rate: int) -> bool:
-        now = time.monotonic()
-        tokens, then = self.buckets.get(job_id, (2.0 * rate, now))
-        tokens = min(2.0 * rate, tokens + (now - then) * rate)
-        if len(self.buckets) > 100_000:  # forget idle jobs rather than grow without bound
-            self.buckets.clear()
-        if tokens < 0:
-            self.buckets[job_id] = (tokens, now)
-            return False
-        self.buckets[job_id] = (tokens - n, now)
-        return True
-
-
 PAGE_POINTS = 200_000  # points per QueryResponse by default (about 3.2 MB: under gRPC's default 4 MB)
 MAX_PAGE_POINTS = 1_000_000  # the most a caller may ask for in one response
 PAGED_QUERIES = 8  # queries whose series are kept between pages (the most recent ones)
@@ -67,7 +47,7 @@ class TelemetryServicer(pb_grpc.TelemetryServiceServicer):
     def __init__(self, store: TelemetryStore, hub: Hub | None = None,
                  verifier: security.RemoteVerifier | None = None) -> None:
         self.store = store
-        self.rates = SampleRates()
+        self.rates = limits.TokenBuckets(max_keys=100_000)  # samples per job
         self.hub = hub or Hub()
         self.verifier = verifier  # with auth: Publish only for jobs the caller's runner holds
         self._paged: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()  # query -> (time, series) being paged

@@ -11,7 +11,7 @@ import numpy as np
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common import names
-from lynx_results import wire
+from lynx_results import columnar, wire
 
 FINISHED = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED)
 _NO_TIME = math.nan
@@ -124,6 +124,11 @@ class RecordsBuilder:
         self._in_blocks: dict[tuple, tuple[list, list]] = {}
         self._out_blocks: dict[tuple, tuple[list, list]] = {}
         self._n = 0
+        self._columnar = columnar.ColumnarParts()
+
+    def add_columnar(self, page: pb.RunsPage) -> None:
+        """Append a columnar StreamRuns page (StreamRunsResponse.page); one builder reads one kind of page."""
+        self._columnar.add(page)
 
     def add(self, runs: Iterable[pb.Run]) -> None:
         """Append a chunk of runs."""
@@ -213,6 +218,10 @@ class RecordsBuilder:
             blocks.clear()
 
     def build(self) -> Records:
+        if self._columnar.n:
+            if self._n:
+                raise ValueError("a RecordsBuilder reads either columnar pages or Run messages, not both")
+            return self._build_columnar()
         self._merge_blocks()
         n, b = self._n, self._base
         rec = Records(
@@ -242,6 +251,35 @@ class RecordsBuilder:
                     rec.numbers[name], rec.present[name] = _floats(column, n), _present(column, n)
             else:
                 rec.numbers[name], rec.present[name] = _floats(column, n), _present(column, n)
+        for name in self.inputs.numeric + self.inputs.constant:
+            rec.numeric_inputs.setdefault(name, np.full(n, np.nan))
+        for name in self.inputs.categorical:
+            rec.categorical_inputs.setdefault(name, np.full(n, None, dtype=object))
+        return rec
+
+
+    def _build_columnar(self) -> Records:
+        parts = self._columnar
+        n, b = parts.n, {k: np.concatenate(v) for k, v in parts.base.items()}
+        kinds = {name: {p[0] for p in ps} for name, ps in parts.outputs.items()}
+        texts = {name for name, k in kinds.items() if "text" in k}
+        rec = Records(
+            inputs=self.inputs,
+            booleans=frozenset(name for name, k in kinds.items() if "flag" in k) - texts,
+            **{k: v.astype(np.float64) if k == "seconds" else v for k, v in b.items()},
+        )
+        for name, ps in parts.inputs.items():
+            if name in self._numeric_in:
+                rec.numeric_inputs[name] = columnar.floats(ps, n)
+            else:
+                rec.categorical_inputs[name] = columnar.strings(ps, n)
+        for name, ps in parts.outputs.items():
+            if name in texts:
+                rec.texts[name] = columnar.strings(ps, n)
+                if kinds[name] & {"number", "integer", "flag"}:
+                    rec.numbers[name], rec.present[name] = columnar.floats(ps, n), columnar.present(ps, n)
+            else:
+                rec.numbers[name], rec.present[name] = columnar.floats(ps, n), columnar.present(ps, n)
         for name in self.inputs.numeric + self.inputs.constant:
             rec.numeric_inputs.setdefault(name, np.full(n, np.nan))
         for name in self.inputs.categorical:
@@ -296,9 +334,23 @@ def _strings(column: tuple[list, list], n: int) -> np.ndarray:
     return out
 
 
+def columnar_page(chunk: object) -> pb.RunsPage | None:
+    """The RunsPage of a columnar StreamRuns page (message or bytes), else None. A serialized columnar page
+    starts with field 2 (`page`), a row page with field 1 (`runs`)."""
+    if isinstance(chunk, bytes):
+        return pb.StreamRunsResponse.FromString(chunk).page if chunk[:1] == b"\x12" else None
+    if isinstance(chunk, pb.StreamRunsResponse) and chunk.HasField("page"):
+        return chunk.page
+    return None
+
+
 def add_chunk(builder: RecordsBuilder, chunk: pb.StreamRunsResponse | bytes | Iterable[pb.Run]) -> None:
-    """A StreamRuns page (message or bytes) through the fast path, any other iterable of Runs as it is."""
-    if isinstance(chunk, (pb.StreamRunsResponse, bytes)):
+    """A StreamRuns page (message or bytes; columnar or not) through the fast path, any other iterable of Runs as
+    it is."""
+    page = columnar_page(chunk)
+    if page is not None:
+        builder.add_columnar(page)
+    elif isinstance(chunk, (pb.StreamRunsResponse, bytes)):
         builder.add_page(chunk)
     else:
         builder.add(chunk)

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx_results import wire
-from lynx_results.records import Inputs, Records, RecordsBuilder, add_chunk, inputs_of
+from lynx_results import columnar, wire
+from lynx_results.records import Inputs, Records, RecordsBuilder, add_chunk, columnar_page, inputs_of
 
 HEAD = ("run_id", "job_id", "seed")
 TAIL = ("status", "reason", "attempts", "seconds", "runner", "termination_condition")
@@ -55,6 +55,10 @@ class Layout:
 def collect_kinds(chunk: pb.StreamRunsResponse | bytes | Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
     """Add the output names and value kinds of a chunk of runs (a StreamRuns page, its bytes, or Runs) to
     `kinds` (the first pass of an export)."""
+    page = columnar_page(chunk)
+    if page is not None:
+        columnar.output_kinds(page, kinds)
+        return
     if isinstance(chunk, (pb.StreamRunsResponse, bytes)):
         wire.output_kinds(chunk, kinds)
         return

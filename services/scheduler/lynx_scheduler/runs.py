@@ -19,6 +19,7 @@ from lynx_common.names import JOB_STATUS
 from lynx_scheduler import policy
 from lynx_scheduler.columns import MalformedSample, python_columns
 from lynx_scheduler.rows import JobRow
+from lynx_scheduler.runs_page import ChunkCache, columnar_page
 from lynx_scheduler.store import Store
 
 DEFAULT_PAGE = 1000
@@ -145,15 +146,25 @@ def run_bytes(job: JobRow, seed: int, parameters: bytes) -> bytes:
     return run.SerializeToString() + parameters
 
 
-async def stream_runs(store: Store, batch_id: str, size: int) -> AsyncIterator[pb.StreamRunsResponse]:
-    """Pages of `size` runs in run order. Each page is one indexed query; a sample chunk is encoded
-    once (a chunk's runs are consecutive), so memory stays at one page and one chunk."""
+async def stream_runs(
+    store: Store, batch_id: str, size: int, columnar: bool = False
+) -> AsyncIterator[pb.StreamRunsResponse]:
+    """Pages of `size` runs in run order, as Run messages or (`columnar`) as a RunsPage (see
+    lynx_scheduler.runs_page). Each page is one indexed query; a sample chunk is encoded once (a
+    chunk's runs are consecutive), so memory stays at one page and one chunk."""
     inputs = _Inputs(store)
+    chunks = ChunkCache(store.sample)
     after = -1
     while True:
         jobs = await store.runs_page(batch_id, after, size)
         if not jobs:
             return
+        if columnar:
+            yield await columnar_page(jobs, chunks)
+            if len(jobs) < size:
+                return
+            after = jobs[-1].run_id
+            continue
         parts: list[bytes] = []
         for job in jobs:
             parameters, seed = await inputs.of(job)

@@ -1,0 +1,236 @@
+"""A page of a batch's runs as columns (StreamRunsResponse.page, a lynx.scheduler.v1.RunsPage).
+
+Inputs are slices of the stored sample chunks (RunColumns), copied column by column in C, never value by
+value. Outputs and endings come from each job's stored JobResult: the page's results are parsed in one call
+into a view of JobResult whose `outputs` is a singular message, so protobuf merges a run's Parameters into one
+list of names and one list of values per kind; a run whose outputs are all of one kind (the usual case) is then
+read with a few calls, and runs sharing the same output names form a block transposed into columns at once.
+Only a run mixing kinds is read Parameter by Parameter. No numpy: the scheduler does not depend on it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from lynx.common.v1 import parameters_pb2 as ppb
+from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common.columns import parameter_value
+from lynx_common.names import JOB_STATUS
+from lynx_scheduler import policy
+from lynx_scheduler.rows import JobRow
+
+F = descriptor_pb2.FieldDescriptorProto
+_PACKAGE = "lynx_scheduler.result_view"
+KINDS = ("number", "integer", "text", "flag")  # ParameterValue's oneof, in field-number order
+_STATUS = {name: JOB_STATUS.value(name) for name in policy.JOB_STATUSES}
+_COLUMN = {"number": "numbers", "integer": "integers", "text": "texts", "flag": "flags"}  # OutputColumn's oneof
+_EMPTY = b"\x0a\x00"  # Results.results: an empty JobResult (a run without a final result)
+
+
+def _results_class():
+    """Results {repeated Result results = 1}; Result is JobResult's fields this page reads (proto2, so the
+    optional ones keep their presence), with `outputs` (16) a singular Params {names, Values}."""
+    f = descriptor_pb2.FileDescriptorProto(name="lynx_scheduler/result_view.proto", package=_PACKAGE, syntax="proto2")
+    values = f.message_type.add(name="Values")
+    kinds = (F.TYPE_DOUBLE, F.TYPE_INT64, F.TYPE_STRING, F.TYPE_BOOL)
+    for number, (name, kind) in enumerate(zip(KINDS, kinds, strict=True), start=1):
+        values.field.add(name=name, number=number, type=kind, label=F.LABEL_REPEATED)
+    params = f.message_type.add(name="Params")
+    params.field.add(name="name", number=1, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
+    params.field.add(name="value", number=2, type=F.TYPE_MESSAGE, type_name=f".{_PACKAGE}.Values", label=1)
+    result = f.message_type.add(name="Result")
+    for name, number, kind in (
+        ("execution_time_secs", 3, F.TYPE_DOUBLE),
+        ("error_message", 6, F.TYPE_STRING),
+        ("exit_code", 7, F.TYPE_INT32),
+        ("termination_reason", 8, F.TYPE_INT32),  # an enum: the same varint
+        ("termination_variable", 13, F.TYPE_STRING),
+        ("termination_condition", 14, F.TYPE_STRING),
+        ("termination_value", 15, F.TYPE_DOUBLE),
+    ):
+        result.field.add(name=name, number=number, type=kind, label=F.LABEL_OPTIONAL)
+    result.field.add(name="outputs", number=16, type=F.TYPE_MESSAGE, type_name=f".{_PACKAGE}.Params", label=1)
+    results = f.message_type.add(name="Results")
+    results.field.add(
+        name="results", number=1, type=F.TYPE_MESSAGE, type_name=f".{_PACKAGE}.Result", label=F.LABEL_REPEATED
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(f)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Results"))
+
+
+Results = _results_class()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(bits | 0x80)
+        else:
+            out.append(bits)
+            return bytes(out)
+
+
+def slice_columns(runs: ppb.RunColumns, index: Sequence[int], out: ppb.RunColumns) -> None:
+    """Copy runs `index` (positions in the chunk, ascending) of a chunk into `out`: a plain slice of every
+    column when they are consecutive, else a gather."""
+    start, stop = index[0], index[-1] + 1
+    consecutive = stop - start == len(index)
+
+    def take(values):
+        return values[start:stop] if consecutive else [values[i] for i in index]
+
+    out.run_ids.extend(take(runs.run_ids))
+    out.seeds.extend(take(runs.seeds))
+    for column in runs.parameters:
+        kind = column.WhichOneof("values")
+        sliced = out.parameters.add(name=column.name)
+        if kind == "choices":
+            sliced.choices.levels.extend(column.choices.levels)
+            sliced.choices.indices.extend(take(column.choices.indices))
+        elif kind is not None:
+            getattr(sliced, kind).values.extend(take(getattr(column, kind).values))
+
+
+def legacy_columns(run_id: int, seed: int, parameters: dict, out: ppb.RunColumns) -> None:
+    """One run written before sample chunks were kept, as a one-run RunColumns (a flag as a one-level choice)."""
+    out.run_ids.append(run_id)
+    out.seeds.append(seed)
+    for name, value in parameters.items():
+        column = out.parameters.add(name=name)
+        v = parameter_value(value)
+        kind = v.WhichOneof("kind")
+        if kind == "number":
+            column.numbers.values.append(v.number)
+        elif kind == "integer":
+            column.integers.values.append(v.integer)
+        elif kind == "text":
+            column.texts.values.append(v.text)
+        else:
+            column.choices.levels.append(v)
+            column.choices.indices.append(0)
+
+
+class ChunkCache:
+    """The last sample chunk read, parsed (a page's runs come from one or two consecutive chunks)."""
+
+    def __init__(self, load: Callable[[int], Awaitable[tuple[int, bytes] | None]]) -> None:
+        self._load = load
+        self._id: int | None = None
+        self._chunk: tuple[int, ppb.RunColumns] | None = None
+
+    async def get(self, sample_id: int) -> tuple[int, ppb.RunColumns] | None:
+        if sample_id != self._id:
+            stored = await self._load(sample_id)
+            self._id = sample_id
+            self._chunk = None if stored is None else (stored[0], ppb.RunColumns.FromString(stored[1]))
+        return self._chunk
+
+
+async def _inputs(jobs: list[JobRow], chunks: ChunkCache, page: pb.RunsPage) -> list[int]:
+    """Fill page.inputs with the jobs' inputs; returns each run's seed."""
+    seeds = [0] * len(jobs)
+    i = 0
+    while i < len(jobs):
+        job = jobs[i]
+        if job.legacy_parameters is not None:
+            seeds[i] = job.seed or 0
+            legacy_columns(job.run_id, seeds[i], job.legacy_parameters, page.inputs.add())
+            i += 1
+            continue
+        j = i + 1
+        while j < len(jobs) and jobs[j].sample_id == job.sample_id and jobs[j].legacy_parameters is None:
+            j += 1
+        chunk = await chunks.get(job.sample_id) if job.sample_id is not None else None
+        if chunk is not None:
+            first, runs = chunk
+            n = len(runs.run_ids)
+            rows = [k for k in range(i, j) if 0 <= jobs[k].run_id - first < n]  # a run outside it has no inputs
+            if rows:
+                index = [jobs[k].run_id - first for k in rows]
+                sliced = page.inputs.add()
+                slice_columns(runs, index, sliced)
+                for k, seed in zip(rows, sliced.seeds, strict=True):
+                    seeds[k] = seed
+        i = j
+    return seeds
+
+
+def _outputs(results, page: pb.RunsPage, blobs: list[bytes | None]) -> None:
+    """page.outputs from the parsed result views: one column per (name, kind), in order of first appearance."""
+    columns: dict[tuple[str, str | None], tuple[list, list]] = {}
+    blocks: dict[tuple[str, tuple], tuple[list, list]] = {}  # (kind, names) -> (rows, values per run)
+    for row, result in enumerate(results):
+        params = result.outputs
+        names = params.name
+        if not names:
+            continue
+        values = params.value
+        for kind in KINDS:
+            column = getattr(values, kind)
+            if len(column):
+                break
+        if len(column) == len(names):  # the first kind present holds every value: all of one kind
+            key = (kind, tuple(names))
+            block = blocks.get(key)
+            if block is None:
+                block = blocks[key] = ([], [])
+                for name in key[1]:
+                    columns.setdefault((name, kind), ([], []))
+            block[0].append(row)
+            block[1].append(column)
+            continue
+        for p in pb.JobResult.FromString(blobs[row]).outputs:  # kinds mixed (or values unset): one by one
+            kind = p.value.WhichOneof("kind")
+            rows, vals = columns.setdefault((p.name, kind), ([], []))
+            rows.append(row)
+            if kind is not None:
+                vals.append(getattr(p.value, kind))
+    for (kind, names), (rows, values) in blocks.items():
+        for name, column in zip(names, zip(*values, strict=True), strict=True):
+            col = columns[(name, kind)]
+            col[0].extend(rows)
+            col[1].extend(column)
+    for (name, kind), (rows, values) in columns.items():
+        out = page.outputs.add(name=name, rows=rows)
+        if kind is not None:
+            getattr(out, _COLUMN[kind]).values.extend(values)
+
+
+async def columnar_page(jobs: list[JobRow], chunks: ChunkCache) -> pb.StreamRunsResponse:
+    """A StreamRunsResponse whose `page` holds `jobs` (in run order) as columns."""
+    page = pb.RunsPage(
+        run_ids=[j.run_id for j in jobs],
+        job_ids=[j.job_id for j in jobs],
+        statuses=[_STATUS[j.status] for j in jobs],
+        attempts=[j.attempts for j in jobs],
+        runner_ids=[j.runner_id or "" for j in jobs],
+    )
+    page.seeds.extend(await _inputs(jobs, chunks, page))
+    terminal = policy.TERMINAL
+    blobs = [j.result if j.status in terminal and j.result else None for j in jobs]
+    page.finished_at_unix_nanos.extend(
+        [int(j.finished_at * 1e9) if j.status in terminal and j.finished_at is not None else 0 for j in jobs]
+    )
+    parts: list[bytes] = []
+    for blob in blobs:
+        parts += (b"\x0a", _varint(len(blob)), blob) if blob else (_EMPTY,)
+    results = Results.FromString(b"".join(parts)).results
+    page.termination_reasons.extend([r.termination_reason for r in results])
+    page.execution_time_secs.extend([r.execution_time_secs for r in results])
+    page.termination_variables.extend([r.termination_variable for r in results])
+    page.termination_conditions.extend([r.termination_condition for r in results])
+    page.exit_codes.extend([r.exit_code for r in results])
+    for row, r in enumerate(results):
+        if r.HasField("termination_value"):
+            page.termination_value_rows.append(row)
+            page.termination_values.append(r.termination_value)
+        if r.HasField("error_message"):
+            page.error_message_rows.append(row)
+            page.error_messages.append(r.error_message)
+    _outputs(results, page, blobs)
+    return pb.StreamRunsResponse(page=page)

@@ -28,7 +28,7 @@ _COLUMN = {"number": "numbers", "integer": "integers", "text": "texts", "flag": 
 _EMPTY = b"\x0a\x00"  # Results.results: an empty JobResult (a run without a final result)
 
 
-def _results_class():
+def _results_class() -> tuple:
     """Results {repeated Result results = 1}; Result is JobResult's fields this page reads (proto2, so the
     optional ones keep their presence), with `outputs` (16) a singular Params {names, Values}."""
     f = descriptor_pb2.FileDescriptorProto(name="lynx_scheduler/result_view.proto", package=_PACKAGE, syntax="proto2")
@@ -57,10 +57,10 @@ def _results_class():
     )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(f)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Results"))
+    return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{m}")) for m in ("Results", "Result"))
 
 
-Results = _results_class()
+Results, Result = _results_class()
 
 
 def _varint(n: int) -> bytes:
@@ -73,6 +73,10 @@ def _varint(n: int) -> bytes:
         else:
             out.append(bits)
             return bytes(out)
+
+
+_SHORT = 1 << 14
+_VARINTS = [_varint(n) for n in range(_SHORT)]  # lengths of most results
 
 
 def slice_columns(runs: ppb.RunColumns, index: Sequence[int], out: ppb.RunColumns) -> None:
@@ -160,8 +164,35 @@ async def _inputs(jobs: list[JobRow], chunks: ChunkCache, page: pb.RunsPage) -> 
     return seeds
 
 
+def _same_outputs(merged, counts: list[int], page: pb.RunsPage) -> bool:
+    """page.outputs when every run that gave outputs gave the same names in the same order, all of one kind
+    (the usual batch): `merged` is the whole page's results parsed as one message, so its outputs hold every
+    run's names and values end to end, and a column is a stride of them. False when the page is not like that."""
+    rows = [row for row, count in enumerate(counts) if count]
+    if not rows:
+        return True
+    c = counts[rows[0]]
+    names = list(merged.outputs.name)
+    if any(counts[row] != c for row in rows) or names != names[:c] * len(rows):
+        return False
+    values = merged.outputs.value
+    for kind in KINDS:
+        column = getattr(values, kind)
+        if len(column):
+            break
+    if len(column) != len(names):  # kinds mixed or values unset
+        return False
+    every = list(column)
+    for j, name in enumerate(names[:c]):
+        getattr(page.outputs.add(name=name, rows=rows), _COLUMN[kind]).values.extend(every[j::c])
+    return True
+
+
 def _outputs(results, page: pb.RunsPage, blobs: list[bytes | None]) -> None:
     """page.outputs from the parsed result views: one column per (name, kind), in order of first appearance."""
+    counts = [len(r.outputs.name) for r in results]
+    if _same_outputs(Result.FromString(b"".join(b for b in blobs if b)), counts, page):
+        return
     columns: dict[tuple[str, str | None], tuple[list, list]] = {}
     blocks: dict[tuple[str, tuple], tuple[list, list]] = {}  # (kind, names) -> (rows, values per run)
     for row, result in enumerate(results):
@@ -218,7 +249,7 @@ async def columnar_page(jobs: list[JobRow], chunks: ChunkCache) -> pb.StreamRuns
     )
     parts: list[bytes] = []
     for blob in blobs:
-        parts += (b"\x0a", _varint(len(blob)), blob) if blob else (_EMPTY,)
+        parts += (b"\x0a", _VARINTS[len(blob)] if len(blob) < _SHORT else _varint(len(blob)), blob) if blob else (_EMPTY,)
     results = Results.FromString(b"".join(parts)).results
     page.termination_reasons.extend([r.termination_reason for r in results])
     page.execution_time_secs.extend([r.execution_time_secs for r in results])

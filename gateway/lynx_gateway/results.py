@@ -27,13 +27,13 @@ class Results:
         self.gw = gw
 
     async def _pages(self, batch_id: str) -> AsyncIterator[bytes]:
-        """The batch's StreamRuns pages as their wire bytes: lynx_results reads them through its fast view
-        (lynx_results.wire) instead of a Python object per value."""
+        """The batch's StreamRuns pages as their wire bytes, columnar: lynx_results reads them into numpy
+        (lynx_results.columnar) instead of a Python object per value."""
         stream_runs = self.gw.scheduler_channel.unary_stream(
             STREAM_RUNS, request_serializer=pb.StreamRunsRequest.SerializeToString, response_deserializer=None
         )
         async for page in stream_runs(
-            pb.StreamRunsRequest(batch_id=batch_id, page_size=PAGE), timeout=STREAM_DEADLINE_S
+            pb.StreamRunsRequest(batch_id=batch_id, page_size=PAGE, columnar=True), timeout=STREAM_DEADLINE_S
         ):
             yield page
 

@@ -158,7 +158,12 @@ class RecordsBuilder:
 
     def add_page(self, page: pb.StreamRunsResponse | bytes) -> None:
         """Append a StreamRuns page (the message or its bytes) through the fast view of lynx_results.wire: the
-        same result as add(page.runs), several times faster for runs whose values are each all of one kind."""
+        same result as add(page.runs), several times faster for runs whose values are each all of one kind. A
+        columnar page goes to add_columnar."""
+        columns = columnar_page(page)
+        if columns is not None:
+            self.add_columnar(columns)
+            return
         b = self._base
         run_id, job_id, seed, status, reason = b["run_id"], b["job_id"], b["seed"], b["status"], b["reason"]
         attempts, seconds, runner, condition = b["attempts"], b["seconds"], b["runner"], b["condition"]

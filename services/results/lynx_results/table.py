@@ -76,6 +76,33 @@ def layout_from(config: cpb.BatchConfig, kinds: dict[str, set[str]]) -> Layout:
     return Layout(inputs_of(config), outputs)
 
 
+class PageSpool:
+    """StreamRuns pages (wire bytes) kept in a spooled temporary file (in memory up to 16 MB, then on disk) while
+    their output names are collected, then read back: an export reads the scheduler's pages once, not once for
+    the columns and again for the rows, and never holds the batch whole in memory."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+        self.kinds: dict[str, set[str]] = {}
+        self.pages = 0
+
+    def write(self, page: bytes) -> None:
+        collect_kinds(page, self.kinds)
+        self.file.write(len(page).to_bytes(8, "little"))
+        self.file.write(page)
+        self.pages += 1
+
+    def layout(self, config: cpb.BatchConfig) -> Layout:
+        return layout_from(config, self.kinds)
+
+    def read(self) -> Iterator[bytes]:
+        """The pages in the order written (then the file is closed)."""
+        with self.file as f:
+            f.seek(0)
+            for _ in range(self.pages):
+                yield f.read(int.from_bytes(f.read(8), "little"))
+
+
 def layout(config: cpb.BatchConfig, chunks: Iterable) -> Layout:
     """The columns of a batch's table, from a first pass over its runs."""
     kinds: dict[str, set[str]] = {}

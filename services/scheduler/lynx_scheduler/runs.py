@@ -155,16 +155,18 @@ async def stream_runs(
     inputs = _Inputs(store)
     chunks = ChunkCache(store.sample)
     after = -1
+    while columnar:
+        rows = await store.runs_rows(batch_id, after, size)
+        if not rows:
+            return
+        yield await columnar_page(rows, chunks)
+        if len(rows) < size:
+            return
+        after = rows[-1][2]  # run_id
     while True:
         jobs = await store.runs_page(batch_id, after, size)
         if not jobs:
             return
-        if columnar:
-            yield await columnar_page(jobs, chunks)
-            if len(jobs) < size:
-                return
-            after = jobs[-1].run_id
-            continue
         parts: list[bytes] = []
         for job in jobs:
             parameters, seed = await inputs.of(job)

@@ -9,6 +9,7 @@ Only a run mixing kinds is read Parameter by Parameter. No numpy: the scheduler 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -18,7 +19,6 @@ from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.columns import parameter_value
 from lynx_common.names import JOB_STATUS
 from lynx_scheduler import policy
-from lynx_scheduler.rows import JobRow
 
 F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "lynx_scheduler.result_view"
@@ -79,14 +79,18 @@ _SHORT = 1 << 14
 _VARINTS = [_varint(n) for n in range(_SHORT)]  # lengths of most results
 
 
-def slice_columns(runs: ppb.RunColumns, index: Sequence[int], out: ppb.RunColumns) -> None:
+def slice_columns(runs: ppb.RunColumns, index: range | list[int], out: ppb.RunColumns) -> None:
     """Copy runs `index` (positions in the chunk, ascending) of a chunk into `out`: a plain slice of every
-    column when they are consecutive, else a gather."""
-    start, stop = index[0], index[-1] + 1
-    consecutive = stop - start == len(index)
+    column for a range, else a gather."""
+    if isinstance(index, range):
+        start, stop = index.start, index.stop
 
-    def take(values):
-        return values[start:stop] if consecutive else [values[i] for i in index]
+        def take(values):
+            return values[start:stop]
+    else:
+
+        def take(values):
+            return [values[i] for i in index]
 
     out.run_ids.extend(take(runs.run_ids))
     out.seeds.extend(take(runs.seeds))
@@ -135,31 +139,46 @@ class ChunkCache:
         return self._chunk
 
 
-async def _inputs(jobs: list[JobRow], chunks: ChunkCache, page: pb.RunsPage) -> list[int]:
-    """Fill page.inputs with the jobs' inputs; returns each run's seed."""
-    seeds = [0] * len(jobs)
+async def _inputs(
+    run_ids: Sequence[int],
+    sample_ids: Sequence[int | None],
+    legacy: Sequence[str | None],
+    job_seeds: Sequence[int | None],
+    chunks: ChunkCache,
+    page: pb.RunsPage,
+) -> list[int]:
+    """Fill page.inputs with the runs' inputs (a slice per sample chunk the page touches); returns each run's
+    seed (0 when its chunk is gone, as in a Run)."""
+    n = len(run_ids)
+    seeds = [0] * n
     i = 0
-    while i < len(jobs):
-        job = jobs[i]
-        if job.legacy_parameters is not None:
-            seeds[i] = job.seed or 0
-            legacy_columns(job.run_id, seeds[i], job.legacy_parameters, page.inputs.add())
+    while i < n:
+        if legacy[i]:  # a row written before sample chunks were kept: JSON parameters and its own seed
+            seeds[i] = job_seeds[i] or 0
+            legacy_columns(run_ids[i], seeds[i], json.loads(legacy[i]), page.inputs.add())
             i += 1
             continue
-        j = i + 1
-        while j < len(jobs) and jobs[j].sample_id == job.sample_id and jobs[j].legacy_parameters is None:
+        sample_id, j = sample_ids[i], i + 1
+        while j < n and sample_ids[j] == sample_id and not legacy[j]:
             j += 1
-        chunk = await chunks.get(job.sample_id) if job.sample_id is not None else None
+        chunk = await chunks.get(sample_id) if sample_id is not None else None
         if chunk is not None:
             first, runs = chunk
-            n = len(runs.run_ids)
-            rows = [k for k in range(i, j) if 0 <= jobs[k].run_id - first < n]  # a run outside it has no inputs
+            size = len(runs.run_ids)
+            lo, hi = run_ids[i] - first, run_ids[j - 1] - first
+            if 0 <= lo and hi < size and hi - lo == j - 1 - i:  # consecutive runs inside the chunk: a slice
+                rows, index = range(i, j), range(lo, hi + 1)
+            else:  # a run outside the chunk has no inputs
+                rows = [k for k in range(i, j) if 0 <= run_ids[k] - first < size]
+                index = [run_ids[k] - first for k in rows]
             if rows:
-                index = [jobs[k].run_id - first for k in rows]
                 sliced = page.inputs.add()
                 slice_columns(runs, index, sliced)
-                for k, seed in zip(rows, sliced.seeds, strict=True):
-                    seeds[k] = seed
+                if isinstance(rows, range):
+                    seeds[i:j] = sliced.seeds
+                else:
+                    for k, seed in zip(rows, sliced.seeds, strict=True):
+                        seeds[k] = seed
         i = j
     return seeds
 
@@ -232,20 +251,24 @@ def _outputs(results, page: pb.RunsPage, blobs: list[bytes | None]) -> None:
             getattr(out, _COLUMN[kind]).values.extend(values)
 
 
-async def columnar_page(jobs: list[JobRow], chunks: ChunkCache) -> pb.StreamRunsResponse:
-    """A StreamRunsResponse whose `page` holds `jobs` (in run order) as columns."""
+async def columnar_page(rows: list[tuple], chunks: ChunkCache) -> pb.StreamRunsResponse:
+    """A StreamRunsResponse whose `page` holds a page of jobs (Store.runs_rows: tuples in JOB_COLUMNS order,
+    in run order) as columns."""
+    (job_ids, _, run_ids, job_seeds, sample_ids, legacy, statuses, attempts, _, runner_ids, results_, _,
+     finished_at) = list(zip(*rows, strict=True))[:13]
     page = pb.RunsPage(
-        run_ids=[j.run_id for j in jobs],
-        job_ids=[j.job_id for j in jobs],
-        statuses=[_STATUS[j.status] for j in jobs],
-        attempts=[j.attempts for j in jobs],
-        runner_ids=[j.runner_id or "" for j in jobs],
+        run_ids=run_ids,
+        job_ids=job_ids,
+        statuses=list(map(_STATUS.__getitem__, statuses)),
+        attempts=attempts,
+        runner_ids=[r or "" for r in runner_ids],
     )
-    page.seeds.extend(await _inputs(jobs, chunks, page))
+    page.seeds.extend(await _inputs(run_ids, sample_ids, legacy, job_seeds, chunks, page))
     terminal = policy.TERMINAL
-    blobs = [j.result if j.status in terminal and j.result else None for j in jobs]
+    ended = [s in terminal for s in statuses]
+    blobs = [r if e and r else None for e, r in zip(ended, results_, strict=True)]
     page.finished_at_unix_nanos.extend(
-        [int(j.finished_at * 1e9) if j.status in terminal and j.finished_at is not None else 0 for j in jobs]
+        [int(f * 1e9) if e and f is not None else 0 for e, f in zip(ended, finished_at, strict=True)]
     )
     parts: list[bytes] = []
     for blob in blobs:

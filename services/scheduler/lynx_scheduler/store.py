@@ -291,6 +291,15 @@ class Store:
         )
         return [job_of(r) for r in rows]
 
+    async def runs_rows(self, batch_id: str, after_run_id: int, limit: int) -> list[tuple]:
+        """runs_page's rows as plain tuples in JOB_COLUMNS order, for a reader that takes them column-wise."""
+        return list(
+            await self.db.execute_fetchall(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = ? AND run_id > ? ORDER BY run_id LIMIT ?",
+                (batch_id, after_run_id, limit),
+            )
+        )
+
     async def running_leases(self) -> list[tuple[str, int, str, str]]:
         """(job_id, attempt, runner_id, batch_id) of every running job: the leases a restart reconciles."""
         rows = await self.db.execute_fetchall(

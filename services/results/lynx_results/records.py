@@ -80,10 +80,16 @@ class Records:
         return self.status == pb.JOB_STATUS_FAILED
 
     def status_names(self) -> list[str]:
-        return [names.JOB_STATUS.name(int(s)) for s in self.status]
+        return enum_names(self.status, names.JOB_STATUS).tolist()
 
     def reason_names(self) -> list[str]:
-        return [names.TERMINATION_REASON.name(int(r)) for r in self.reason]
+        return enum_names(self.reason, names.TERMINATION_REASON).tolist()
+
+
+def enum_names(values: np.ndarray, enum: names.EnumNames) -> np.ndarray:
+    """Each enum value's REST name, as an object array (one lookup per distinct value)."""
+    codes, inverse = np.unique(values, return_inverse=True)
+    return np.array([enum.name(int(c)) for c in codes] + [""], dtype=object)[inverse.reshape(-1)]
 
 
 def _text(x: object) -> str:

@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_common import names
 from lynx_results import columnar, wire
-from lynx_results.records import Inputs, Records, RecordsBuilder, add_chunk, columnar_page, inputs_of
+from lynx_results.records import Inputs, Records, RecordsBuilder, add_chunk, columnar_page, enum_names, inputs_of
 
 HEAD = ("run_id", "job_id", "seed")
 TAIL = ("status", "reason", "attempts", "seconds", "runner", "termination_condition")
@@ -138,8 +139,8 @@ def _table(lay: Layout, rec: Records) -> pa.Table:
         else:
             arrays.append(pa.nulls(n, pa.bool_() if kind == "flag" else pa.float64()))
     arrays += [
-        pa.array(rec.status_names(), pa.string()),
-        pa.array(rec.reason_names(), pa.string()),
+        pa.array(enum_names(rec.status, names.JOB_STATUS), pa.string()),
+        pa.array(enum_names(rec.reason, names.TERMINATION_REASON), pa.string()),
         pa.array(rec.attempts),
         pa.array(rec.seconds),
         pa.array(rec.runner, pa.string()),

@@ -57,7 +57,9 @@ def _results_class() -> tuple:
     )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(f)
-    return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{m}")) for m in ("Results", "Result"))
+    return tuple(
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{m}")) for m in ("Results", "Result")
+    )
 
 
 Results, Result = _results_class()
@@ -272,7 +274,10 @@ async def columnar_page(rows: list[tuple], chunks: ChunkCache) -> pb.StreamRunsR
     )
     parts: list[bytes] = []
     for blob in blobs:
-        parts += (b"\x0a", _VARINTS[len(blob)] if len(blob) < _SHORT else _varint(len(blob)), blob) if blob else (_EMPTY,)
+        if blob:
+            parts += (b"\x0a", _VARINTS[len(blob)] if len(blob) < _SHORT else _varint(len(blob)), blob)
+        else:
+            parts.append(_EMPTY)
     results = Results.FromString(b"".join(parts)).results
     page.termination_reasons.extend([r.termination_reason for r in results])
     page.execution_time_secs.extend([r.execution_time_secs for r in results])

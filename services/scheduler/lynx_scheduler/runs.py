@@ -162,7 +162,7 @@ async def stream_runs(
         yield await columnar_page(rows, chunks)
         if len(rows) < size:
             return
-        after = rows[-1][2]  # run_id
+        after = rows[-1][0]  # run_id
     while True:
         jobs = await store.runs_page(batch_id, after, size)
         if not jobs:

@@ -81,9 +81,24 @@ _SHORT = 1 << 14
 _VARINTS = [_varint(n) for n in range(_SHORT)]  # lengths of most results
 
 
-def slice_columns(runs: ppb.RunColumns, index: range | list[int], out: ppb.RunColumns) -> None:
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def packed_doubles(column: ppb.ParameterColumn) -> bytes | None:
+    """The packed little-endian doubles of a `numbers` column (its values' own wire bytes), else None."""
+    if column.WhichOneof("values") != "numbers":
+        return None
+    raw = column.numbers.SerializeToString()  # DoubleColumn.values: tag, length, then 8 bytes per value
+    return raw[len(raw) - 8 * len(column.numbers.values) :]
+
+
+def slice_columns(
+    runs: ppb.RunColumns, index: range | list[int], out: ppb.RunColumns, doubles: Sequence[bytes | None] = ()
+) -> None:
     """Copy runs `index` (positions in the chunk, ascending) of a chunk into `out`: a plain slice of every
-    column for a range, else a gather."""
+    column for a range, else a gather. `doubles` (packed_doubles of each column) lets a range of a numbers
+    column be cut from its wire bytes, never read value by value."""
     if isinstance(index, range):
         start, stop = index.start, index.stop
 
@@ -96,14 +111,23 @@ def slice_columns(runs: ppb.RunColumns, index: range | list[int], out: ppb.RunCo
 
     out.run_ids.extend(take(runs.run_ids))
     out.seeds.extend(take(runs.seeds))
-    for column in runs.parameters:
-        kind = column.WhichOneof("values")
-        sliced = out.parameters.add(name=column.name)
-        if kind == "choices":
-            sliced.choices.levels.extend(column.choices.levels)
-            sliced.choices.indices.extend(take(column.choices.indices))
-        elif kind is not None:
-            getattr(sliced, kind).values.extend(take(getattr(column, kind).values))
+    parts: list[bytes] = []  # RunColumns.parameters entries as wire bytes, in declared order
+    for i, column in enumerate(runs.parameters):
+        raw = doubles[i] if i < len(doubles) and isinstance(index, range) else None
+        if raw is not None:  # ParameterColumn{name = 1, numbers = 2: DoubleColumn{values = 1, packed}}
+            numbers = _length_delimited(1, raw[8 * start : 8 * stop])
+            body = _length_delimited(1, column.name.encode()) + _length_delimited(2, numbers)
+        else:
+            kind = column.WhichOneof("values")
+            sliced = ppb.ParameterColumn(name=column.name)
+            if kind == "choices":
+                sliced.choices.levels.extend(column.choices.levels)
+                sliced.choices.indices.extend(take(column.choices.indices))
+            elif kind is not None:
+                getattr(sliced, kind).values.extend(take(getattr(column, kind).values))
+            body = sliced.SerializeToString()
+        parts.append(_length_delimited(3, body))
+    out.MergeFromString(b"".join(parts))
 
 
 def legacy_columns(run_id: int, seed: int, parameters: dict, out: ppb.RunColumns) -> None:
@@ -126,18 +150,21 @@ def legacy_columns(run_id: int, seed: int, parameters: dict, out: ppb.RunColumns
 
 
 class ChunkCache:
-    """The last sample chunk read, parsed (a page's runs come from one or two consecutive chunks)."""
+    """The last sample chunk read: (first run id, the parsed RunColumns, packed_doubles of each column). A
+    page's runs come from one or two consecutive chunks."""
 
     def __init__(self, load: Callable[[int], Awaitable[tuple[int, bytes] | None]]) -> None:
         self._load = load
         self._id: int | None = None
-        self._chunk: tuple[int, ppb.RunColumns] | None = None
+        self._chunk: tuple[int, ppb.RunColumns, list[bytes | None]] | None = None
 
-    async def get(self, sample_id: int) -> tuple[int, ppb.RunColumns] | None:
+    async def get(self, sample_id: int) -> tuple[int, ppb.RunColumns, list[bytes | None]] | None:
         if sample_id != self._id:
             stored = await self._load(sample_id)
-            self._id = sample_id
-            self._chunk = None if stored is None else (stored[0], ppb.RunColumns.FromString(stored[1]))
+            self._id, self._chunk = sample_id, None
+            if stored is not None:
+                runs = ppb.RunColumns.FromString(stored[1])
+                self._chunk = (stored[0], runs, [packed_doubles(c) for c in runs.parameters])
         return self._chunk
 
 
@@ -165,7 +192,7 @@ async def _inputs(
             j += 1
         chunk = await chunks.get(sample_id) if sample_id is not None else None
         if chunk is not None:
-            first, runs = chunk
+            first, runs, doubles = chunk
             size = len(runs.run_ids)
             lo, hi = run_ids[i] - first, run_ids[j - 1] - first
             if 0 <= lo and hi < size and hi - lo == j - 1 - i:  # consecutive runs inside the chunk: a slice
@@ -175,7 +202,7 @@ async def _inputs(
                 index = [run_ids[k] - first for k in rows]
             if rows:
                 sliced = page.inputs.add()
-                slice_columns(runs, index, sliced)
+                slice_columns(runs, index, sliced, doubles)
                 if isinstance(rows, range):
                     seeds[i:j] = sliced.seeds
                 else:
@@ -254,17 +281,18 @@ def _outputs(results, page: pb.RunsPage, blobs: list[bytes | None]) -> None:
 
 
 async def columnar_page(rows: list[tuple], chunks: ChunkCache) -> pb.StreamRunsResponse:
-    """A StreamRunsResponse whose `page` holds a page of jobs (Store.runs_rows: tuples in JOB_COLUMNS order,
-    in run order) as columns."""
-    (job_ids, _, run_ids, job_seeds, sample_ids, legacy, statuses, attempts, _, runner_ids, results_, _,
-     finished_at) = list(zip(*rows, strict=True))[:13]
-    page = pb.RunsPage(
-        run_ids=run_ids,
-        job_ids=job_ids,
-        statuses=list(map(_STATUS.__getitem__, statuses)),
-        attempts=attempts,
-        runner_ids=[r or "" for r in runner_ids],
+    """A StreamRunsResponse whose `page` holds a page of jobs (Store.runs_rows: tuples of RUNS_COLUMNS, in run
+    order) as columns."""
+    run_ids, job_ids, job_seeds, sample_ids, legacy, statuses, attempts, runner_ids, results_, finished_at = zip(
+        *rows, strict=True
     )
+    response = pb.StreamRunsResponse()
+    page = response.page  # filled in place: StreamRunsResponse(page=...) would copy it
+    page.run_ids.extend(run_ids)
+    page.job_ids.extend(job_ids)
+    page.statuses.extend(map(_STATUS.__getitem__, statuses))
+    page.attempts.extend(attempts)
+    page.runner_ids.extend([r or "" for r in runner_ids])
     page.seeds.extend(await _inputs(run_ids, sample_ids, legacy, job_seeds, chunks, page))
     terminal = policy.TERMINAL
     ended = [s in terminal for s in statuses]
@@ -292,4 +320,4 @@ async def columnar_page(rows: list[tuple], chunks: ChunkCache) -> pb.StreamRunsR
             page.error_message_rows.append(row)
             page.error_messages.append(r.error_message)
     _outputs(results, page, blobs)
-    return pb.StreamRunsResponse(page=page)
+    return response

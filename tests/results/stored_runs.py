@@ -38,6 +38,9 @@ RESULTS: dict[int, tuple[str, dict | None, dict]] = {
     5: ("Completed", {"r": NAN, "ok": False, "count": 0}, {}),
     6: ("Failed", {"r": "oops", "ok": True}, {"error_message": "exit 1", "exit_code": 1}),
     7: ("Running", None, {}),
+    8: ("Completed", {"count": 3.0, "r": 6.5}, {}),  # 8-10: each run gives the same outputs, or none
+    9: ("Failed", {}, {"error_message": "no summary.json", "exit_code": 2}),
+    10: ("Completed", {"count": 4.0, "r": 7.5}, {}),
 }
 MODES = ["x", 2]
 
@@ -64,14 +67,14 @@ def chunk(first: int, last: int) -> ppb.RunColumns:
 
 
 async def stored_batch(path: Path, batch_id: str = "b") -> Store:
-    """The batch of RESULTS in a new store at `path`, in two sample chunks (runs 0-4 and 5-7)."""
+    """The batch of RESULTS in a new store at `path`, in two sample chunks (runs 0-4 and 5-10)."""
     store = await Store.open(path)
     cfg = config()
     await store.insert_hidden_batch(
         BatchRow(batch_id, "t", cfg.SerializeToString(), 7, len(RESULTS), "python", "", 0, 0, False, 1.7e9, None, None)
     )
     await store.add_sample(batch_id, 0, chunk(0, 5).SerializeToString(), 5)
-    await store.add_sample(batch_id, 5, chunk(5, 8).SerializeToString(), 3)
+    await store.add_sample(batch_id, 5, chunk(5, 11).SerializeToString(), 6)
     await store.reveal_batch(batch_id, len(RESULTS))
     async with store.transaction() as tx:
         for run_id, (status, outputs, extra) in RESULTS.items():

@@ -118,7 +118,7 @@ async def test_columnar_and_row_pages_give_the_same_table_at_every_page_size(tmp
         for size in (1, 2, 3, 5, 8, 1000):  # pages ending inside, at and across the sample chunks' edge (run 5)
             row_pages = await stored_runs.pages(store, size, columnar=False)
             col_pages = await stored_runs.pages(store, size, columnar=True)
-            assert len(col_pages) == len(row_pages) == -(-8 // size)
+            assert len(col_pages) == len(row_pages) == -(-11 // size)
             lay = table.layout(cfg, col_pages)
             assert lay == table.layout(cfg, row_pages)
             assert dict(lay.outputs) == {"a": "number", "count": "number", "name": "text", "ok": "flag", "r": "text"}
@@ -129,16 +129,17 @@ async def test_columnar_and_row_pages_give_the_same_table_at_every_page_size(tmp
     finally:
         await store.close()
     rows = list(csv.DictReader(io.StringIO(csv_text.decode())))  # the whole batch in one page
-    assert [r["run_id"] for r in rows] == [str(i) for i in range(8)]
+    assert [r["run_id"] for r in rows] == [str(i) for i in range(11)]
     # a missing output is an empty cell, never 0, false or "": run 3 finished without outputs
     assert [rows[3][k] for k in ("r", "ok", "count", "name")] == ["", "", "", ""]
-    assert [r["ok"] for r in rows] == ["true", "false", "", "", "", "false", "true", ""]
+    assert [r["ok"] for r in rows] == ["true", "false", "", "", "", "false", "true", "", "", "", ""]
     assert [r["count"] for r in rows[3:6]] == ["", "7", "0"]
-    assert [r["r"] for r in rows] == ["1.5", "2.5", "", "", "4", "nan", "oops", ""]
+    assert [r["r"] for r in rows] == ["1.5", "2.5", "", "", "4", "nan", "oops", "", "6.5", "", "7.5"]
+    assert [r["count"] for r in rows[8:]] == ["3", "", "4"]
     assert rows[1]["name"] == "3.0" and rows[0]["name"] == 'hi, "there"' and rows[0]["output.a"] == "9"
-    assert [r["mode"] for r in rows] == ["x", "2"] * 4 and rows[7]["a"] == "2.5" and rows[7]["seed"] == "1007"
+    assert [r["mode"] for r in rows] == ["x", "2"] * 5 + ["x"] and rows[7]["a"] == "2.5" and rows[7]["seed"] == "1007"
     assert rows[1]["termination_condition"] == "alt < 5" and rows[1]["status"] == "Failed"
-    assert parquet.column("ok").to_pylist() == [True, False, None, None, None, False, True, None]
+    assert parquet.column("ok").to_pylist() == [True, False, None, None, None, False, True, None, None, None, None]
 
 
 async def test_columnar_pages_give_the_same_columns_as_row_pages(tmp_path):
@@ -158,5 +159,5 @@ async def test_columnar_pages_give_the_same_columns_as_row_pages(tmp_path):
         for name in a:
             assert a[name].tolist() == b[name].tolist() or np.array_equal(a[name], b[name], equal_nan=True), name
     assert fast.booleans == slow.booleans == {"ok"}
-    assert fast.present["r"].tolist() == [True, True, False, False, True, True, False, False]
-    assert fast.error.tolist()[6] == "exit 1" and fast.finished_at[2] != fast.finished_at[2]  # pending: NaN
+    assert fast.present["r"].tolist() == [True, True, False, False, True, True, False, False, True, False, True]
+    assert fast.error.tolist()[6] == "exit 1" and fast.error.tolist()[9] == "no summary.json" and fast.finished_at[2] != fast.finished_at[2]  # pending: NaN

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import chain
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -26,6 +27,7 @@ KINDS = ("number", "integer", "text", "flag")  # ParameterValue's oneof, in fiel
 _STATUS = {name: JOB_STATUS.value(name) for name in policy.JOB_STATUSES}
 _COLUMN = {"number": "numbers", "integer": "integers", "text": "texts", "flag": "flags"}  # OutputColumn's oneof
 _EMPTY = b"\x0a\x00"  # Results.results: an empty JobResult (a run without a final result)
+_MARK = "\x00"  # an output name after each result in a page's merged parse (see _same_outputs)
 
 
 def _results_class() -> tuple:
@@ -83,6 +85,9 @@ _VARINTS = [_varint(n) for n in range(_SHORT)]  # lengths of most results
 
 def _length_delimited(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+_MARKED = _length_delimited(16, _length_delimited(1, _MARK.encode()))  # JobResult.outputs: Parameter{name}
 
 
 def packed_doubles(column: ppb.ParameterColumn) -> bytes | None:
@@ -212,34 +217,45 @@ async def _inputs(
     return seeds
 
 
-def _same_outputs(merged, counts: list[int], page: pb.RunsPage) -> bool:
-    """page.outputs when every run that gave outputs gave the same names in the same order, all of one kind
-    (the usual batch): `merged` is the whole page's results parsed as one message, so its outputs hold every
-    run's names and values end to end, and a column is a stride of them. False when the page is not like that."""
-    rows = [row for row, count in enumerate(counts) if count]
-    if not rows:
-        return True
-    c = counts[rows[0]]
+def _same_outputs(merged, blob_rows: list[int], page: pb.RunsPage) -> bool:
+    """page.outputs when every run either gave the same names in the same order, all of one kind, or gave none
+    (the usual batch). `merged` is the page's results parsed as one message, each followed by an output named
+    _MARK: its outputs hold every run's names end to end with a mark after each run, and its values every value
+    (a mark has none), so a column is a stride of them. False when the page is not like that."""
     names = list(merged.outputs.name)
-    if any(counts[row] != c for row in rows) or names != names[:c] * len(rows):
+    if names.count(_MARK) != len(blob_rows):  # some run has an output named like the mark itself
+        return False
+    counts, ends, end = [], [], -1
+    for _ in blob_rows:
+        start, end = end + 1, names.index(_MARK, end + 1)
+        counts.append(end - start)
+        ends.append(end)
+    c = max(counts, default=0)
+    if c == 0:
+        return True
+    if not set(counts) <= {0, c}:
+        return False
+    first = ends[counts.index(c)]
+    pattern, marks = [*names[first - c : first], _MARK], [_MARK]
+    if names != list(chain.from_iterable(pattern if n else marks for n in counts)):
         return False
     values = merged.outputs.value
     for kind in KINDS:
         column = getattr(values, kind)
         if len(column):
             break
-    if len(column) != len(names):  # kinds mixed or values unset
+    if len(column) != len(names) - len(blob_rows):  # kinds mixed or values unset
         return False
+    rows = [row for row, n in zip(blob_rows, counts, strict=True) if n]
     every = list(column)
-    for j, name in enumerate(names[:c]):
+    for j, name in enumerate(pattern[:c]):
         getattr(page.outputs.add(name=name, rows=rows), _COLUMN[kind]).values.extend(every[j::c])
     return True
 
 
-def _outputs(results, page: pb.RunsPage, blobs: list[bytes | None]) -> None:
+def _outputs(results, page: pb.RunsPage, blobs: list[bytes | None], merged) -> None:
     """page.outputs from the parsed result views: one column per (name, kind), in order of first appearance."""
-    counts = [len(r.outputs.name) for r in results]
-    if _same_outputs(Result.FromString(b"".join(b for b in blobs if b)), counts, page):
+    if _same_outputs(merged, [row for row, blob in enumerate(blobs) if blob], page):
         return
     columns: dict[tuple[str, str | None], tuple[list, list]] = {}
     blocks: dict[tuple[str, tuple], tuple[list, list]] = {}  # (kind, names) -> (rows, values per run)
@@ -307,17 +323,26 @@ async def columnar_page(rows: list[tuple], chunks: ChunkCache) -> pb.StreamRunsR
         else:
             parts.append(_EMPTY)
     results = Results.FromString(b"".join(parts)).results
+    merged = Result.FromString(b"".join(chain.from_iterable((blob, _MARKED) for blob in blobs if blob)))
+    n = len(blobs)
     page.termination_reasons.extend([r.termination_reason for r in results])
     page.execution_time_secs.extend([r.execution_time_secs for r in results])
-    page.termination_variables.extend([r.termination_variable for r in results])
-    page.termination_conditions.extend([r.termination_condition for r in results])
-    page.exit_codes.extend([r.exit_code for r in results])
-    for row, r in enumerate(results):
-        if r.HasField("termination_value"):
-            page.termination_value_rows.append(row)
-            page.termination_values.append(r.termination_value)
-        if r.HasField("error_message"):
-            page.error_message_rows.append(row)
-            page.error_messages.append(r.error_message)
-    _outputs(results, page, blobs)
+    # a field no result of the page sets (merged lacks it) is the default in every run: no per-run read
+    for field, column, default in (
+        ("termination_variable", page.termination_variables, ""),
+        ("termination_condition", page.termination_conditions, ""),
+        ("exit_code", page.exit_codes, 0),
+    ):
+        column.extend([getattr(r, field) for r in results] if merged.HasField(field) else [default] * n)
+    if merged.HasField("termination_value"):
+        for row, r in enumerate(results):
+            if r.HasField("termination_value"):
+                page.termination_value_rows.append(row)
+                page.termination_values.append(r.termination_value)
+    if merged.HasField("error_message"):
+        for row, r in enumerate(results):
+            if r.HasField("error_message"):
+                page.error_message_rows.append(row)
+                page.error_messages.append(r.error_message)
+    _outputs(results, page, blobs, merged)
     return response

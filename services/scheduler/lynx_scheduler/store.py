@@ -27,7 +27,6 @@ from lynx_scheduler.schema import open_store_database
 from lynx_scheduler.transaction import Tx
 from lynx_scheduler.transaction import marks as _marks
 
-
 RUNS_COLUMNS = "run_id, job_id, seed, sample_id, parameters, status, attempts, runner_id, result, finished_at"
 
 

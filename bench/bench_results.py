@@ -29,13 +29,13 @@ from google.protobuf import json_format
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.common.v1 import parameters_pb2 as ppb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
+from lynx_gateway.results import PAGE  # the page size the gateway asks StreamRuns for
 from lynx_results import records, report, summary, table
 from lynx_scheduler.rows import BatchRow
 from lynx_scheduler.runs import stream_runs
 from lynx_scheduler.store import Store
 
-CHUNK = 2500  # runs per stored sample chunk: pages of 1,000 straddle chunks now and then, as they do live
-PAGE = 1000
+CHUNK = 2048  # runs per stored sample chunk: pages straddle chunks now and then, as they do live
 
 
 async def fill(store: Store, runs: int, inputs: int, outputs: int, seed: int = 1) -> cpb.BatchConfig:

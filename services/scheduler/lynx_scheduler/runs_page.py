@@ -225,18 +225,36 @@ def _same_outputs(merged, blob_rows: list[int], page: pb.RunsPage) -> bool:
     names = list(merged.outputs.name)
     if names.count(_MARK) != len(blob_rows):  # some run has an output named like the mark itself
         return False
-    counts, ends, end = [], [], -1
-    for _ in blob_rows:
+    if not blob_rows:
+        return True
+    pattern = names[: names.index(_MARK) + 1]
+    if len(pattern) > 1 and names == pattern * len(blob_rows):  # every run gave the same outputs: done quickly
+        counts = [len(pattern) - 1] * len(blob_rows)
+    else:
+        counts = _counts(names, len(blob_rows))
+    return _strides(merged, names, blob_rows, counts, page)
+
+
+def _counts(names: list[str], runs: int) -> list[int]:
+    """How many outputs each of `runs` results gave: the gaps between the marks."""
+    counts, end = [], -1
+    for _ in range(runs):
         start, end = end + 1, names.index(_MARK, end + 1)
         counts.append(end - start)
-        ends.append(end)
-    c = max(counts, default=0)
+    return counts
+
+
+def _strides(merged, names: list[str], blob_rows: list[int], counts: list[int], page: pb.RunsPage) -> bool:
+    """page.outputs as strides of the merged values when every run gave the same names (or none), all of one
+    kind; False otherwise."""
+    c = max(counts)
     if c == 0:
         return True
     if not set(counts) <= {0, c}:
         return False
-    first = ends[counts.index(c)]
-    pattern, marks = [*names[first - c : first], _MARK], [_MARK]
+    first = counts.index(c)
+    first = sum(counts[:first]) + first  # where the first run with outputs starts
+    pattern, marks = names[first : first + c + 1], [_MARK]
     if names != list(chain.from_iterable(pattern if n else marks for n in counts)):
         return False
     values = merged.outputs.value
@@ -316,14 +334,11 @@ async def columnar_page(rows: list[tuple], chunks: ChunkCache) -> pb.StreamRunsR
     page.finished_at_unix_nanos.extend(
         [int(f * 1e9) if e and f is not None else 0 for e, f in zip(ended, finished_at, strict=True)]
     )
-    parts: list[bytes] = []
-    for blob in blobs:
-        if blob:
-            parts += (b"\x0a", _VARINTS[len(blob)] if len(blob) < _SHORT else _varint(len(blob)), blob)
-        else:
-            parts.append(_EMPTY)
-    results = Results.FromString(b"".join(parts)).results
-    merged = Result.FromString(b"".join(chain.from_iterable((blob, _MARKED) for blob in blobs if blob)))
+    v = _VARINTS
+    framed = [b"\x0a" + (v[len(b)] if len(b) < _SHORT else _varint(len(b))) + b if b else _EMPTY for b in blobs]
+    results = Results.FromString(b"".join(framed)).results
+    given = [b for b in blobs if b]
+    merged = Result.FromString(_MARKED.join(given) + _MARKED if given else b"")
     n = len(blobs)
     page.termination_reasons.extend([r.termination_reason for r in results])
     page.execution_time_secs.extend([r.execution_time_secs for r in results])

@@ -132,6 +132,7 @@ def main() -> None:
     figures = {}
     for path, pages_, sched in (("row", rows, row_sched), ("columnar", cols, col_sched)):
         rec, to_columns = timed(f"{path}: page bytes -> columns", lambda p=pages_: records.records(config, iter(p)), n)
+
         def spooled(p=pages_):
             spool = table.PageSpool()
             for page in p:

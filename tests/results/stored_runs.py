@@ -86,8 +86,14 @@ async def stored_batch(path: Path, batch_id: str = "b") -> Store:
             await tx.db.execute(
                 "UPDATE jobs SET status = ?, attempts = 1, runner_id = ?, result = ?, finished_at = ?"
                 " WHERE batch_id = ? AND run_id = ?",
-                (status, "r1" if status != "Pending" else None, blob, 1.7e9 + run_id / 3 if blob else None,
-                 batch_id, run_id),
+                (
+                    status,
+                    "r1" if status != "Pending" else None,
+                    blob,
+                    1.7e9 + run_id / 3 if blob else None,
+                    batch_id,
+                    run_id,
+                ),
             )
     return store
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -160,4 +161,35 @@ async def test_columnar_pages_give_the_same_columns_as_row_pages(tmp_path):
             assert a[name].tolist() == b[name].tolist() or np.array_equal(a[name], b[name], equal_nan=True), name
     assert fast.booleans == slow.booleans == {"ok"}
     assert fast.present["r"].tolist() == [True, True, False, False, True, True, False, False, True, False, True]
-    assert fast.error.tolist()[6] == "exit 1" and fast.error.tolist()[9] == "no summary.json" and fast.finished_at[2] != fast.finished_at[2]  # pending: NaN
+    assert (
+        fast.error.tolist()[6] == "exit 1"
+        and fast.error.tolist()[9] == "no summary.json"
+        and fast.finished_at[2] != fast.finished_at[2]
+    )  # pending: NaN
+
+
+async def test_runs_kept_before_sample_chunks_and_runs_whose_chunk_is_gone_give_the_same_table(tmp_path):
+    store = await stored_runs.stored_batch(tmp_path / "scheduler.db")
+    cfg = stored_runs.config()
+    try:
+        async with store.transaction() as tx:  # as a schema-1 file upgraded in place keeps them
+            await tx.db.execute(
+                "UPDATE jobs SET sample_id = NULL, seed = 77, parameters = ? WHERE run_id IN (8, 10)",
+                (json.dumps({"a": 2.0, "mode": True, "k": 1.5}),),
+            )
+            await tx.db.execute("UPDATE jobs SET sample_id = NULL WHERE run_id = 1")
+        for size in (1, 3, 1000):
+            row_pages = await stored_runs.pages(store, size, columnar=False)
+            col_pages = await stored_runs.pages(store, size, columnar=True)
+            lay = table.layout(cfg, col_pages)
+            csv_text = b"".join(table.csv_chunks(lay, col_pages))
+            assert csv_text == b"".join(table.csv_chunks(lay, row_pages))
+    finally:
+        await store.close()
+    rows = list(csv.DictReader(io.StringIO(csv_text.decode())))
+    assert [(r["seed"], r["a"], r["mode"]) for r in rows[8:]] == [
+        ("77", "2", "true"),
+        ("1009", "3.5", "2"),
+        ("77", "2", "true"),
+    ]
+    assert (rows[1]["seed"], rows[1]["a"], rows[1]["mode"]) == ("0", "", "")  # no inputs recorded

@@ -64,8 +64,9 @@ def output_kinds(page: pb.RunsPage, kinds: dict[str, set[str]]) -> None:
     """Add the output names of a page and the kinds of their values to `kinds`."""
     for column in page.outputs:
         kind = column.WhichOneof("values")
-        kinds.setdefault(column.name, set()).add({"numbers": "number", "integers": "integer", "texts": "text",
-                                                  "flags": "flag"}.get(kind, "number"))
+        kinds.setdefault(column.name, set()).add(
+            {"numbers": "number", "integers": "integer", "texts": "text", "flags": "flag"}.get(kind, "number")
+        )
 
 
 class ColumnarParts:
@@ -150,9 +151,7 @@ def strings(parts: list[Part], n: int) -> np.ndarray:
             out[rows] = values
         elif kind == "choice":
             levels, indices = values
-            out[rows] = np.array([_text(v) if v is not None else None for v in levels] or [None], dtype=object)[
-                indices
-            ]
+            out[rows] = np.array([_text(v) if v is not None else None for v in levels] or [None], dtype=object)[indices]
         elif kind is not None:
             out[rows] = [_text(v) for v in values.tolist()]
     return out

@@ -268,7 +268,6 @@ class RecordsBuilder:
             rec.categorical_inputs.setdefault(name, np.full(n, None, dtype=object))
         return rec
 
-
     def _build_columnar(self) -> Records:
         parts = self._columnar
         n, b = parts.n, {k: np.concatenate(v) for k, v in parts.base.items()}

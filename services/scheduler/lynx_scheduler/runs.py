@@ -5,7 +5,8 @@ A page is assembled as protobuf wire bytes: the inputs of a sample chunk are enc
 by column, into each run's `Run.parameters` bytes (a message's serialized fields can be
 concatenated); each job's own fields go through a Run message and are serialized beside them.
 Building a Parameter message per input per run capped the table at a few thousand rows a second;
-tests/results/test_stream_runs.py checks the bytes against messages built field by field."""
+tests/results/test_stream_runs.py checks the bytes against messages built field by field. Columnar pages
+(StreamRunsRequest.columnar) are built by lynx_scheduler.runs_page."""
 
 from __future__ import annotations
 

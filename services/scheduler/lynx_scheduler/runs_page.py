@@ -1,11 +1,13 @@
 """A page of a batch's runs as columns (StreamRunsResponse.page, a lynx.scheduler.v1.RunsPage).
 
-Inputs are slices of the stored sample chunks (RunColumns), copied column by column in C, never value by
-value. Outputs and endings come from each job's stored JobResult: the page's results are parsed in one call
-into a view of JobResult whose `outputs` is a singular message, so protobuf merges a run's Parameters into one
-list of names and one list of values per kind; a run whose outputs are all of one kind (the usual case) is then
-read with a few calls, and runs sharing the same output names form a block transposed into columns at once.
-Only a run mixing kinds is read Parameter by Parameter. No numpy: the scheduler does not depend on it."""
+The jobs come from the store as plain tuples, taken column-wise. Inputs are slices of the stored sample chunks
+(RunColumns): a `numbers` column is cut from its packed bytes, other columns are sliced in C, never value by
+value. Endings and outputs come from each job's stored JobResult, read through views of JobResult parsed in C:
+every result of the page framed as one repeated message (the per-run fields), and all of them concatenated, with
+an output named _MARK after each, as one message (protobuf merges repeated fields, so its outputs hold every
+run's names end to end and one list of values per kind). When every run gave the same names of one kind, or none
+(the usual batch), each output column is a stride of that list; a field no run sets is not read per run. Only a
+page mixing kinds is read run by run. No numpy: the scheduler does not depend on it."""
 
 from __future__ import annotations
 

@@ -27,13 +27,13 @@ class Results:
         self.gw = gw
 
     async def _pages(self, batch_id: str) -> AsyncIterator[bytes]:
-        """The batch's StreamRuns pages as their wire bytes: lynx_results reads them through its fast view
-        (lynx_results.wire) instead of a Python object per value."""
+        """The batch's StreamRuns pages as their wire bytes, columnar: lynx_results reads them into numpy
+        (lynx_results.columnar) instead of a Python object per value."""
         stream_runs = self.gw.scheduler_channel.unary_stream(
             STREAM_RUNS, request_serializer=pb.StreamRunsRequest.SerializeToString, response_deserializer=None
         )
         async for page in stream_runs(
-            pb.StreamRunsRequest(batch_id=batch_id, page_size=PAGE), timeout=STREAM_DEADLINE_S
+            pb.StreamRunsRequest(batch_id=batch_id, page_size=PAGE, columnar=True), timeout=STREAM_DEADLINE_S
         ):
             yield page
 
@@ -43,11 +43,12 @@ class Results:
             await asyncio.to_thread(builder.add_page, page)
         return await asyncio.to_thread(builder.build)
 
-    async def _layout(self, batch: pb.Batch) -> table.Layout:
-        kinds: dict[str, set[str]] = {}
+    async def _spool(self, batch: pb.Batch) -> table.PageSpool:
+        """One pass over StreamRuns: the pages spooled (memory, then disk) with the table's columns."""
+        spool = table.PageSpool()
         async for page in self._pages(batch.batch_id):
-            await asyncio.to_thread(table.collect_kinds, page, kinds)
-        return table.layout_from(batch.config, kinds)
+            await asyncio.to_thread(spool.write, page)
+        return spool
 
     async def summary(self, request: web.Request) -> web.Response:
         batch = await self.gw._batch(request.match_info["id"])  # 404 for an unknown batch
@@ -63,19 +64,23 @@ class Results:
 
     async def runs_csv(self, request: web.Request) -> web.StreamResponse:
         batch = await self.gw._batch(request.match_info["id"])
-        encoder = table.CsvEncoder(await self._layout(batch))
+        pages = await self._spool(batch)
+        encoder = table.CsvEncoder(pages.layout(batch.config))
         response = _download(f"runs-{batch.batch_id}.csv", "text/csv")
         await response.prepare(request)
         await response.write(encoder.header())
-        async for page in self._pages(batch.batch_id):
+        read = pages.read()
+        while (page := await asyncio.to_thread(next, read, None)) is not None:
             await response.write(await asyncio.to_thread(encoder.encode, page))
         await response.write_eof()
         return response
 
     async def runs_parquet(self, request: web.Request) -> web.StreamResponse:
         batch = await self.gw._batch(request.match_info["id"])
-        spool = table.ParquetSpool(await self._layout(batch))
-        async for page in self._pages(batch.batch_id):
+        pages = await self._spool(batch)
+        spool = table.ParquetSpool(pages.layout(batch.config))
+        read = pages.read()
+        while (page := await asyncio.to_thread(next, read, None)) is not None:
             await asyncio.to_thread(spool.write, page)
         f = await asyncio.to_thread(spool.finish)
         try:

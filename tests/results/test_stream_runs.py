@@ -12,6 +12,7 @@ from lynx.common.v1 import parameters_pb2 as ppb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common.columns import value_of
 from lynx_common.names import TERMINATION_REASON
+from lynx_results import records, table
 from lynx_scheduler.columns import python_columns
 from lynx_scheduler.rows import JobRow
 from lynx_scheduler.runs import input_rows, run_bytes
@@ -92,6 +93,21 @@ async def test_runs_stream_in_run_order_with_inputs_outputs_and_endings(tmp_path
         assert all(r.status in (pb.JOB_STATUS_PENDING, pb.JOB_STATUS_RUNNING) for r in rest)
         assert all(r.parameters and not r.outputs and not r.HasField("finished_at") for r in rest)
         assert sum(len(p) for p in await all_runs(stub, batch_id)) == 5  # page_size 0: the default page
+        call = stub.StreamRuns(pb.StreamRunsRequest(batch_id=batch_id, page_size=2, columnar=True), timeout=10)
+        columnar = [page async for page in call]
+        assert [len(p.page.run_ids) for p in columnar] == [2, 2, 1] and not any(p.runs for p in columnar)
+        config = (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=5)).batch.config
+        rows_csv = b"".join(table.csv_chunks(table.layout(config, [runs]), [runs]))
+        lay = table.layout(config, columnar)
+        assert dict(lay.outputs) == {"decayed": "flag", "final_state.radius_km": "number", "orbits": "number"}
+        lines = {line.split(",")[1]: line for line in b"".join(table.csv_chunks(lay, columnar)).decode().splitlines()}
+        expected = {line.split(",")[1]: line for line in rows_csv.decode().splitlines()}
+        assert lines.keys() == expected.keys()
+        for key in ['"job_id"', *(f'"{lease.job_id}"' for lease in leases)]:  # the rest may be leased meanwhile
+            assert lines[key] == expected[key]
+        cols = records.records(config, columnar)
+        assert cols.present["orbits"].tolist().count(True) == 2 and cols.booleans == {"decayed"}
+        assert cols.error.tolist().count("decayed") == 1 and cols.seed.tolist() == [r.seed for r in runs]
 
 
 async def test_outputs_and_notes_survive_a_restart(tmp_path):

@@ -87,7 +87,7 @@ class RunsCache:
         stream_runs = self.channel().unary_stream(
             STREAM_RUNS, request_serializer=pb.StreamRunsRequest.SerializeToString, response_deserializer=None)
         builder = RecordsBuilder(inputs_of(batch.config))
-        async for page in stream_runs(pb.StreamRunsRequest(batch_id=batch.batch_id, page_size=PAGE_SIZE),
+        async for page in stream_runs(pb.StreamRunsRequest(batch_id=batch.batch_id, page_size=PAGE_SIZE, columnar=True),
                                       timeout=STREAM_DEADLINE_S):
             await asyncio.to_thread(builder.add_page, page)
         records = await asyncio.to_thread(builder.build)

@@ -11,7 +11,7 @@ import numpy as np
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx_common import names
-from lynx_results import wire
+from lynx_results import columnar, wire
 
 FINISHED = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED)
 _NO_TIME = math.nan
@@ -80,10 +80,16 @@ class Records:
         return self.status == pb.JOB_STATUS_FAILED
 
     def status_names(self) -> list[str]:
-        return [names.JOB_STATUS.name(int(s)) for s in self.status]
+        return enum_names(self.status, names.JOB_STATUS).tolist()
 
     def reason_names(self) -> list[str]:
-        return [names.TERMINATION_REASON.name(int(r)) for r in self.reason]
+        return enum_names(self.reason, names.TERMINATION_REASON).tolist()
+
+
+def enum_names(values: np.ndarray, enum: names.EnumNames) -> np.ndarray:
+    """Each enum value's REST name, as an object array (one lookup per distinct value)."""
+    codes, inverse = np.unique(values, return_inverse=True)
+    return np.array([enum.name(int(c)) for c in codes] + [""], dtype=object)[inverse.reshape(-1)]
 
 
 def _text(x: object) -> str:
@@ -124,6 +130,11 @@ class RecordsBuilder:
         self._in_blocks: dict[tuple, tuple[list, list]] = {}
         self._out_blocks: dict[tuple, tuple[list, list]] = {}
         self._n = 0
+        self._columnar = columnar.ColumnarParts()
+
+    def add_columnar(self, page: pb.RunsPage) -> None:
+        """Append a columnar StreamRuns page (StreamRunsResponse.page); one builder reads one kind of page."""
+        self._columnar.add(page)
 
     def add(self, runs: Iterable[pb.Run]) -> None:
         """Append a chunk of runs."""
@@ -153,7 +164,12 @@ class RecordsBuilder:
 
     def add_page(self, page: pb.StreamRunsResponse | bytes) -> None:
         """Append a StreamRuns page (the message or its bytes) through the fast view of lynx_results.wire: the
-        same result as add(page.runs), several times faster for runs whose values are each all of one kind."""
+        same result as add(page.runs), several times faster for runs whose values are each all of one kind. A
+        columnar page goes to add_columnar."""
+        columns = columnar_page(page)
+        if columns is not None:
+            self.add_columnar(columns)
+            return
         b = self._base
         run_id, job_id, seed, status, reason = b["run_id"], b["job_id"], b["seed"], b["status"], b["reason"]
         attempts, seconds, runner, condition = b["attempts"], b["seconds"], b["runner"], b["condition"]
@@ -213,6 +229,10 @@ class RecordsBuilder:
             blocks.clear()
 
     def build(self) -> Records:
+        if self._columnar.n:
+            if self._n:
+                raise ValueError("a RecordsBuilder reads either columnar pages or Run messages, not both")
+            return self._build_columnar()
         self._merge_blocks()
         n, b = self._n, self._base
         rec = Records(
@@ -242,6 +262,34 @@ class RecordsBuilder:
                     rec.numbers[name], rec.present[name] = _floats(column, n), _present(column, n)
             else:
                 rec.numbers[name], rec.present[name] = _floats(column, n), _present(column, n)
+        for name in self.inputs.numeric + self.inputs.constant:
+            rec.numeric_inputs.setdefault(name, np.full(n, np.nan))
+        for name in self.inputs.categorical:
+            rec.categorical_inputs.setdefault(name, np.full(n, None, dtype=object))
+        return rec
+
+    def _build_columnar(self) -> Records:
+        parts = self._columnar
+        n, b = parts.n, {k: np.concatenate(v) for k, v in parts.base.items()}
+        kinds = {name: {p[0] for p in ps} for name, ps in parts.outputs.items()}
+        texts = {name for name, k in kinds.items() if "text" in k}
+        rec = Records(
+            inputs=self.inputs,
+            booleans=frozenset(name for name, k in kinds.items() if "flag" in k) - texts,
+            **{k: v.astype(np.float64) if k == "seconds" else v for k, v in b.items()},
+        )
+        for name, ps in parts.inputs.items():
+            if name in self._numeric_in:
+                rec.numeric_inputs[name] = columnar.floats(ps, n)
+            else:
+                rec.categorical_inputs[name] = columnar.strings(ps, n)
+        for name, ps in parts.outputs.items():
+            if name in texts:
+                rec.texts[name] = columnar.strings(ps, n)
+                if kinds[name] & {"number", "integer", "flag"}:
+                    rec.numbers[name], rec.present[name] = columnar.floats(ps, n), columnar.present(ps, n)
+            else:
+                rec.numbers[name], rec.present[name] = columnar.floats(ps, n), columnar.present(ps, n)
         for name in self.inputs.numeric + self.inputs.constant:
             rec.numeric_inputs.setdefault(name, np.full(n, np.nan))
         for name in self.inputs.categorical:
@@ -296,9 +344,23 @@ def _strings(column: tuple[list, list], n: int) -> np.ndarray:
     return out
 
 
+def columnar_page(chunk: object) -> pb.RunsPage | None:
+    """The RunsPage of a columnar StreamRuns page (message or bytes), else None. A serialized columnar page
+    starts with field 2 (`page`), a row page with field 1 (`runs`)."""
+    if isinstance(chunk, bytes):
+        return pb.StreamRunsResponse.FromString(chunk).page if chunk[:1] == b"\x12" else None
+    if isinstance(chunk, pb.StreamRunsResponse) and chunk.HasField("page"):
+        return chunk.page
+    return None
+
+
 def add_chunk(builder: RecordsBuilder, chunk: pb.StreamRunsResponse | bytes | Iterable[pb.Run]) -> None:
-    """A StreamRuns page (message or bytes) through the fast path, any other iterable of Runs as it is."""
-    if isinstance(chunk, (pb.StreamRunsResponse, bytes)):
+    """A StreamRuns page (message or bytes; columnar or not) through the fast path, any other iterable of Runs as
+    it is."""
+    page = columnar_page(chunk)
+    if page is not None:
+        builder.add_columnar(page)
+    elif isinstance(chunk, (pb.StreamRunsResponse, bytes)):
         builder.add_page(chunk)
     else:
         builder.add(chunk)

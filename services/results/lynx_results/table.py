@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 
 from lynx.common.v1 import batch_config_pb2 as cpb
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
-from lynx_results import wire
-from lynx_results.records import Inputs, Records, RecordsBuilder, add_chunk, inputs_of
+from lynx_common import names
+from lynx_results import columnar, wire
+from lynx_results.records import Inputs, Records, RecordsBuilder, add_chunk, columnar_page, enum_names, inputs_of
 
 HEAD = ("run_id", "job_id", "seed")
 TAIL = ("status", "reason", "attempts", "seconds", "runner", "termination_condition")
@@ -55,6 +56,10 @@ class Layout:
 def collect_kinds(chunk: pb.StreamRunsResponse | bytes | Iterable[pb.Run], kinds: dict[str, set[str]]) -> None:
     """Add the output names and value kinds of a chunk of runs (a StreamRuns page, its bytes, or Runs) to
     `kinds` (the first pass of an export)."""
+    page = columnar_page(chunk)
+    if page is not None:
+        columnar.output_kinds(page, kinds)
+        return
     if isinstance(chunk, (pb.StreamRunsResponse, bytes)):
         wire.output_kinds(chunk, kinds)
         return
@@ -70,6 +75,33 @@ def layout_from(config: cpb.BatchConfig, kinds: dict[str, set[str]]) -> Layout:
         (name, "text" if "text" in k else "flag" if k == {"flag"} else "number") for name, k in sorted(kinds.items())
     )
     return Layout(inputs_of(config), outputs)
+
+
+class PageSpool:
+    """StreamRuns pages (wire bytes) kept in a spooled temporary file (in memory up to 16 MB, then on disk) while
+    their output names are collected, then read back: an export reads the scheduler's pages once, not once for
+    the columns and again for the rows, and never holds the batch whole in memory."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+        self.kinds: dict[str, set[str]] = {}
+        self.pages = 0
+
+    def write(self, page: bytes) -> None:
+        collect_kinds(page, self.kinds)
+        self.file.write(len(page).to_bytes(8, "little"))
+        self.file.write(page)
+        self.pages += 1
+
+    def layout(self, config: cpb.BatchConfig) -> Layout:
+        return layout_from(config, self.kinds)
+
+    def read(self) -> Iterator[bytes]:
+        """The pages in the order written (then the file is closed)."""
+        with self.file as f:
+            f.seek(0)
+            for _ in range(self.pages):
+                yield f.read(int.from_bytes(f.read(8), "little"))
 
 
 def layout(config: cpb.BatchConfig, chunks: Iterable) -> Layout:
@@ -107,8 +139,8 @@ def _table(lay: Layout, rec: Records) -> pa.Table:
         else:
             arrays.append(pa.nulls(n, pa.bool_() if kind == "flag" else pa.float64()))
     arrays += [
-        pa.array(rec.status_names(), pa.string()),
-        pa.array(rec.reason_names(), pa.string()),
+        pa.array(enum_names(rec.status, names.JOB_STATUS), pa.string()),
+        pa.array(enum_names(rec.reason, names.TERMINATION_REASON), pa.string()),
         pa.array(rec.attempts),
         pa.array(rec.seconds),
         pa.array(rec.runner, pa.string()),

@@ -5,7 +5,8 @@ A page is assembled as protobuf wire bytes: the inputs of a sample chunk are enc
 by column, into each run's `Run.parameters` bytes (a message's serialized fields can be
 concatenated); each job's own fields go through a Run message and are serialized beside them.
 Building a Parameter message per input per run capped the table at a few thousand rows a second;
-tests/results/test_stream_runs.py checks the bytes against messages built field by field."""
+tests/results/test_stream_runs.py checks the bytes against messages built field by field. Columnar pages
+(StreamRunsRequest.columnar) are built by lynx_scheduler.runs_page."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lynx_common.names import JOB_STATUS
 from lynx_scheduler import policy
 from lynx_scheduler.columns import MalformedSample, python_columns
 from lynx_scheduler.rows import JobRow
+from lynx_scheduler.runs_page import ChunkCache, columnar_page
 from lynx_scheduler.store import Store
 
 DEFAULT_PAGE = 1000
@@ -145,11 +147,23 @@ def run_bytes(job: JobRow, seed: int, parameters: bytes) -> bytes:
     return run.SerializeToString() + parameters
 
 
-async def stream_runs(store: Store, batch_id: str, size: int) -> AsyncIterator[pb.StreamRunsResponse]:
-    """Pages of `size` runs in run order. Each page is one indexed query; a sample chunk is encoded
-    once (a chunk's runs are consecutive), so memory stays at one page and one chunk."""
+async def stream_runs(
+    store: Store, batch_id: str, size: int, columnar: bool = False
+) -> AsyncIterator[pb.StreamRunsResponse]:
+    """Pages of `size` runs in run order, as Run messages or (`columnar`) as a RunsPage (see
+    lynx_scheduler.runs_page). Each page is one indexed query; a sample chunk is encoded once (a
+    chunk's runs are consecutive), so memory stays at one page and one chunk."""
     inputs = _Inputs(store)
+    chunks = ChunkCache(store.sample)
     after = -1
+    while columnar:
+        rows = await store.runs_rows(batch_id, after, size)
+        if not rows:
+            return
+        yield await columnar_page(rows, chunks)
+        if len(rows) < size:
+            return
+        after = rows[-1][0]  # run_id
     while True:
         jobs = await store.runs_page(batch_id, after, size)
         if not jobs:

@@ -139,7 +139,9 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         if request.page_size < 0:
             await abort_invalid(context, "page_size", "must be >= 0")
         await self._batch_or_abort(request.batch_id, context)
-        async for page in stream_runs(self.store, request.batch_id, page_size(request.page_size)):
+        async for page in stream_runs(
+            self.store, request.batch_id, page_size(request.page_size), request.columnar
+        ):
             yield page
 
     async def ListJobs(self, request, context) -> pb.ListJobsResponse:

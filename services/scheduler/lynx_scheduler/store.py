@@ -27,6 +27,8 @@ from lynx_scheduler.schema import open_store_database
 from lynx_scheduler.transaction import Tx
 from lynx_scheduler.transaction import marks as _marks
 
+RUNS_COLUMNS = "run_id, job_id, seed, sample_id, parameters, status, attempts, runner_id, result, finished_at"
+
 
 class Store:
     """All scheduler state in one SQLite file; every method is one transaction.
@@ -290,6 +292,15 @@ class Store:
             (batch_id, after_run_id, limit),
         )
         return [job_of(r) for r in rows]
+
+    async def runs_rows(self, batch_id: str, after_run_id: int, limit: int) -> list[tuple]:
+        """runs_page's jobs as plain tuples of RUNS_COLUMNS, for a reader that takes them column-wise."""
+        return list(
+            await self.db.execute_fetchall(
+                f"SELECT {RUNS_COLUMNS} FROM jobs WHERE batch_id = ? AND run_id > ? ORDER BY run_id LIMIT ?",
+                (batch_id, after_run_id, limit),
+            )
+        )
 
     async def running_leases(self) -> list[tuple[str, int, str, str]]:
         """(job_id, attempt, runner_id, batch_id) of every running job: the leases a restart reconciles."""

@@ -425,18 +425,84 @@ class GetBatchResultsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[JobResult, _Mapping]]] = ...) -> None: ...
 
 class StreamRunsRequest(_message.Message):
-    __slots__ = ("batch_id", "page_size")
+    __slots__ = ("batch_id", "page_size", "columnar")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    COLUMNAR_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     page_size: int
-    def __init__(self, batch_id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+    columnar: bool
+    def __init__(self, batch_id: _Optional[str] = ..., page_size: _Optional[int] = ..., columnar: _Optional[bool] = ...) -> None: ...
 
 class StreamRunsResponse(_message.Message):
-    __slots__ = ("runs",)
+    __slots__ = ("runs", "page")
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[Run]
-    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+    page: RunsPage
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., page: _Optional[_Union[RunsPage, _Mapping]] = ...) -> None: ...
+
+class RunsPage(_message.Message):
+    __slots__ = ("run_ids", "job_ids", "seeds", "inputs", "outputs", "statuses", "termination_reasons", "attempts", "execution_time_secs", "runner_ids", "termination_variables", "termination_conditions", "finished_at_unix_nanos", "exit_codes", "termination_value_rows", "termination_values", "error_message_rows", "error_messages")
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_REASONS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_TIME_SECS_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_IDS_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_UNIX_NANOS_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODES_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_VALUE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_VALUES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    run_ids: _containers.RepeatedScalarFieldContainer[int]
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    seeds: _containers.RepeatedScalarFieldContainer[int]
+    inputs: _containers.RepeatedCompositeFieldContainer[_parameters_pb2.RunColumns]
+    outputs: _containers.RepeatedCompositeFieldContainer[OutputColumn]
+    statuses: _containers.RepeatedScalarFieldContainer[JobStatus]
+    termination_reasons: _containers.RepeatedScalarFieldContainer[TerminationReason]
+    attempts: _containers.RepeatedScalarFieldContainer[int]
+    execution_time_secs: _containers.RepeatedScalarFieldContainer[float]
+    runner_ids: _containers.RepeatedScalarFieldContainer[str]
+    termination_variables: _containers.RepeatedScalarFieldContainer[str]
+    termination_conditions: _containers.RepeatedScalarFieldContainer[str]
+    finished_at_unix_nanos: _containers.RepeatedScalarFieldContainer[int]
+    exit_codes: _containers.RepeatedScalarFieldContainer[int]
+    termination_value_rows: _containers.RepeatedScalarFieldContainer[int]
+    termination_values: _containers.RepeatedScalarFieldContainer[float]
+    error_message_rows: _containers.RepeatedScalarFieldContainer[int]
+    error_messages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_ids: _Optional[_Iterable[int]] = ..., job_ids: _Optional[_Iterable[str]] = ..., seeds: _Optional[_Iterable[int]] = ..., inputs: _Optional[_Iterable[_Union[_parameters_pb2.RunColumns, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[OutputColumn, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[JobStatus, str]]] = ..., termination_reasons: _Optional[_Iterable[_Union[TerminationReason, str]]] = ..., attempts: _Optional[_Iterable[int]] = ..., execution_time_secs: _Optional[_Iterable[float]] = ..., runner_ids: _Optional[_Iterable[str]] = ..., termination_variables: _Optional[_Iterable[str]] = ..., termination_conditions: _Optional[_Iterable[str]] = ..., finished_at_unix_nanos: _Optional[_Iterable[int]] = ..., exit_codes: _Optional[_Iterable[int]] = ..., termination_value_rows: _Optional[_Iterable[int]] = ..., termination_values: _Optional[_Iterable[float]] = ..., error_message_rows: _Optional[_Iterable[int]] = ..., error_messages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class OutputColumn(_message.Message):
+    __slots__ = ("name", "rows", "numbers", "integers", "texts", "flags")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    INTEGERS_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    rows: _containers.RepeatedScalarFieldContainer[int]
+    numbers: _parameters_pb2.DoubleColumn
+    integers: _parameters_pb2.IntegerColumn
+    texts: _parameters_pb2.StringColumn
+    flags: FlagColumn
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[_Iterable[int]] = ..., numbers: _Optional[_Union[_parameters_pb2.DoubleColumn, _Mapping]] = ..., integers: _Optional[_Union[_parameters_pb2.IntegerColumn, _Mapping]] = ..., texts: _Optional[_Union[_parameters_pb2.StringColumn, _Mapping]] = ..., flags: _Optional[_Union[FlagColumn, _Mapping]] = ...) -> None: ...
+
+class FlagColumn(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, values: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("job_id", "run_id", "seed", "parameters", "outputs", "status", "termination_reason", "attempts", "execution_time_secs", "runner_id", "termination_variable", "termination_condition", "termination_value", "finished_at", "error_message", "exit_code")

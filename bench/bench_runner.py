@@ -1,7 +1,7 @@
 """Runner throughput, 2 runs at a time, two scenario shapes, every way in one invocation.
 
     .venv/bin/python bench/bench_runner.py [--runs 100] [--shapes tutorial,light]
-                                           [--only bare,controller,limit,cold,default,warm]
+                                           [--only bare,controller,limit,cold,default,warm,noupload]
 
 Shapes (runner_ways.SHAPES): the Basic Orbit tutorial scenario (top-level imports, ~0.9 s of its own
 CPU per run) and a light Basilisk scenario whose imports are inside main() (bench/scenario_light_orbit.py,
@@ -17,6 +17,8 @@ a few ms of simulation: what the orchestrator costs dominates). Ways:
               max_concurrent_jobs 2), warm_start false: one fresh interpreter per job.
 * default:    the same with the runner's defaults: warm_start true, preload [auto] (top-level imports
               plus what jobs import, learned), warm_up auto.
+* noupload:   the defaults with upload_artifacts false (output files stay on the runner host): the
+              baseline of what uploading every job's files to the artifact store costs.
 * warm:       tutorial only: warm_start true with an explicit preload list
               (configs/lynx-runner-basilisk-warm.yaml).
 
@@ -51,7 +53,8 @@ PRELOAD = [
 # (shape, way, baseline, minimum ratio) from issue 12
 TARGETS = [("light", "default", "controller", 1.3), ("light", "default", "limit", 0.8),
            ("tutorial", "default", "controller", 1.0), ("tutorial", "default", "limit", 0.9),
-           ("tutorial", "cold", "bare", 0.95), ("light", "cold", "bare", 0.95)]
+           ("tutorial", "cold", "bare", 0.95), ("light", "cold", "bare", 0.95),
+           ("tutorial", "default", "noupload", 0.95)]  # issue 10: uploading artifacts costs at most 5 %
 CPU_TARGET = 0.10
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -88,6 +91,8 @@ def runner_config(path: Path, output_root: Path, mode: str, scenario: Path) -> P
         "heartbeat_interval_secs": 2,
         "warm_start": mode != "cold",
     }
+    if mode == "noupload":  # the defaults, but output files stay on the runner host
+        config["upload_artifacts"] = False
     if mode == "warm":
         config["preload"] = PRELOAD
         config["warm_up"] = "auto"
@@ -149,7 +154,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100, help="runs per way (100 for the documented figures)")
     parser.add_argument("--shapes", default="tutorial,light", help="comma-separated: tutorial, light")
-    parser.add_argument("--only", default="bare,controller,limit,cold,default,warm", help="comma-separated ways")
+    parser.add_argument("--only", default="bare,controller,limit,cold,default,noupload,warm",
+                        help="comma-separated ways")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
@@ -161,6 +167,7 @@ def main() -> None:
         "cold": "Lynx stack, warm_start false",
         "default": "Lynx stack, defaults",
         "warm": "Lynx stack, warm + explicit preload list",
+        "noupload": "Lynx stack, defaults, no artifact upload",
     }
     root = Path(tempfile.mkdtemp(prefix="lynx-bench-runner-"))
     rates: dict[tuple[str, str], float] = {}
@@ -175,7 +182,7 @@ def main() -> None:
                 work = root / shape / way
                 work.mkdir(parents=True)
                 used = None
-                if way in ("cold", "default", "warm"):
+                if way in ("cold", "default", "warm", "noupload"):
                     seconds, used = bench_lynx(shape, args.runs, work, way)
                 else:
                     seconds = {"bare": bench_bare, "controller": bench_controller,
@@ -190,7 +197,7 @@ def main() -> None:
     print("ratios (same invocation):")
     for shape in shapes:
         for way in ("cold", "default", "warm", "controller"):
-            for base in ("bare", "controller", "limit", "cold"):
+            for base in ("bare", "controller", "limit", "cold", "noupload"):
                 if (shape, way) in rates and (shape, base) in rates and way != base:
                     target = next((t for s, w, b, t in TARGETS if (s, w, b) == (shape, way, base)), None)
                     note = "" if target is None else f"   target >= {target:.2f}x"

@@ -8,14 +8,18 @@ values)` to a bounded in-memory buffer and returns. A background daemon thread
 wakes every `linger_s` (or at once on `flush()`/`close()`), takes what is
 buffered, encodes it column-wise (one `SampleBlock` per run of samples with the
 same variables: the timestamps and the row-major values as packed repeated
-fields, no per-sample message) and ships them over one `Publish` stream per
-round. A sample that finds the buffer full, that is malformed, or
+fields, no per-sample message) and ships them as one round: one `Publish`
+stream, or, when the URL names the runner's Unix socket (`unix=`), the same
+messages framed over that socket with the standard library only (`_unix.py`;
+gRPC is then never imported, so the job skips its import, and if the socket
+cannot be reached the client falls back to gRPC). A sample that finds the buffer full, that is malformed, or
 whose stream fails is dropped and counted in `dropped`; `sent` counts the
 samples the endpoint acknowledged. Every `PublishRequest` carries the
 cumulative `dropped` count in `dropped_samples`, so the runner learns it.
 
-No thread is created and gRPC is not imported at import time, so a process may
-import this module and fork before creating its client.
+No thread is created and neither gRPC nor protobuf is imported at import time,
+so a process (the runner's fork server) may import this module and fork before
+creating its client.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class TelemetryClient:
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
         self.target, token = _split_url(target)
+        self._token = token
+        self._unix_path = _unix_path(target)  # the runner's Unix socket: the grpc-free path
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None  # the job's secret
         self.sent = 0  # samples the endpoint acknowledged (written by the shipping thread only)
         self.dropped = 0  # samples refused, malformed, over the buffer, or undeliverable
@@ -99,7 +105,7 @@ class TelemetryClient:
         self._wake = threading.Event()
         self._closed = False
         self._abort = False  # close() ran out of time: drop what is left and stop
-        self._call: Any = None  # the Publish stream in flight, so close() can cancel it
+        self._call: Any = None  # the round in flight (a Publish stream or the socket), so close() can cancel it
         self._thread = threading.Thread(target=self._run, name="lynx-telemetry", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -184,21 +190,15 @@ class TelemetryClient:
     def _run(self) -> None:
         """Shipping thread: connect lazily, ship rounds until closed and drained."""
         try:
-            import grpc
-
             from . import telemetry_service_pb2 as pb
-        except Exception as exc:  # noqa: BLE001 - no usable gRPC: behave like the no-op client
+
+            publish, disconnect = self._connect(pb)
+        except Exception as exc:  # noqa: BLE001 - no usable transport: behave like the no-op client
             log.debug("telemetry disabled: %s", exc)
             self._limit = 0
             self._closed = True
             self._drop_rest()
             return
-        channel = grpc.insecure_channel(self.target)
-        publish = channel.stream_unary(
-            PUBLISH_METHOD,
-            request_serializer=pb.PublishRequest.SerializeToString,
-            response_deserializer=pb.PublishResponse.FromString,
-        )
         reported_dropped = 0
         try:
             while not self._abort:
@@ -213,7 +213,43 @@ class TelemetryClient:
                     return
         finally:
             self._drop_rest()
-            channel.close()
+            disconnect()
+
+    def _connect(self, pb: Any) -> tuple[Any, Any]:
+        """(publish(requests) that raises unless the round was delivered, disconnect()): over the
+        runner's Unix socket when the URL names one that can be reached, else over gRPC."""
+        if self._unix_path:
+            from . import _unix
+
+            publisher = _unix.UnixPublisher(self._unix_path, self._token, self._call_timeout_s)
+            try:
+                publisher.connect()
+            except OSError as exc:
+                log.debug("telemetry socket %s unreachable, using gRPC: %s", self._unix_path, exc)
+            else:
+                def publish_unix(requests: list[Any]) -> None:
+                    self._call = publisher
+                    if self._abort:
+                        raise TimeoutError("close() timed out")
+                    publisher.publish(requests)
+
+                return publish_unix, publisher.close
+        import grpc
+
+        channel = grpc.insecure_channel(self.target)
+        stream = channel.stream_unary(
+            PUBLISH_METHOD,
+            request_serializer=pb.PublishRequest.SerializeToString,
+            response_deserializer=pb.PublishResponse.FromString,
+        )
+
+        def publish_grpc(requests: list[Any]) -> None:
+            self._call = stream.future(iter(requests), timeout=self._call_timeout_s, metadata=self._metadata)
+            if self._abort:  # close() gave up while the stream was being started
+                self._call.cancel()
+            self._call.result()
+
+        return publish_grpc, channel.close
 
     def _take_round(self) -> list[dict[Any, Any]]:
         """Up to round_size samples from the front of the buffer."""
@@ -224,16 +260,13 @@ class TelemetryClient:
         return items
 
     def _ship_round(self, publish: Any, pb: Any, items: list[dict[Any, Any]]) -> int:
-        """Encode `items` and send them as one Publish stream; return the dropped count reported."""
+        """Encode `items` and send them as one round; return the dropped count reported."""
         requests, encoded = self._encode(pb, items)
         reported = requests[-1].dropped_samples
         try:
             if self._abort:
                 raise TimeoutError("close() timed out")
-            self._call = publish.future(iter(requests), timeout=self._call_timeout_s, metadata=self._metadata)
-            if self._abort:  # close() gave up while the stream was being started
-                self._call.cancel()
-            self._call.result()
+            publish(requests)
             self.sent += encoded
         except Exception as exc:  # noqa: BLE001 - never crash the scenario
             log.debug("telemetry round to %s lost: %s", self.target, exc)
@@ -371,6 +404,17 @@ def _split_url(url: str) -> tuple[str, str]:
         if key == "token":
             token = value
     return _strip_scheme(address), token
+
+
+def _unix_path(url: str) -> str:
+    """The runner's Unix socket named by `unix=PATH` (percent-encoded) in the URL's query, or ""."""
+    for pair in url.partition("?")[2].split("&"):
+        key, _, value = pair.partition("=")
+        if key == "unix" and value:
+            from urllib.parse import unquote
+
+            return unquote(value)
+    return ""
 
 
 def telemetry_client_from_env() -> TelemetryClient | NullTelemetryClient:

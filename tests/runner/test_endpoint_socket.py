@@ -81,7 +81,7 @@ BURST = """
 """
 
 
-async def test_a_scenario_publishing_over_the_socket_is_stored_exactly_without_importing_grpc(ingest, tmp_path):
+async def test_a_scenario_publishing_over_the_socket_is_stored_exactly_without_importing_grpc(ingest, tmp_path):  # noqa: F811
     async with Job(ingest, tmp_path) as job:
         assert stat.S_IMODE(os.stat(job.unix.path).st_mode) == 0o600
         out = await run_scenario(job.url(), BURST)
@@ -93,7 +93,7 @@ async def test_a_scenario_publishing_over_the_socket_is_stored_exactly_without_i
     assert not job.unix.path.exists()  # removed when the job's endpoint stops
 
 
-async def test_a_wrong_secret_on_the_socket_is_refused_and_never_reaches_the_watchdog(ingest, tmp_path):
+async def test_a_wrong_secret_on_the_socket_is_refused_and_never_reaches_the_watchdog(ingest, tmp_path):  # noqa: F811
     code = """
         import os
         from lynx_telemetry_client import TelemetryClient
@@ -114,7 +114,7 @@ async def test_a_wrong_secret_on_the_socket_is_refused_and_never_reaches_the_wat
     assert (await query(ingest))["x"] == [(i, float(i)) for i in range(100)]
 
 
-async def test_a_plain_grpc_client_with_host_port_and_token_still_publishes(ingest, tmp_path):
+async def test_a_plain_grpc_client_with_host_port_and_token_still_publishes(ingest, tmp_path):  # noqa: F811
     async with Job(ingest, tmp_path) as job:
         channel = client_channel(job.grpc.address)
         stub = pb_grpc.TelemetryServiceStub(channel)
@@ -132,14 +132,14 @@ async def test_a_plain_grpc_client_with_host_port_and_token_still_publishes(inge
     assert job.servicer.received == 1002
 
 
-async def test_an_unreachable_socket_falls_back_to_grpc(ingest, tmp_path):
+async def test_an_unreachable_socket_falls_back_to_grpc(ingest, tmp_path):  # noqa: F811
     async with Job(ingest, tmp_path) as job:
         url = telemetry_url(job.grpc.address, SECRET, str(tmp_path / "no such dir" / "telemetry.sock"))
         assert await run_scenario(url, BURST) == ["1000", "4000", "True"]
     assert job.relay.stored == 1000
 
 
-async def test_a_private_dir_too_deep_for_a_socket_path_gets_a_short_one(ingest, tmp_path):
+async def test_a_private_dir_too_deep_for_a_socket_path_gets_a_short_one(ingest, tmp_path):  # noqa: F811
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
     async with Job(ingest, deep) as job:
@@ -150,6 +150,7 @@ async def test_a_private_dir_too_deep_for_a_socket_path_gets_a_short_one(ingest,
 
 
 def test_importing_the_client_imports_neither_grpc_nor_protobuf():
-    code = "import sys, lynx_telemetry_client; print(sorted(m for m in ('grpc', 'google.protobuf') if m in sys.modules))"
+    code = ("import sys, lynx_telemetry_client\n"
+            "print(sorted(m for m in ('grpc', 'google.protobuf') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import grpc
 import pytest
@@ -154,3 +156,20 @@ def test_importing_the_client_imports_neither_grpc_nor_protobuf():
             "print(sorted(m for m in ('grpc', 'google.protobuf') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_against_a_socket_that_never_answers_close_gives_up_in_time_and_counts_everything(tmp_path):
+    from lynx_telemetry_client import TelemetryClient
+
+    path = tmp_path / "stalled.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:  # accepts, never reads or answers
+        server.bind(str(path))
+        server.listen()
+        client = TelemetryClient(f"grpc://127.0.0.1:1?token=t&unix={path}")
+        for i in range(2000):
+            client.send({"x": float(i)}, timestamp_ns=i)
+        started = time.monotonic()
+        client.close(timeout=0.5)
+        closing = time.monotonic() - started
+    assert closing < 3.0, f"close took {closing:.2f} s"
+    assert (client.sent, client.dropped) == (0, 2000)

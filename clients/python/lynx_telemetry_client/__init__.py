@@ -10,7 +10,7 @@ buffered, encodes it column-wise (one `SampleBlock` per run of samples with the
 same variables: the timestamps and the row-major values as packed repeated
 fields, no per-sample message) and ships them as one round: one `Publish`
 stream, or, when the URL names the runner's Unix socket (`unix=`), the same
-messages framed over that socket with the standard library only (`_unix.py`;
+messages framed over that socket with the standard library only (`_transport.py`;
 gRPC is then never imported, so the job skips its import, and if the socket
 cannot be reached the client falls back to gRPC). A sample that finds the buffer full, that is malformed, or
 whose stream fails is dropped and counted in `dropped`; `sent` counts the
@@ -86,9 +86,8 @@ class TelemetryClient:
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
         self.target, token = _split_url(target)
-        self._token = token
+        self._token = token  # the job's secret
         self._unix_path = _unix_path(target)  # the runner's Unix socket: the grpc-free path
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None  # the job's secret
         self.sent = 0  # samples the endpoint acknowledged (written by the shipping thread only)
         self.dropped = 0  # samples refused, malformed, over the buffer, or undeliverable
         self._max_buffered = max_buffered
@@ -190,9 +189,10 @@ class TelemetryClient:
     def _run(self) -> None:
         """Shipping thread: connect lazily, ship rounds until closed and drained."""
         try:
+            from . import _transport
             from . import telemetry_service_pb2 as pb
 
-            publish, disconnect = self._connect(pb)
+            publisher = _transport.connect(self.target, self._token, self._unix_path, self._call_timeout_s, pb)
         except Exception as exc:  # noqa: BLE001 - no usable transport: behave like the no-op client
             log.debug("telemetry disabled: %s", exc)
             self._limit = 0
@@ -206,50 +206,14 @@ class TelemetryClient:
                     self._wake.wait(self._linger_s)  # let a round accumulate; flush()/close() cut it short
                     self._wake.clear()
                 if self._buffer:
-                    reported_dropped = self._ship_round(publish, pb, self._take_round())
+                    reported_dropped = self._ship_round(publisher, pb, self._take_round())
                 elif self._closed:
                     if self.dropped > reported_dropped:  # tell the runner the final count
-                        self._ship_round(publish, pb, [])
+                        self._ship_round(publisher, pb, [])
                     return
         finally:
             self._drop_rest()
-            disconnect()
-
-    def _connect(self, pb: Any) -> tuple[Any, Any]:
-        """(publish(requests) that raises unless the round was delivered, disconnect()): over the
-        runner's Unix socket when the URL names one that can be reached, else over gRPC."""
-        if self._unix_path:
-            from . import _unix
-
-            publisher = _unix.UnixPublisher(self._unix_path, self._token, self._call_timeout_s)
-            try:
-                publisher.connect()
-            except OSError as exc:
-                log.debug("telemetry socket %s unreachable, using gRPC: %s", self._unix_path, exc)
-            else:
-                def publish_unix(requests: list[Any]) -> None:
-                    self._call = publisher
-                    if self._abort:
-                        raise TimeoutError("close() timed out")
-                    publisher.publish(requests)
-
-                return publish_unix, publisher.close
-        import grpc
-
-        channel = grpc.insecure_channel(self.target)
-        stream = channel.stream_unary(
-            PUBLISH_METHOD,
-            request_serializer=pb.PublishRequest.SerializeToString,
-            response_deserializer=pb.PublishResponse.FromString,
-        )
-
-        def publish_grpc(requests: list[Any]) -> None:
-            self._call = stream.future(iter(requests), timeout=self._call_timeout_s, metadata=self._metadata)
-            if self._abort:  # close() gave up while the stream was being started
-                self._call.cancel()
-            self._call.result()
-
-        return publish_grpc, channel.close
+            publisher.close()
 
     def _take_round(self) -> list[dict[Any, Any]]:
         """Up to round_size samples from the front of the buffer."""
@@ -259,14 +223,15 @@ class TelemetryClient:
             self._taken += len(items)
         return items
 
-    def _ship_round(self, publish: Any, pb: Any, items: list[dict[Any, Any]]) -> int:
+    def _ship_round(self, publisher: Any, pb: Any, items: list[dict[Any, Any]]) -> int:
         """Encode `items` and send them as one round; return the dropped count reported."""
         requests, encoded = self._encode(pb, items)
         reported = requests[-1].dropped_samples
         try:
+            self._call = publisher
             if self._abort:
                 raise TimeoutError("close() timed out")
-            publish(requests)
+            publisher.publish(requests)
             self.sent += encoded
         except Exception as exc:  # noqa: BLE001 - never crash the scenario
             log.debug("telemetry round to %s lost: %s", self.target, exc)

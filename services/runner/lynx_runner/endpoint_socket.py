@@ -5,7 +5,7 @@ Beside its gRPC port, a job's endpoint listens on `telemetry.sock` in the job's 
 advertised as `unix=` in TETRYX_TELEMETRY_URL. `lynx_telemetry_client` uses it when it can reach it,
 so the job never imports gRPC; any gRPC client can still publish to the URL's host:port.
 
-Framing (lynx_telemetry_client/_unix.py is the other side), every frame a 4-byte big-endian length
+Framing (lynx_telemetry_client/_transport.py is the other side), every frame a 4-byte big-endian length
 then that many bytes: first the job's secret (anything else: the connection is closed, counted in
 `refused`, nothing reaches the watchdog), then serialized PublishRequests, each fed to the same
 `JobTelemetryServicer.take()` as a gRPC Publish (same counts, watchdog and relay), and an empty

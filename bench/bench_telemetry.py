@@ -8,7 +8,9 @@ reports the drops at every stage (client, relay spool, unshipped), the samples
 stored (counted back through paged Query), samples/s from the first send to the
 last sample acknowledged by ingest, and that rate as a ratio of the sum of the
 emitters' own send() rates (1.0 = the pipeline keeps up with the scenarios).
-Every buffer is at its default.
+Every buffer is at its default. The scenarios publish the way a runner's jobs do: over
+the endpoint's Unix socket (`unix=` in the URL; the client never imports gRPC); part 1b
+repeats part 1 over gRPC (host:port only, as any gRPC client) and prints it against part 1.
 
 Part 2 measures one send() call in microseconds beside an empty Python loop of
 the same length.
@@ -25,6 +27,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +41,8 @@ from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
 from lynx_cli.secure import StackSecurity
 from lynx_cli.stack import Ports, Stack
 from lynx_common.server import GrpcServer, client_channel
-from lynx_runner.endpoint import JobTelemetryServicer
+from lynx_runner.endpoint import JobTelemetryServicer, telemetry_url
+from lynx_runner.endpoint_socket import UnixTelemetryEndpoint
 from lynx_runner.relay import TelemetryRelay
 from lynx_runner.watchdog import Watchdog
 
@@ -100,17 +104,24 @@ class PerJobEndpoint:
             lambda s: pb_grpc.add_TelemetryServiceServicer_to_server(self.servicer, s),
             [pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name],
         )
+        self.unix = UnixTelemetryEndpoint(self.servicer, Path(tempfile.mkdtemp(prefix="lynx-bench-sock-")))
         self.flusher: asyncio.Task | None = None
+
+    def url(self, over_socket: bool = True) -> str:
+        """TETRYX_TELEMETRY_URL as the runner builds it, or only host:port (gRPC)."""
+        return telemetry_url(self.server.address, "", str(self.unix.path)) if over_socket else self.server.address
 
     async def start(self) -> None:
         await self.server.start()
+        await self.unix.start()
         self.flusher = asyncio.create_task(self.relay.run_periodic())
 
     async def finish(self) -> bool:
         """Stop the flusher and the endpoint, then ship what is left (as the engine does)."""
         self.flusher.cancel()
         await asyncio.gather(self.flusher, return_exceptions=True)
-        await self.server.stop(grace=0.5)
+        await asyncio.gather(self.server.stop(grace=0.5), self.unix.stop(grace=0.5))
+        shutil.rmtree(self.unix.directory, ignore_errors=True)
         return await self.relay.flush(120.0)
 
 
@@ -147,16 +158,16 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def throughput(address: str, samples: int, scenarios: int, ingest_pid: int) -> float:
+async def throughput(address: str, samples: int, scenarios: int, ingest_pid: int, over_socket: bool = True) -> float:
     """Part 1: N scenario processes -> endpoints + relays -> ingest; print the counts and samples/s."""
     async with client_channel(address) as channel:
         stub = pb_grpc.TelemetryServiceStub(channel)
-        jobs = [PerJobEndpoint(stub, f"job-{i}") for i in range(scenarios)]
+        jobs = [PerJobEndpoint(stub, f"job-{i}-{'unix' if over_socket else 'grpc'}") for i in range(scenarios)]
         for job in jobs:
             await job.start()
         start = time.perf_counter()
         cpu_start = (cpu_seconds(), cpu_seconds(ingest_pid))
-        results = await asyncio.gather(*(run_scenario(j.server.address, samples) for j in jobs))
+        results = await asyncio.gather(*(run_scenario(j.url(over_socket), samples) for j in jobs))
         scenarios_done = time.perf_counter() - start
         flushed = await asyncio.gather(*(job.finish() for job in jobs))
         elapsed = time.perf_counter() - start
@@ -164,7 +175,8 @@ async def throughput(address: str, samples: int, scenarios: int, ingest_pid: int
         runner_cpu, ingest_cpu = cpu_seconds() - cpu_start[0], cpu_seconds(ingest_pid) - cpu_start[1]
         stored = [await stored_samples(stub, job.relay.job_id) for job in jobs]
     offered = scenarios * samples
-    print(f"  {scenarios} scenario processes x {samples:,} samples x {VARIABLES} variables, default buffers")
+    print(f"  {scenarios} scenario processes x {samples:,} samples x {VARIABLES} variables, default buffers,"
+          f" over {'the Unix socket' if over_socket else 'gRPC'}")
     for i, (job, r) in enumerate(zip(jobs, results, strict=True)):
         relay = job.relay
         print(f"    scenario {i}: send loop {r['send_loop_s']:.3f} s ({samples / r['send_loop_s']:,.0f} send()/s),"
@@ -195,7 +207,7 @@ async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) ->
     """Part 2: one send() beside an empty loop, in a scenario process against a live endpoint."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", textwrap.dedent(SEND_COST), str(n), str(linger_s),
-        env={**os.environ, "TETRYX_TELEMETRY_URL": job.server.address},
+        env={**os.environ, "TETRYX_TELEMETRY_URL": job.url()},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     out, err = await proc.communicate()
@@ -213,6 +225,10 @@ async def send_cost(job: PerJobEndpoint, n: int, linger_s: float, label: str) ->
 async def bench(address: str, samples: int, scenarios: int, ingest_pid: int) -> float:
     print("(1) end-to-end throughput")
     rate = await throughput(address, samples, scenarios, ingest_pid)
+    print("(1b) the same over gRPC (host:port only)")
+    over_grpc = await throughput(address, samples, scenarios, ingest_pid, over_socket=False)
+    print(f"  Unix socket {rate:,.0f} samples/s, gRPC {over_grpc:,.0f} samples/s in this invocation:"
+          f" socket / gRPC {rate / over_grpc:.2f}x")
     print("(2) cost of one send()")
     async with client_channel(address) as channel:
         job = PerJobEndpoint(pb_grpc.TelemetryServiceStub(channel), "send-cost")

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -129,6 +129,8 @@ CONTRACT_SCENARIO = """
         "cwd": os.getcwd(),
         "own_group": os.getpgid(0) == os.getpid(),
         "output_dir_was_empty": sorted(p.name for p in out.iterdir()) == ["plots"],
+        "socket_mode": oct(os.stat(dict(q.split("=", 1) for q in seen["TETRYX_TELEMETRY_URL"].split("?")[1].split("&"))
+                                   ["unix"]).st_mode & 0o777),
     }))
     # links are not outputs, and are not followed
     outside = Path(os.environ["OUTSIDE"])
@@ -168,6 +170,12 @@ async def test_successful_run_follows_the_tetryx_contract(make_engine, workdir, 
     assert summary["output_dir_was_empty"]
     url = urlsplit(env["TETRYX_TELEMETRY_URL"])
     assert url.hostname == "127.0.0.1" and url.port > 0 and url.query.startswith("token=")
+    # the job's Unix socket (the client's grpc-free path): private, 0600, gone after the job
+    socket_path = Path(parse_qs(url.query)["unix"][0])
+    private = (tmp_path / "runs" / ".lynx" / lease.job_id).resolve()  # or a short temporary dir: sun_path is short
+    assert socket_path.name == "telemetry.sock" and (socket_path.parent == private or "lynx-tel-" in str(socket_path))
+    assert summary["socket_mode"] == "0o600" and not socket_path.exists()
+    assert socket_path.parent == private or not socket_path.parent.exists()
     # the run config is private: it exists, but is neither inside nor listed with the outputs
     run_config_path = Path(env["TETRYX_RUN_CONFIG"]).resolve()
     assert output_dir not in run_config_path.parents

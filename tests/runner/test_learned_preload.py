@@ -91,6 +91,20 @@ async def test_grpc_is_never_learned(engines, lazy_config):  # noqa: F811
     assert "cygrpc" not in maps  # gRPC's core is not loaded in the fork server
 
 
+async def test_the_telemetry_client_is_learned_and_its_jobs_never_import_grpc(engines, lazy_config):  # noqa: F811
+    engine = await engines(lazy_config)
+    for _ in range(2):
+        result = await engine.run(JobHandle(lease(parameters={"mode": "telemetry"})))
+        assert result.success and result.telemetry_samples_sent == 1, result.error_message
+        [flag] = [f.path for f in result.files if f.relative_path == "grpc.txt"]
+        assert Path(flag).read_text() == "False"  # the client shipped over the job's Unix socket
+        if await learned(engine, "lynx_telemetry_client.telemetry_service_pb2", 5.0):
+            break
+    assert "lynx_telemetry_client" in engine.forkserver.learned
+    maps = (Path("/proc") / str(engine.forkserver._proc.pid) / "maps").read_text()
+    assert "cygrpc" not in maps
+
+
 async def test_a_scenario_cannot_tell_warm_from_cold_with_learned_preloads(engines, base_config):  # noqa: F811
     cold = await engines(replace(base_config, warm_start=False))
     warm = await engines(base_config)  # preload [auto]: the probe imports decimal inside a function

@@ -343,13 +343,13 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def test_client_package_files_are_the_two_expected():
+def test_client_package_files_are_the_three_expected():
     files = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
-    assert files == ["__init__.py", "telemetry_service_pb2.py"]
+    assert files == ["__init__.py", "_transport.py", "telemetry_service_pb2.py"]
     assert Path(lynx_telemetry_client.__file__).resolve().parent == PACKAGE_DIR.resolve()
 
 
-@pytest.mark.parametrize("name", ["__init__.py", "telemetry_service_pb2.py"])
+@pytest.mark.parametrize("name", ["__init__.py", "_transport.py", "telemetry_service_pb2.py"])
 def test_client_imports_only_stdlib_grpc_and_protobuf(name):
     for level, module in _imports(PACKAGE_DIR / name):
         if level:

@@ -8,14 +8,18 @@ values)` to a bounded in-memory buffer and returns. A background daemon thread
 wakes every `linger_s` (or at once on `flush()`/`close()`), takes what is
 buffered, encodes it column-wise (one `SampleBlock` per run of samples with the
 same variables: the timestamps and the row-major values as packed repeated
-fields, no per-sample message) and ships them over one `Publish` stream per
-round. A sample that finds the buffer full, that is malformed, or
+fields, no per-sample message) and ships them as one round: one `Publish`
+stream, or, when the URL names the runner's Unix socket (`unix=`), the same
+messages framed over that socket with the standard library only (`_transport.py`;
+gRPC is then never imported, so the job skips its import, and if the socket
+cannot be reached the client falls back to gRPC). A sample that finds the buffer full, that is malformed, or
 whose stream fails is dropped and counted in `dropped`; `sent` counts the
 samples the endpoint acknowledged. Every `PublishRequest` carries the
 cumulative `dropped` count in `dropped_samples`, so the runner learns it.
 
-No thread is created and gRPC is not imported at import time, so a process may
-import this module and fork before creating its client.
+No thread is created and neither gRPC nor protobuf is imported at import time,
+so a process (the runner's fork server) may import this module and fork before
+creating its client.
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ class TelemetryClient:
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
         self.target, token = _split_url(target)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None  # the job's secret
+        self._token = token  # the job's secret
+        self._unix_path = _unix_path(target)  # the runner's Unix socket: the grpc-free path
         self.sent = 0  # samples the endpoint acknowledged (written by the shipping thread only)
         self.dropped = 0  # samples refused, malformed, over the buffer, or undeliverable
         self._max_buffered = max_buffered
@@ -99,7 +104,7 @@ class TelemetryClient:
         self._wake = threading.Event()
         self._closed = False
         self._abort = False  # close() ran out of time: drop what is left and stop
-        self._call: Any = None  # the Publish stream in flight, so close() can cancel it
+        self._call: Any = None  # the round in flight (a Publish stream or the socket), so close() can cancel it
         self._thread = threading.Thread(target=self._run, name="lynx-telemetry", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -184,21 +189,16 @@ class TelemetryClient:
     def _run(self) -> None:
         """Shipping thread: connect lazily, ship rounds until closed and drained."""
         try:
-            import grpc
-
+            from . import _transport
             from . import telemetry_service_pb2 as pb
-        except Exception as exc:  # noqa: BLE001 - no usable gRPC: behave like the no-op client
+
+            publisher = _transport.connect(self.target, self._token, self._unix_path, self._call_timeout_s, pb)
+        except Exception as exc:  # noqa: BLE001 - no usable transport: behave like the no-op client
             log.debug("telemetry disabled: %s", exc)
             self._limit = 0
             self._closed = True
             self._drop_rest()
             return
-        channel = grpc.insecure_channel(self.target)
-        publish = channel.stream_unary(
-            PUBLISH_METHOD,
-            request_serializer=pb.PublishRequest.SerializeToString,
-            response_deserializer=pb.PublishResponse.FromString,
-        )
         reported_dropped = 0
         try:
             while not self._abort:
@@ -206,14 +206,14 @@ class TelemetryClient:
                     self._wake.wait(self._linger_s)  # let a round accumulate; flush()/close() cut it short
                     self._wake.clear()
                 if self._buffer:
-                    reported_dropped = self._ship_round(publish, pb, self._take_round())
+                    reported_dropped = self._ship_round(publisher, pb, self._take_round())
                 elif self._closed:
                     if self.dropped > reported_dropped:  # tell the runner the final count
-                        self._ship_round(publish, pb, [])
+                        self._ship_round(publisher, pb, [])
                     return
         finally:
             self._drop_rest()
-            channel.close()
+            publisher.close()
 
     def _take_round(self) -> list[dict[Any, Any]]:
         """Up to round_size samples from the front of the buffer."""
@@ -223,17 +223,15 @@ class TelemetryClient:
             self._taken += len(items)
         return items
 
-    def _ship_round(self, publish: Any, pb: Any, items: list[dict[Any, Any]]) -> int:
-        """Encode `items` and send them as one Publish stream; return the dropped count reported."""
+    def _ship_round(self, publisher: Any, pb: Any, items: list[dict[Any, Any]]) -> int:
+        """Encode `items` and send them as one round; return the dropped count reported."""
         requests, encoded = self._encode(pb, items)
         reported = requests[-1].dropped_samples
         try:
+            self._call = publisher
             if self._abort:
                 raise TimeoutError("close() timed out")
-            self._call = publish.future(iter(requests), timeout=self._call_timeout_s, metadata=self._metadata)
-            if self._abort:  # close() gave up while the stream was being started
-                self._call.cancel()
-            self._call.result()
+            publisher.publish(requests)
             self.sent += encoded
         except Exception as exc:  # noqa: BLE001 - never crash the scenario
             log.debug("telemetry round to %s lost: %s", self.target, exc)
@@ -371,6 +369,17 @@ def _split_url(url: str) -> tuple[str, str]:
         if key == "token":
             token = value
     return _strip_scheme(address), token
+
+
+def _unix_path(url: str) -> str:
+    """The runner's Unix socket named by `unix=PATH` (percent-encoded) in the URL's query, or ""."""
+    for pair in url.partition("?")[2].split("&"):
+        key, _, value = pair.partition("=")
+        if key == "unix" and value:
+            from urllib.parse import unquote
+
+            return unquote(value)
+    return ""
 
 
 def telemetry_client_from_env() -> TelemetryClient | NullTelemetryClient:

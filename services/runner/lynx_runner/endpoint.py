@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import grpc
 
@@ -46,12 +47,12 @@ class JobTelemetryServicer(tel_grpc.TelemetryServiceServicer):
                                 "this endpoint takes telemetry from its own job only (token in TETRYX_TELEMETRY_URL)")
         accepted = 0
         async for request in request_iterator:
-            self._take(request)
+            self.take(request)
             accepted += sample_count(request)
         return tel_pb.PublishResponse(accepted_samples=accepted)
 
-    def _take(self, request: tel_pb.PublishRequest) -> None:
-        """Count, watch and relay one request's samples, in order."""
+    def take(self, request: tel_pb.PublishRequest) -> None:
+        """Count, watch and relay one request's samples, in order (gRPC Publish and the Unix socket alike)."""
         self.malformed += drop_malformed_blocks(request)
         if self.watchdog.active:  # without conditions observe() keeps nothing: skip the dict copies
             observe = self.watchdog.observe
@@ -68,6 +69,8 @@ def job_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
-def telemetry_url(address: str, secret: str) -> str:
-    """TETRYX_TELEMETRY_URL: the endpoint's address and the job's secret, which the client library sends."""
-    return f"grpc://{address}?token={secret}"
+def telemetry_url(address: str, secret: str, unix_path: str | None = None) -> str:
+    """TETRYX_TELEMETRY_URL: the endpoint's address and the job's secret, which the client library sends,
+    and the job's Unix socket (`unix=`, percent-encoded) when it has one."""
+    url = f"grpc://{address}?token={secret}"
+    return f"{url}&unix={quote(unix_path, safe='/')}" if unix_path else url

@@ -21,6 +21,7 @@ from lynx_common.errors import ValidationError
 from lynx_common.server import GrpcServer
 from lynx_runner.config import RunnerConfig, parse_memory
 from lynx_runner.endpoint import JobTelemetryServicer, job_secret, telemetry_url
+from lynx_runner.endpoint_socket import start_unix_endpoint
 from lynx_runner.launch import JobProcess, LaunchError, LaunchSpec, kill_group, spawn_cold
 from lynx_runner.orphans import JobRecords, records_dir
 from lynx_runner.relay import FINAL_FLUSH_DEADLINE_S, TelemetryRelay
@@ -221,10 +222,11 @@ class ScenarioEngine:
             [tel_pb.DESCRIPTOR.services_by_name["TelemetryService"].full_name],
         )
         await endpoint.start()
+        unix = await start_unix_endpoint(servicer, paths.private_dir)  # the client's grpc-free path
         flusher = asyncio.create_task(relay.run_periodic())
         lines = StdoutTelemetry(watchdog, relay)
         env = {**os.environ, "TETRYX_RUN_CONFIG": str(paths.run_config),
-               "TETRYX_TELEMETRY_URL": telemetry_url(endpoint.address, secret),
+               "TETRYX_TELEMETRY_URL": telemetry_url(endpoint.address, secret, unix and str(unix.path)),
                "TETRYX_OUTPUT_DIR": str(paths.output_dir)}
         stdout = CappedLog(paths.private_dir / "stdout.log", self.config.log_cap_bytes, lines.on_line)
         stderr = CappedLog(paths.private_dir / "stderr.log", self.config.log_cap_bytes)
@@ -235,7 +237,7 @@ class ScenarioEngine:
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
-            await endpoint.stop(grace=0.5)
+            await asyncio.gather(endpoint.stop(grace=0.5), *([unix.stop(grace=0.5)] if unix else []))
             await relay.flush(FINAL_FLUSH_DEADLINE_S)
         # Off the event loop: hashing a huge output must not stop heartbeats.
         collected = await asyncio.to_thread(collect_files, paths.output_dir, limits.value("output_files"))

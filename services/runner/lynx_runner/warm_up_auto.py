@@ -3,6 +3,8 @@
 It pays, once, the first-use costs that imports alone do not, for the modules the fork server
 has already preloaded (and only those), so every forked job starts with them done:
 
+* `lynx_telemetry_client`: imports its telemetry messages (protobuf, never gRPC: the runner's
+  Unix socket path needs none) and encodes one request, as its shipping thread will;
 * `matplotlib.pyplot`: lays out and renders a small labelled figure to PNG (fonts, text, the
   backend pyplot resolves, which is Agg on a headless runner) and closes it;
 * `Basilisk.utilities.SimulationBaseClass`: builds and steps a tiny point-mass orbit (SWIG types,
@@ -36,6 +38,15 @@ def warm_plot() -> None:
         fig.savefig(io.BytesIO(), format="png", dpi=50)
     finally:
         plt.close(fig)
+
+
+def warm_telemetry() -> None:
+    """Import the client's telemetry messages and encode a columnar request (no client, no thread, no gRPC)."""
+    from lynx_telemetry_client import telemetry_service_pb2 as pb
+
+    request = pb.PublishRequest(dropped_samples=1)
+    request.blocks.add(variables=["x"], timestamps_ns=[1, 2], values=[1.0, 2.0])
+    pb.PublishRequest.FromString(request.SerializeToString())
 
 
 def warm_simulation() -> None:
@@ -91,6 +102,7 @@ def main() -> None:
     """Warm what is preloaded; each part is independent of the others."""
     failures = []
     parts = (
+        ("lynx_telemetry_client", warm_telemetry),
         ("matplotlib.pyplot", warm_plot),
         ("Basilisk.utilities.SimulationBaseClass", warm_simulation),
     )

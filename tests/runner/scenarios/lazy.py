@@ -1,8 +1,10 @@
 """A scenario that imports only inside main(), as many real scripts do (stdlib and sibling modules).
 
 parameters.mode: "slow" imports slow_import (0.6 s at import time, a stand-in for Basilisk);
-"thread" also imports thread_import (starts a thread when imported); "grpc" also creates a
-telemetry client (which imports grpc). Writes ready.txt (wall time once its imports are done).
+"thread" also imports thread_import (starts a thread when imported); "grpc" also imports grpc and
+creates a telemetry client; "telemetry" only creates the client (over the runner's Unix socket it
+never imports grpc) and writes grpc.txt (whether grpc was imported). Writes ready.txt (wall time
+once its imports are done).
 """
 
 
@@ -19,11 +21,16 @@ def main() -> None:
     if mode == "thread":
         import thread_import  # noqa: F401
     if mode == "grpc":
+        import grpc  # noqa: F401
+    if mode in ("grpc", "telemetry"):
+        import sys
+
         from lynx_telemetry_client import telemetry_client_from_env
 
         client = telemetry_client_from_env()
         client.send({"x": 1.0}, timestamp_ns=1)
         client.flush()
+        (Path(os.environ["TETRYX_OUTPUT_DIR"]) / "grpc.txt").write_text(str("grpc" in sys.modules))
     (Path(os.environ["TETRYX_OUTPUT_DIR"]) / "ready.txt").write_text(repr(time.time()))
     print(slow_import.VALUE)
 

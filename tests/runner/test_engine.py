@@ -216,6 +216,9 @@ async def test_nonzero_exit_reports_code_and_stderr_tail(make_engine):
     assert "code 3" in result.error_message
     assert "FATAL: eccentricity out of range" in result.error_message
     assert "this goes to stdout" not in result.error_message
+    # both streams' tails travel with the result (the dashboard's run page shows them)
+    assert result.stdout_tail == "this goes to stdout"
+    assert result.stderr_tail.endswith("FATAL: eccentricity out of range")
 
 
 async def test_long_stderr_is_cut_to_its_tail(make_engine):
@@ -231,6 +234,8 @@ async def test_long_stderr_is_cut_to_its_tail(make_engine):
     assert "TAIL-MARKER" in result.error_message
     assert "HEAD-MARKER" not in result.error_message
     assert len(result.error_message) < 3000
+    assert result.stderr_tail.endswith("TAIL-MARKER") and len(result.stderr_tail) <= 4000
+    assert "HEAD-MARKER" not in result.stderr_tail
 
 
 async def test_timeout_kills_the_scenario(make_engine):

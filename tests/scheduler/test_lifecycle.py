@@ -84,10 +84,14 @@ async def test_a_draining_runner_gets_no_leases_and_released_jobs_run_elsewhere_
     batch_id = await submit(scheduler, tutorial_config(max_retries=0, max_parallel_jobs=0), runs=3)
     lease = await leaving.next_lease()
     other = await leaving.next_lease()
+    runner = (await scheduler.GetRunner(pb.GetRunnerRequest(runner_id="leaving"), timeout=5)).runner
+    assert not runner.draining and sorted(runner.job_ids) == sorted([lease.job_id, other.job_id])
     leaving.send(draining=pb.Draining(grace_seconds=1))
     leaving.finish(other, success=True)
     assert (await leaving.next_ack()).accepted
     assert await leaving.no_lease(0.5)  # a slot is free, but it is draining
+    runner = (await scheduler.GetRunner(pb.GetRunnerRequest(runner_id="leaving"), timeout=5)).runner
+    assert runner.draining and list(runner.job_ids) == [lease.job_id]  # what the runners page shows
     leaving.send(job_released=pb.JobReleased(job_id=lease.job_id, attempt=lease.attempt, reason="runner draining"))
     ack = await leaving.next_ack()
     assert (ack.job_id, ack.accepted) == (lease.job_id, True)

@@ -38,6 +38,7 @@ from lynx_runner.watchdog import Breach, Watchdog
 log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 STDERR_TAIL_CHARS = 2000
+LOG_TAIL_CHARS = 4000  # JobResult.stdout_tail / stderr_tail
 MEMORY_POLL_S = 0.25
 DRAIN_TIMEOUT_S = 2.0
 _OOM_PATTERNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
@@ -241,8 +242,11 @@ class ScenarioEngine:
             await relay.flush(FINAL_FLUSH_DEADLINE_S)
         # Off the event loop: hashing a huge output must not stop heartbeats.
         collected = await asyncio.to_thread(collect_files, paths.output_dir, limits.value("output_files"))
-        return self._finish(lease, started, paths, proc, outcome, memory_limit, stderr, relay, servicer, lines,
-                            collected)
+        result = self._finish(lease, started, paths, proc, outcome, memory_limit, stderr, relay, servicer, lines,
+                              collected)
+        result.stdout_tail = stdout.tail_text(LOG_TAIL_CHARS)  # for the dashboard and the CI reports
+        result.stderr_tail = stderr.tail_text(LOG_TAIL_CHARS)
+        return result
 
     async def _launch_and_supervise(
         self, handle: JobHandle, paths: JobPaths, env: dict[str, str], memory_limit: int, watchdog: Watchdog,

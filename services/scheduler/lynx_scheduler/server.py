@@ -167,14 +167,23 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.job_id!r} not found")
         return pb.GetJobResponse(job=job_to_proto(job, await self.dispatcher.samples.of(job)))
 
+    def _runner(self, row) -> pb.Runner:
+        """A stored runner with what its live session knows: draining, and the jobs it holds."""
+        runner = runner_to_proto(row)
+        session = self.dispatcher.sessions.by_id.get(row.runner_id)
+        if session is not None:
+            runner.draining = session.draining
+            runner.job_ids.extend(sorted(session.leases))
+        return runner
+
     async def ListRunners(self, request, context) -> pb.ListRunnersResponse:
-        return pb.ListRunnersResponse(runners=[runner_to_proto(r) for r in await self.store.list_runners()])
+        return pb.ListRunnersResponse(runners=[self._runner(r) for r in await self.store.list_runners()])
 
     async def GetRunner(self, request, context) -> pb.GetRunnerResponse:
         rows = await self.store.list_runners(request.runner_id)
         if not rows:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"runner {request.runner_id!r} not found")
-        return pb.GetRunnerResponse(runner=runner_to_proto(rows[0]))
+        return pb.GetRunnerResponse(runner=self._runner(rows[0]))
 
     async def Connect(self, request_iterator, context):
         """Attach the runner's session, then relay its outbox while the session reads the runner's reports."""

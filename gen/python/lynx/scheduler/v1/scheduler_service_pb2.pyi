@@ -142,7 +142,7 @@ class Batch(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., total_jobs: _Optional[int] = ..., jobs_by_status: _Optional[_Iterable[_Union[JobStatusCount, _Mapping]]] = ..., throughput_jobs_per_minute: _Optional[float] = ..., estimated_completion_time_mins: _Optional[float] = ..., seed: _Optional[int] = ..., config: _Optional[_Union[_batch_config_pb2.BatchConfig, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_message: _Optional[str] = ..., early_terminated_jobs: _Optional[int] = ..., failures_by_reason: _Optional[_Iterable[_Union[TerminationReasonCount, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "success", "execution_time_secs", "output_files", "metadata", "error_message", "exit_code", "termination_reason", "attempt", "telemetry_samples_sent", "telemetry_samples_dropped", "files", "termination_variable", "termination_condition", "termination_value", "outputs", "artifacts", "notes")
+    __slots__ = ("job_id", "success", "execution_time_secs", "output_files", "metadata", "error_message", "exit_code", "termination_reason", "attempt", "telemetry_samples_sent", "telemetry_samples_dropped", "files", "termination_variable", "termination_condition", "termination_value", "outputs", "artifacts", "notes", "stdout_tail", "stderr_tail")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,8 @@ class JobResult(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_TAIL_FIELD_NUMBER: _ClassVar[int]
+    STDERR_TAIL_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     success: bool
     execution_time_secs: float
@@ -186,7 +188,9 @@ class JobResult(_message.Message):
     outputs: _containers.RepeatedCompositeFieldContainer[_parameters_pb2.Parameter]
     artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[_Union[TerminationReason, str]] = ..., attempt: _Optional[int] = ..., telemetry_samples_sent: _Optional[int] = ..., telemetry_samples_dropped: _Optional[int] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ..., outputs: _Optional[_Iterable[_Union[_parameters_pb2.Parameter, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    stdout_tail: str
+    stderr_tail: str
+    def __init__(self, job_id: _Optional[str] = ..., success: _Optional[bool] = ..., execution_time_secs: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., termination_reason: _Optional[_Union[TerminationReason, str]] = ..., attempt: _Optional[int] = ..., telemetry_samples_sent: _Optional[int] = ..., telemetry_samples_dropped: _Optional[int] = ..., files: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., termination_variable: _Optional[str] = ..., termination_condition: _Optional[str] = ..., termination_value: _Optional[float] = ..., outputs: _Optional[_Iterable[_Union[_parameters_pb2.Parameter, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ..., stdout_tail: _Optional[str] = ..., stderr_tail: _Optional[str] = ...) -> None: ...
 
 class Artifact(_message.Message):
     __slots__ = ("name", "size_bytes", "sha256", "uri")
@@ -277,7 +281,7 @@ class RunnerCapabilities(_message.Message):
     def __init__(self, max_concurrent_jobs: _Optional[int] = ..., supported_simulation_types: _Optional[_Iterable[str]] = ..., gpu_available: _Optional[bool] = ..., memory_gb: _Optional[float] = ..., cpu_cores: _Optional[int] = ...) -> None: ...
 
 class Runner(_message.Message):
-    __slots__ = ("runner_id", "name", "engines", "capabilities", "status", "last_heartbeat", "running_jobs")
+    __slots__ = ("runner_id", "name", "engines", "capabilities", "status", "last_heartbeat", "running_jobs", "draining", "job_ids")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENGINES_FIELD_NUMBER: _ClassVar[int]
@@ -285,6 +289,8 @@ class Runner(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     RUNNING_JOBS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     name: str
     engines: _containers.RepeatedScalarFieldContainer[str]
@@ -292,7 +298,9 @@ class Runner(_message.Message):
     status: RunnerStatus
     last_heartbeat: _timestamp_pb2.Timestamp
     running_jobs: int
-    def __init__(self, runner_id: _Optional[str] = ..., name: _Optional[str] = ..., engines: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[RunnerCapabilities, _Mapping]] = ..., status: _Optional[_Union[RunnerStatus, str]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_jobs: _Optional[int] = ...) -> None: ...
+    draining: bool
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, runner_id: _Optional[str] = ..., name: _Optional[str] = ..., engines: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[RunnerCapabilities, _Mapping]] = ..., status: _Optional[_Union[RunnerStatus, str]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_jobs: _Optional[int] = ..., draining: _Optional[bool] = ..., job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("name", "runs_override", "config")

@@ -20,7 +20,7 @@ from lynx_common.names import JOB_STATUS
 from lynx_scheduler import policy
 from lynx_scheduler.columns import MalformedSample, python_columns
 from lynx_scheduler.rows import JobRow
-from lynx_scheduler.runs_page import ChunkCache, columnar_page
+from lynx_scheduler.runs_page import ChunkCache, columnar_page, length_delimited, varint
 from lynx_scheduler.store import Store
 
 DEFAULT_PAGE = 1000
@@ -35,26 +35,9 @@ def page_size(requested: int) -> int:
     return DEFAULT_PAGE if requested <= 0 else min(requested, MAX_PAGE)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        bits = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field: tag, length, payload."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _cell(name: str, value: object) -> bytes:
     """One Run.parameters entry as wire bytes."""
-    return _field(_PARAMETERS, ppb.Parameter(name=name, value=parameter_value(value)).SerializeToString())
+    return length_delimited(_PARAMETERS, ppb.Parameter(name=name, value=parameter_value(value)).SerializeToString())
 
 
 def _column_cells(column: ppb.ParameterColumn) -> list[bytes]:
@@ -65,8 +48,8 @@ def _column_cells(column: ppb.ParameterColumn) -> list[bytes]:
         values = column.numbers.values
         # Parameter{name, value: ParameterValue{number: <8 bytes>}}: everything but the double is constant.
         value = b"\x09"  # ParameterValue.number, fixed64
-        inner = _varint(1 << 3 | 2) + _varint(len(name.encode())) + name.encode() + b"\x12" + _varint(9) + value
-        prefix = _varint(_PARAMETERS << 3 | 2) + _varint(len(inner) + 8) + inner
+        inner = varint(1 << 3 | 2) + varint(len(name.encode())) + name.encode() + b"\x12" + varint(9) + value
+        prefix = varint(_PARAMETERS << 3 | 2) + varint(len(inner) + 8) + inner
         raw = struct.pack(f"<{len(values)}d", *values)
         return [prefix + raw[i : i + 8] for i in range(0, len(raw), 8)]
     if kind == "choices":
@@ -172,7 +155,7 @@ async def stream_runs(
         for job in jobs:
             parameters, seed = await inputs.of(job)
             row = run_bytes(job, seed, parameters)
-            parts += (b"\x0a", _varint(len(row)), row)  # StreamRunsResponse.runs
+            parts += (b"\x0a", varint(len(row)), row)  # StreamRunsResponse.runs
         yield pb.StreamRunsResponse.FromString(b"".join(parts))
         if len(jobs) < size:
             return

@@ -69,7 +69,8 @@ def _results_class() -> tuple:
 Results, Result = _results_class()
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """A protobuf base-128 varint."""
     out = bytearray()
     while True:
         bits = n & 0x7F
@@ -82,14 +83,15 @@ def _varint(n: int) -> bytes:
 
 
 _SHORT = 1 << 14
-_VARINTS = [_varint(n) for n in range(_SHORT)]  # lengths of most results
+_VARINTS = [varint(n) for n in range(_SHORT)]  # lengths of most results
 
 
-def _length_delimited(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+def length_delimited(number: int, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, payload."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
-_MARKED = _length_delimited(16, _length_delimited(1, _MARK.encode()))  # JobResult.outputs: Parameter{name}
+_MARKED = length_delimited(16, length_delimited(1, _MARK.encode()))  # JobResult.outputs: Parameter{name}
 
 
 def packed_doubles(column: ppb.ParameterColumn) -> bytes | None:
@@ -122,8 +124,8 @@ def slice_columns(
     for i, column in enumerate(runs.parameters):
         raw = doubles[i] if i < len(doubles) and isinstance(index, range) else None
         if raw is not None:  # ParameterColumn{name = 1, numbers = 2: DoubleColumn{values = 1, packed}}
-            numbers = _length_delimited(1, raw[8 * start : 8 * stop])
-            body = _length_delimited(1, column.name.encode()) + _length_delimited(2, numbers)
+            numbers = length_delimited(1, raw[8 * start : 8 * stop])
+            body = length_delimited(1, column.name.encode()) + length_delimited(2, numbers)
         else:
             kind = column.WhichOneof("values")
             sliced = ppb.ParameterColumn(name=column.name)
@@ -133,7 +135,7 @@ def slice_columns(
             elif kind is not None:
                 getattr(sliced, kind).values.extend(take(getattr(column, kind).values))
             body = sliced.SerializeToString()
-        parts.append(_length_delimited(3, body))
+        parts.append(length_delimited(3, body))
     out.MergeFromString(b"".join(parts))
 
 
@@ -337,7 +339,7 @@ async def columnar_page(rows: list[tuple], chunks: ChunkCache) -> pb.StreamRunsR
         [int(f * 1e9) if e and f is not None else 0 for e, f in zip(ended, finished_at, strict=True)]
     )
     v = _VARINTS
-    framed = [b"\x0a" + (v[len(b)] if len(b) < _SHORT else _varint(len(b))) + b if b else _EMPTY for b in blobs]
+    framed = [b"\x0a" + (v[len(b)] if len(b) < _SHORT else varint(len(b))) + b if b else _EMPTY for b in blobs]
     results = Results.FromString(b"".join(framed)).results
     given = [b for b in blobs if b]
     merged = Result.FromString(_MARKED.join(given) + _MARKED if given else b"")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import BIN, REPO
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.e2e
 

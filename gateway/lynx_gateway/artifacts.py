@@ -13,6 +13,7 @@ from aiohttp import web
 from lynx.artifacts.v1 import artifact_service_pb2 as apb
 from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx_common.objectstore import InvalidKey, check_key
+from lynx_gateway.errors import error_response
 
 log = logging.getLogger(__name__)
 DEADLINE_S = 30.0
@@ -48,10 +49,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> web.Response:
-    return web.json_response({"error": {"message": message, "field": field}}, status=status, headers=headers)
-
-
 class ArtifactRoutes:
     """The artifact route over the scheduler's channel (the gateway's, opened at start-up)."""
 
@@ -67,7 +64,7 @@ class ArtifactRoutes:
         try:
             check_key(name)
         except InvalidKey as exc:
-            return _error(400, f"name is not a file name inside the job's outputs: {exc}", "name")
+            return error_response(400, f"name is not a file name inside the job's outputs: {exc}", "name")
         stat = await self.stub.Stat(apb.StatRequest(job_id=job_id, name=name), timeout=DEADLINE_S)
         artifact = stat.artifact
         size = artifact.size_bytes
@@ -86,7 +83,7 @@ class ArtifactRoutes:
                 else parse_range(request.headers.get("Range"), size)
             )
         except Unsatisfiable:
-            return _error(
+            return error_response(
                 416,
                 f"range {request.headers['Range']!r} is outside the file's {size} bytes",
                 "Range",

@@ -16,6 +16,7 @@ from lynx.auth.v1 import auth_service_pb2_grpc as auth_grpc
 from lynx_common import names, security
 from lynx_common.errors import ValidationError
 from lynx_common.rest import to_json
+from lynx_gateway.errors import error_response
 
 log = logging.getLogger(__name__)
 DEADLINE_S = 30.0
@@ -50,10 +51,6 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 request_token: contextvars.ContextVar[str | None] = contextvars.ContextVar("lynx_request_token", default=None)
 
 
-def _error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> web.Response:
-    return web.json_response({"error": {"message": message, "field": field}}, status=status, headers=headers)
-
-
 def channel(target: str):
     """A channel to a backend that forwards each request's own token (never the gateway's LYNX_TOKEN)."""
     return security.client_channel(target, token=request_token.get)
@@ -74,10 +71,11 @@ def middleware(auth: bool, allowed_hosts: frozenset[str]):
     async def guard(request: web.Request, handler):
         host = _hostname(request.headers.get("Host", "")).lower()
         if host not in allowed_hosts:
-            return _error(400, f"Host {host!r} is not served here (allowed: {', '.join(sorted(allowed_hosts))}; "
-                               "add one with --allowed-host)", "Host")
+            allowed = ", ".join(sorted(allowed_hosts))
+            return error_response(400, f"Host {host!r} is not served here (allowed: {allowed}; "
+                                       "add one with --allowed-host)", "Host")
         if request.method in WRITE_METHODS and request.content_type != "application/json":
-            return _error(415, f"{request.method} needs Content-Type: application/json, got "
+            return error_response(415, f"{request.method} needs Content-Type: application/json, got "
                                f"{request.content_type!r}", "Content-Type")
         token = security.bearer([("authorization", request.headers.get("Authorization", ""))])
         if auth and not token and request.method in READ_METHODS:  # the dashboard's page loads: reads only
@@ -86,8 +84,8 @@ def middleware(auth: bool, allowed_hosts: frozenset[str]):
             if request.method in READ_METHODS and (request.path == "/" or request.path.startswith("/ui/")):
                 return web.Response(text=_LOGIN_PAGE, status=401, content_type="text/html",
                                     headers={"WWW-Authenticate": "Bearer"})
-            return _error(401, "this gateway requires a token: send `Authorization: Bearer <token>` (LYNX_TOKEN)",
-                          headers={"WWW-Authenticate": "Bearer"})
+            return error_response(401, "this gateway requires a token: send `Authorization: Bearer <token>` "
+                                       "(LYNX_TOKEN)", headers={"WWW-Authenticate": "Bearer"})
         request_token.set(token or None)
         return await handler(request)
 
@@ -95,7 +93,7 @@ def middleware(auth: bool, allowed_hosts: frozenset[str]):
 
 
 def _AUTH_OFF() -> web.Response:  # noqa: N802 - reads as the constant answer it is
-    return _error(404, "token authentication is off; start Lynx with --auth")
+    return error_response(404, "token authentication is off; start Lynx with --auth")
 
 
 class TokenRoutes:

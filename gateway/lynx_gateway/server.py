@@ -43,23 +43,18 @@ _HTTP_STATUS = {
 }
 
 
-def error(status: int, message: str, field: str | None = None) -> web.Response:
-    """The JSON error body: {"error": {"message", "field"}}; field is null when no one field is at fault."""
-    return web.json_response({"error": {"message": message, "field": field or None}}, status=status)
-
-
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
     """gRPC and validation errors become JSON errors with the right HTTP status."""
     try:
         return await handler(request)
     except ValidationError as exc:
-        return error(400, str(exc), exc.field)
+        return errors.error_response(400, str(exc), exc.field)
     except grpc.aio.AioRpcError as exc:
         status = _HTTP_STATUS.get(exc.code(), 502)
         message = exc.details() or exc.code().name
         invalid = validation_error(exc) if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else None
-        return error(status, message, invalid.field if invalid else None)
+        return errors.error_response(status, message, invalid.field if invalid else None)
 
 
 class Gateway:
@@ -154,7 +149,7 @@ class Gateway:
         job = reply.job
         if job.status not in (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED):
             status = names.JOB_STATUS.name(job.status)
-            return error(409, f"job {job.job_id} has no final result yet (status {status})")
+            return errors.error_response(409, f"job {job.job_id} has no final result yet (status {status})")
         return web.json_response(to_json(job.result))
 
     async def job_telemetry(self, request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from lynx_gateway.dashboard.events import EventsHub
 from lynx_gateway.dashboard.pages import HERE, Pages
+from lynx_gateway.errors import error_response
 
 STATIC = (HERE / "static").resolve()
 
@@ -21,7 +22,7 @@ async def static(request: web.Request) -> web.StreamResponse:
     """A file under static/ (the vendored libraries, the dashboard's script and style); nothing outside it."""
     path = (STATIC / request.match_info["path"]).resolve()
     if not path.is_relative_to(STATIC) or not path.is_file():
-        return web.json_response({"error": {"message": "no such file", "field": "path"}}, status=404)
+        return error_response(404, "no such file", "path")
     return web.FileResponse(path, headers={"cache-control": "max-age=3600"})
 
 

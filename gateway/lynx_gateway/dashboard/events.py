@@ -22,6 +22,7 @@ from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_gateway.dashboard.data import DEADLINE_S, RunsCache, progress
 from lynx_gateway.dashboard.runs import FINISHED
+from lynx_gateway.errors import error_response
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -133,8 +134,8 @@ class EventsHub:
         reply = await self.stub.GetBatch(pb.GetBatchRequest(batch_id=batch_id), timeout=DEADLINE_S)  # 404 early
         watch = self.watches.get(batch_id)
         if self.viewers() >= MAX_VIEWERS or (watch and len(watch.viewers) >= MAX_VIEWERS_PER_BATCH):
-            return web.json_response({"error": {"message": "too many viewers of live events; try again later",
-                                                "field": None}}, status=503, headers={"retry-after": "10"})
+            return error_response(503, "too many viewers of live events; try again later",
+                                  headers={"retry-after": "10"})
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)
         if watch is None:
             watch = Watch(self, batch_id, reply.batch)

@@ -75,6 +75,14 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
+def kill_host_process(pid: int) -> None:
+    """SIGKILL a scenario as its host dies; it may already be gone, taken by its runner's death signal."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def alive(pid: int) -> bool:
     """Whether a process with this pid exists (a zombie counts as gone)."""
     try:
@@ -182,4 +190,4 @@ class Stack:
         self.channel.close()
         self.procs.stop(grace=0)
         for pid in self.marks.running():  # a SIGKILLed runner's orphans
-            os.kill(pid, signal.SIGKILL)
+            kill_host_process(pid)

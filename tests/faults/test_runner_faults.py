@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
-from fault_harness import alive, batch_config, failures_by_reason, jobs_by_status, outcome, reason, wait_for
+from fault_harness import (
+    alive,
+    batch_config,
+    failures_by_reason,
+    jobs_by_status,
+    kill_host_process,
+    outcome,
+    reason,
+    wait_for,
+)
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 
@@ -17,7 +25,7 @@ def test_killed_runner_jobs_finish_on_another_runner(stack):
     job_id, pid, _ = wait_for(lambda: stack.marks.started(), 20, "the doomed runner's scenario")[0]
     stack.start_runner("survivor", FAULT_SLEEP=0.3)
     stack.kill("doomed")  # the host dies: the runner and its scenario
-    os.kill(pid, signal.SIGKILL)
+    kill_host_process(pid)
     b = stack.wait_finished(batch_id, timeout=30)
     assert b.status == pb.BATCH_STATUS_COMPLETED
     jobs = stack.assert_one_result_each(batch_id)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 
-from fault_harness import outcome, wait_for
+from fault_harness import kill_host_process, outcome, wait_for
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
@@ -41,7 +39,7 @@ def test_after_a_restart_jobs_whose_runner_never_returns_run_elsewhere(stack):
     job_id, pid, _ = wait_for(lambda: stack.marks.started(), 20, "the scenario to start")[0]
     stack.kill("scheduler")
     stack.kill("gone")  # its host dies while the scheduler is down
-    os.kill(pid, signal.SIGKILL)
+    kill_host_process(pid)
     stack.start_scheduler()
     restarted = time.time()
     stack.start_runner("heir", FAULT_SLEEP=0.2)

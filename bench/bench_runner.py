@@ -1,7 +1,7 @@
 """Runner throughput, 2 runs at a time, two scenario shapes, every way in one invocation.
 
     .venv/bin/python bench/bench_runner.py [--runs 100] [--shapes tutorial,light]
-                                           [--only bare,controller,limit,cold,default,warm,noupload]
+                                           [--only bare,controller,limit,forklimit,cold,default,warm,noupload]
 
 Shapes (runner_ways.SHAPES): the Basic Orbit tutorial scenario (top-level imports, ~0.9 s of its own
 CPU per run) and a light Basilisk scenario whose imports are inside main() (bench/scenario_light_orbit.py,
@@ -13,6 +13,10 @@ a few ms of simulation: what the orchestrator costs dominates). Ways:
               processes, the scenario's body in its execution function, run from a clean interpreter.
 * limit:      the same body called N times in 2 persistent, pre-warmed worker processes (no process
               per run, no isolation): the physical limit for any orchestrator.
+* forklimit:  the same body, each run in a child forked from one warm, gc-frozen process (warmed by
+              a run of the body and the runner's own warm-up), 2 at a time, nothing else: the limit
+              for any orchestrator that gives every run a process of its own (what a fork costs:
+              copy-on-write faults, the child's exit), so `limit / forklimit` is isolation's price.
 * cold:       the whole Lynx stack (sampler, scheduler, telemetry-ingest, gateway, one runner with
               max_concurrent_jobs 2), warm_start false: one fresh interpreter per job.
 * default:    the same with the runner's defaults: warm_start true, preload [auto] (top-level imports
@@ -38,7 +42,7 @@ import time
 from pathlib import Path
 
 import yaml
-from runner_ways import PARALLEL, REPO, SHAPES, STUDY, bench_bare, bench_controller, bench_limit
+from runner_ways import PARALLEL, REPO, SHAPES, STUDY, bench_bare, bench_controller, bench_fork_limit, bench_limit
 
 PRELOAD = [
     "lynx_telemetry_client",
@@ -154,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100, help="runs per way (100 for the documented figures)")
     parser.add_argument("--shapes", default="tutorial,light", help="comma-separated: tutorial, light")
-    parser.add_argument("--only", default="bare,controller,limit,cold,default,noupload,warm",
+    parser.add_argument("--only", default="bare,controller,limit,forklimit,cold,default,noupload,warm",
                         help="comma-separated ways")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -164,6 +168,7 @@ def main() -> None:
         "bare": "bare subprocess loop (fresh process per run)",
         "controller": "Basilisk MonteCarlo Controller (2 workers)",
         "limit": "limit: body in 2 persistent warm workers",
+        "forklimit": "fork limit: body in a fresh fork per run",
         "cold": "Lynx stack, warm_start false",
         "default": "Lynx stack, defaults",
         "warm": "Lynx stack, warm + explicit preload list",
@@ -186,7 +191,7 @@ def main() -> None:
                     seconds, used = bench_lynx(shape, args.runs, work, way)
                 else:
                     seconds = {"bare": bench_bare, "controller": bench_controller,
-                               "limit": bench_limit}[way](shape, args.runs, work)
+                               "limit": bench_limit, "forklimit": bench_fork_limit}[way](shape, args.runs, work)
                 rates[shape, way] = args.runs / seconds
                 print(f"  {labels[way]:<46} {seconds:7.2f} s  {rates[shape, way]:6.2f} runs/s", flush=True)
                 if used is not None:
@@ -196,8 +201,8 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     print("ratios (same invocation):")
     for shape in shapes:
-        for way in ("cold", "default", "warm", "controller"):
-            for base in ("bare", "controller", "limit", "cold", "noupload"):
+        for way in ("cold", "default", "warm", "controller", "forklimit"):
+            for base in ("bare", "controller", "limit", "forklimit", "cold", "noupload"):
                 if (shape, way) in rates and (shape, base) in rates and way != base:
                     target = next((t for s, w, b, t in TARGETS if (s, w, b) == (shape, way, base)), None)
                     note = "" if target is None else f"   target >= {target:.2f}x"

@@ -206,3 +206,56 @@ def bench_limit(shape: str, runs: int, work: Path) -> float:
         conn.send(None)
         proc.join(10)
     return elapsed
+
+
+# ---------------------------------------------------------------- the limit with a process per run
+
+WARM_UP_AUTO = REPO / "services/runner/lynx_runner/warm_up_auto.py"
+
+
+def _fork_limit_main(shape: str, runs: int, work: str, conn) -> None:
+    """A warm parent forks one child per run, PARALLEL at a time; each child calls the body and exits."""
+    import gc
+    import runpy
+
+    with tempfile.TemporaryDirectory() as scratch:
+        run_body(shape, 0, sample_parameters(1, seed=7)[0], Path(scratch) / "warm-up")
+    runpy.run_path(str(WARM_UP_AUTO), run_name="__lynx_warm_up__")  # the fork server's warm-up: no threads left
+    gc.collect()
+    gc.freeze()
+    params = sample_parameters(runs)
+    pending = list(range(runs))
+    running = 0
+    failures = 0
+    started = time.perf_counter()
+    while pending or running:
+        while pending and running < PARALLEL:
+            i = pending.pop(0)
+            if os.fork() == 0:
+                code = 0
+                try:
+                    run_body(shape, i, params[i], Path(work) / f"run{i}")
+                except BaseException:  # noqa: BLE001 - counted by the parent
+                    code = 1
+                finally:
+                    sys.stdout.flush()
+                    os._exit(code)
+            running += 1
+        _, status = os.wait()
+        running -= 1
+        failures += status != 0
+    conn.send((time.perf_counter() - started, failures))
+
+
+def bench_fork_limit(shape: str, runs: int, work: Path) -> float:
+    """Seconds for `runs` runs, each the scenario body in its own child forked from one warm process
+    (warmed by a run of the body, gc-frozen), PARALLEL at a time, no orchestration: the limit of any
+    orchestrator that isolates every run in a process of its own."""
+    parent, child = SPAWN.Pipe()
+    proc = SPAWN.Process(target=_fork_limit_main, args=(shape, runs, str(work), child))
+    proc.start()
+    elapsed, failed = parent.recv()
+    proc.join()
+    if failed:
+        print(f"  fork limit: {failed} runs failed")
+    return elapsed

@@ -96,3 +96,50 @@ async def test_capped_log_keeps_head_tail_and_lines(tmp_path):
     assert len(text) < 2048 + 100
     assert seen == ["TETRYX 1 x=1", "TETRYX 2 x=2"]
     assert sink.tail_text(10) == "last words"
+
+
+def test_group_memory_reads_the_process_tree_and_the_full_scan_finds_members_outside_it(tmp_path):
+    """The frequent memory poll reads only the leader's descendants; the periodic full scan of /proc
+    also finds a group member whose parent exited (re-parented out of the tree)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lynx_runner.streams import group_rss_bytes
+
+    ready = tmp_path / "ready"
+    script = (
+        "import os, sys, time\n"
+        "blob = bytearray(80 * 2**20)\n"  # the leader: 80 MiB resident
+        "for i in range(0, len(blob), 4096): blob[i] = 1\n"
+        "if os.fork() == 0:\n"  # a child that stays: 40 MiB more of its own, in the tree
+        "    b1 = bytearray(40 * 2**20)\n"
+        "    for i in range(0, len(b1), 4096): b1[i] = 2\n"
+        "    time.sleep(60)\n"
+        "if os.fork() == 0:\n"  # a child that forks a 60 MiB grandchild and exits: it leaves the tree
+        "    if os.fork() == 0:\n"
+        "        b2 = bytearray(60 * 2**20)\n"
+        "        for i in range(0, len(b2), 4096): b2[i] = 1\n"
+        f"        open({str(ready)!r}, 'w').close()\n"
+        "        time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            assert time.monotonic() < deadline, "the grandchild never allocated"
+            time.sleep(0.05)
+        time.sleep(0.2)
+        tree = group_rss_bytes(proc.pid, full_scan=False)
+        full = group_rss_bytes(proc.pid, full_scan=True)
+        # Resident set sizes count shared pages in each process: the leader has 80 MiB, its forked
+        # child those 80 plus 40 of its own, the grandchild 80 plus 60.
+        assert 200 * 2**20 <= tree < 280 * 2**20  # the leader and its child; the grandchild left the tree
+        assert 140 * 2**20 <= full - tree < 200 * 2**20  # the scan finds the re-parented member
+        assert group_rss_bytes(2**22 + 12345, full_scan=False) == 0  # no such group
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

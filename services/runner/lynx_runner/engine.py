@@ -40,6 +40,7 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 STDERR_TAIL_CHARS = 2000
 LOG_TAIL_CHARS = 4000  # JobResult.stdout_tail / stderr_tail
 MEMORY_POLL_S = 0.25
+FULL_SCAN_S = 2.0  # how often the memory poll also reads group members outside the leader's process tree
 DRAIN_TIMEOUT_S = 2.0
 _OOM_PATTERNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 
@@ -70,6 +71,31 @@ class Engine(Protocol):
 
     async def run(self, handle: JobHandle) -> sched_pb.JobResult:
         """Run one attempt and describe how it ended; never raises for a scenario's fault."""
+
+
+class MemoryPoll:
+    """Reads a job's process group's resident memory at most every MEMORY_POLL_S: the leader's
+    process tree each time (a few /proc files), every process on the host every FULL_SCAN_S (to
+    find group members re-parented out of the tree)."""
+
+    def __init__(self, pgid: int, limit: int) -> None:
+        self.pgid = pgid
+        self.limit = limit
+        now = time.monotonic()
+        self.next_poll = now + MEMORY_POLL_S
+        self.next_full = now + FULL_SCAN_S
+
+    def over_limit(self) -> int | None:
+        """The group's resident bytes when a poll is due and finds them over the limit; else None."""
+        now = time.monotonic()
+        if now < self.next_poll - 0.02:  # a tick may wake a hair early
+            return None
+        self.next_poll = now + MEMORY_POLL_S
+        full = now >= self.next_full
+        if full:
+            self.next_full = now + FULL_SCAN_S
+        rss = group_rss_bytes(self.pgid, full_scan=full)
+        return rss if rss > self.limit else None
 
 
 def lease_memory_limit(lease: sched_pb.JobLease, default: int) -> int:
@@ -285,6 +311,7 @@ class ScenarioEngine:
                          memory_limit: int) -> Outcome:
         """Wait for the process, killing its group on breach, timeout, cancel or memory; the Outcome."""
         deadline = time.monotonic() + timeout if timeout > 0 else None
+        memory = MemoryPoll(proc.pid, memory_limit) if memory_limit else None
         waiter = asyncio.create_task(proc.wait())
         canceller = asyncio.create_task(handle.cancelled.wait())
         try:
@@ -295,7 +322,7 @@ class ScenarioEngine:
                 if deadline is not None:
                     tick = max(0.0, min(tick, deadline - time.monotonic()))
                 await asyncio.wait({waiter, canceller}, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
-                outcome = self._verdict(proc, handle, watchdog, waiter, deadline, timeout, memory_limit)
+                outcome = self._verdict(handle, watchdog, waiter, deadline, timeout, memory)
                 if outcome is None:
                     continue
                 if outcome.reason == sched_pb.TERMINATION_REASON_EXITED:
@@ -313,8 +340,8 @@ class ScenarioEngine:
                 await asyncio.shield(waiter)
 
     @staticmethod
-    def _verdict(proc: JobProcess, handle: JobHandle, watchdog: Watchdog, waiter: asyncio.Task,
-                 deadline: float | None, timeout: float, memory_limit: int) -> Outcome | None:
+    def _verdict(handle: JobHandle, watchdog: Watchdog, waiter: asyncio.Task, deadline: float | None,
+                 timeout: float, memory: MemoryPoll | None) -> Outcome | None:
         """Why supervision should end now, or None to keep waiting."""
         breach = watchdog.check()
         if breach is not None:
@@ -323,12 +350,11 @@ class ScenarioEngine:
             return Outcome(sched_pb.TERMINATION_REASON_CANCELLED, f"cancelled: {handle.cancel_reason}")
         if waiter.done():
             return Outcome(sched_pb.TERMINATION_REASON_EXITED)
-        if memory_limit:
-            rss = group_rss_bytes(proc.pid)
-            if rss > memory_limit:
-                return Outcome(sched_pb.TERMINATION_REASON_OUT_OF_MEMORY,
-                               f"out of memory: the job used {rss / 2**20:.0f} MiB resident, over "
-                               f"its limit of {memory_limit / 2**20:.0f} MiB; killed")
+        rss = memory.over_limit() if memory is not None else None
+        if rss is not None:
+            return Outcome(sched_pb.TERMINATION_REASON_OUT_OF_MEMORY,
+                           f"out of memory: the job used {rss / 2**20:.0f} MiB resident, over "
+                           f"its limit of {memory.limit / 2**20:.0f} MiB; killed")
         if deadline is not None and time.monotonic() >= deadline:
             return Outcome(sched_pb.TERMINATION_REASON_TIMEOUT, f"timed out after {timeout:g} s (job_timeout_seconds)")
         return None

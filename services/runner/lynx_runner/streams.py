@@ -149,24 +149,60 @@ def collect_files(output_dir: Path, cap: int | None = None) -> Collected:
     return Collected([f.path for f in found], found, len(regular))
 
 
-def group_rss_bytes(pgid: int) -> int:
-    """Resident memory of every process in the group `pgid` (from /proc; 0 where /proc is absent)."""
-    total = 0
-    page = os.sysconf("SC_PAGE_SIZE")
+def _stat_fields(pid: str) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (state is [0]); None when it is gone."""
     try:
-        entries = os.listdir("/proc")
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _children(pid: str) -> list[str]:
+    """Child pids of every thread of `pid` (/proc/<pid>/task/<tid>/children); [] when unreadable."""
+    out: list[str] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return 0
-    for entry in entries:
-        if not entry.isdigit():
-            continue
+        return out
+    for tid in tids:
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(x.decode() for x in f.read().split())
+        except OSError:
             continue
-        if len(fields) > 21 and int(fields[2]) == pgid:
-            total += int(fields[21]) * page
+    return out
+
+
+def group_rss_bytes(pgid: int, full_scan: bool = True) -> int:
+    """Resident memory of every process in the group `pgid` (from /proc; 0 where /proc is absent).
+
+    `full_scan` reads every process of the host, which finds group members that left the leader's
+    tree (re-parented to init when their parent exited). Without it only the leader's descendants
+    are read: a few files instead of every process on the machine, for the frequent polls; a
+    descendant that moved to another group is skipped either way."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    if full_scan:
+        try:
+            candidates = [e for e in os.listdir("/proc") if e.isdigit()]
+        except OSError:
+            return 0
+        expand = False
+    else:
+        candidates, expand = [str(pgid)], True
+    total = 0
+    seen: set[str] = set()
+    while candidates:
+        pid = candidates.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        fields = _stat_fields(pid)
+        if fields is None or len(fields) <= 21 or int(fields[2]) != pgid:
+            continue
+        total += int(fields[21]) * page
+        if expand:
+            candidates.extend(_children(pid))
     return total
 
 

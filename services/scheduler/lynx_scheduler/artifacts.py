@@ -92,34 +92,46 @@ class ArtifactServicer(apb_grpc.ArtifactServiceServicer):
             await abort_invalid(context, "header.size_bytes", "must be >= 0")
         if not _SHA256.match(header.sha256):
             await abort_invalid(context, "header.sha256", "must be 64 lowercase hex digits")
-        with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY) as spool:
-            digest, size = hashlib.sha256(), 0
+        digest, size = hashlib.sha256(), 0
+        buffered: list[bytes] = []  # the content while it fits in memory (no thread hop per chunk)
+        spill = None  # a temporary file once it does not
+        try:
             async for message in request_iterator:
                 chunk = message.chunk
                 size += len(chunk)
                 if size > header.size_bytes:
                     await abort_invalid(context, "chunk", f"more than header.size_bytes={header.size_bytes} arrived")
                 digest.update(chunk)
-                await asyncio.to_thread(spool.write, chunk)
+                if spill is None and size <= _IN_MEMORY:
+                    buffered.append(chunk)
+                    continue
+                if spill is None:
+                    spill = await asyncio.to_thread(tempfile.TemporaryFile)
+                    await asyncio.to_thread(spill.writelines, buffered)
+                    buffered = []
+                await asyncio.to_thread(spill.write, chunk)
             if size != header.size_bytes:
                 await abort_invalid(context, "header.size_bytes", f"is {header.size_bytes} but {size} bytes arrived")
             if digest.hexdigest() != header.sha256:
                 await abort_invalid(context, "header.sha256", f"does not match the content ({digest.hexdigest()})")
             try:
-                await asyncio.to_thread(self._put, key, spool, size)
+                if spill is None:
+                    await asyncio.to_thread(self.objects.put, key, b"".join(buffered))
+                else:
+                    await asyncio.to_thread(self._put_spilled, key, spill)
             except Exception as exc:  # the store is down or refuses: the runner notes it and reports anyway
                 log.warning("artifact store %s: cannot write %s: %s", self.objects.url, key, exc)
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"artifact store cannot write {key}: {exc}")
+        finally:
+            if spill is not None:
+                spill.close()
         return apb.UploadResponse(
             artifact=pb.Artifact(name=header.name, size_bytes=size, sha256=header.sha256, uri=self.objects.uri(key))
         )
 
-    def _put(self, key: str, spool, size: int) -> None:
-        spool.seek(0)
-        if size <= _IN_MEMORY:
-            self.objects.put(key, spool.read())
-        else:
-            self.objects.put(key, iter(lambda: spool.read(CHUNK), b""))
+    def _put_spilled(self, key: str, spill) -> None:
+        spill.seek(0)
+        self.objects.put(key, iter(lambda: spill.read(CHUNK), b""))
 
     async def _recorded(self, request, context) -> tuple[str, pb.Artifact]:
         job = await self._job(request.job_id, context)

@@ -29,7 +29,7 @@ import grpc
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.telemetry.v1 import telemetry_service_pb2 as pb
 from lynx.telemetry.v1 import telemetry_service_pb2_grpc as pb_grpc
-from lynx_common.telemetry_blocks import iter_block, sample_count
+from lynx_common.telemetry_blocks import sample_count
 
 log = logging.getLogger(__name__)
 MAX_BUFFERED = 500_000  # selected samples kept per job through an ingest outage; the oldest go first
@@ -71,6 +71,7 @@ class TelemetryRelay:
         self._last_kept_ns: int | None = None
         self._queue: deque[pb.PublishRequest] = deque()  # sealed requests, oldest first
         self._tail = self._new_request()  # selected samples still being gathered
+        self._tail_count = 0  # samples in _tail (TelemetrySamples and block rows)
         self._lock = asyncio.Lock()
         self._outage = False
         self._high_water = max(1, int(max_buffered * EARLY_FLUSH_FRACTION))
@@ -119,10 +120,57 @@ class TelemetryRelay:
         self.add_all((sample,))
 
     def add_blocks(self, request: pb.PublishRequest) -> None:
-        """Select and buffer the samples of a request, TelemetrySamples and blocks alike."""
+        """Select and buffer the samples of a request, TelemetrySamples and blocks alike (blocks
+        stay columnar: the selected rows and variables of a block are kept as a smaller block)."""
         self.add_all(request.samples)
         for block in request.blocks:
-            self.add_all(pb.TelemetrySample(timestamp_ns=ts, values=values) for ts, values in iter_block(block))
+            rows = len(block.timestamps_ns)
+            self.received += rows
+            kept = self._select_block(block)
+            if kept is None:
+                continue
+            self._tail.blocks.append(kept)
+            self._tail_count += len(kept.timestamps_ns)
+            self._grew(len(kept.timestamps_ns))
+            if self._tail_count >= CHUNK:
+                self._seal_tail()
+
+    def _select_block(self, block: pb.SampleBlock) -> pb.SampleBlock | None:
+        """The rows and variables of `block` to store, as a block; None when none are. The same
+        choice as `_select` makes for each row as a sample: downsampling over the rows in order
+        (a row without a chosen variable is dropped and does not count as kept)."""
+        names = list(block.variables)
+        width = len(names)
+        if self.variables:
+            wanted = set(self.variables)
+            cols = [j for j, name in enumerate(names) if name in wanted]
+            if not cols:
+                return None
+        else:
+            cols = list(range(width))
+        stamps = list(block.timestamps_ns)
+        if self.min_gap_ns:
+            rows, last, gap = [], self._last_kept_ns, self.min_gap_ns
+            for i, ts in enumerate(stamps):
+                if last is None or ts - last >= gap:
+                    rows.append(i)
+                    last = ts
+            if not rows:
+                return None
+            stamps = [stamps[i] for i in rows]
+        elif not stamps:
+            return None
+        else:
+            rows = None  # every row
+        self._last_kept_ns = stamps[-1]
+        values = block.values
+        if rows is None and len(cols) == width:
+            chosen = list(values)
+        elif len(cols) == width:
+            chosen = [v for i in rows for v in values[i * width:(i + 1) * width]]
+        else:
+            chosen = [values[i * width + j] for i in (rows if rows is not None else range(len(stamps))) for j in cols]
+        return pb.SampleBlock(variables=[names[j] for j in cols], timestamps_ns=stamps, values=chosen)
 
     def add_all(self, samples: Iterable[pb.TelemetrySample]) -> None:
         """Select and buffer samples, in order."""
@@ -130,9 +178,12 @@ class TelemetryRelay:
             self.received += 1
             kept = self._select(sample)
             if kept is not None:
+                if self._tail.blocks:  # a request lists its samples before its blocks: start a new one
+                    self._seal_tail()
                 self._tail.samples.append(kept)
+                self._tail_count += 1
                 self._grew(1)
-                if len(self._tail.samples) >= CHUNK:
+                if self._tail_count >= CHUNK:
                     self._seal_tail()
 
     def _select(self, sample: pb.TelemetrySample) -> pb.TelemetrySample | None:
@@ -155,9 +206,10 @@ class TelemetryRelay:
 
     def _seal_tail(self) -> None:
         """Move the gathered samples to the queue (keeping order)."""
-        if self._tail.samples:
+        if self._tail.samples or self._tail.blocks:
             self._queue.append(self._tail)
             self._tail = self._new_request()
+            self._tail_count = 0
 
     def _grew(self, n: int) -> None:
         """Account for n more buffered samples: enforce the cap, wake the flusher when half full."""
@@ -180,6 +232,8 @@ class TelemetryRelay:
                 self._queue.popleft()
             else:
                 _drop_front(oldest, n)
+                if oldest is self._tail:
+                    self._tail_count = sample_count(self._tail)
             self.buffered -= n
             self.dropped += n
             overflow -= n

@@ -19,6 +19,7 @@ from lynx.artifacts.v1 import artifact_service_pb2_grpc as apb_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_cli.stack import Stack
+from lynx_common.objectstore import NotFound
 from lynx_common.server import client_channel
 from lynx_gateway.server import build_app
 from lynx_runner.artifacts import ResultCompleter
@@ -153,6 +154,70 @@ async def test_forged_traversal_and_corrupt_uploads_are_refused_and_nothing_is_w
         with pytest.raises(grpc.aio.AioRpcError) as late:  # the attempt is over: no more writes
             await stub.artifacts.Upload(upload_messages(apb.UploadHeader(**good), content), timeout=5)
         assert late.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+class CountingArtifacts:
+    """The real ArtifactService stub, counting the Upload streams it opens."""
+
+    def __init__(self, stub) -> None:
+        self.stub, self.uploads = stub, 0
+
+    def Upload(self, *args, **kwargs):  # noqa: N802 - the stub's method name
+        self.uploads += 1
+        return self.stub.Upload(*args, **kwargs)
+
+
+async def test_small_files_share_one_stream_and_a_refused_one_is_noted_alone(tmp_path):
+    async with scheduler_at(tmp_path) as stub:
+        host = stub.runner("r1")
+        await submit(stub, tutorial_config(), runs=1)
+        lease = await host.next_lease()
+        out = tmp_path / "runs" / lease.job_id
+        out.mkdir(parents=True)
+        for name in ("a.txt", "b.txt", "c.txt"):
+            (out / name).write_text(f"content of {name}\n")
+        files = list(collect_files(out).files)
+        counting = CountingArtifacts(stub.artifacts)
+        artifacts, notes = await ResultCompleter(counting, "r1", tmp_path / "runs").upload_files(lease, files)
+        assert [a.name for a in artifacts] == ["a.txt", "b.txt", "c.txt"] and notes == []
+        assert counting.uploads == 1  # three files, one stream
+        for a in artifacts:
+            assert stub.objects.get(f"{lease.batch_id}/{lease.job_id}/{a.name}") == (out / a.name).read_bytes()
+
+        (out / "b.txt").write_text("CHANGED after it was collected\n")  # its size and sha256 no longer match
+        counting.uploads = 0
+        artifacts, notes = await ResultCompleter(counting, "r1", tmp_path / "runs").upload_files(lease, files)
+        assert [a.name for a in artifacts] == ["a.txt", "c.txt"]
+        assert len(notes) == 1 and notes[0].startswith("b.txt was not uploaded: INVALID_ARGUMENT")
+        assert counting.uploads == 4  # the shared stream was refused, then each file went alone
+
+
+async def test_a_stream_of_several_files_must_stay_with_one_job_attempt_and_runner(tmp_path):
+    async with scheduler_at(tmp_path) as stub:
+        host = stub.runner("r1")
+        await submit(stub, tutorial_config(), runs=1)
+        lease = await host.next_lease()
+
+        def header(name: str, content: bytes, **change) -> apb.UploadRequest:
+            return apb.UploadRequest(header=apb.UploadHeader(**{
+                **dict(job_id=lease.job_id, attempt=lease.attempt, runner_id="r1", name=name,
+                       size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest()), **change}))
+
+        messages = [header("x.txt", b"x"), apb.UploadRequest(chunk=b"x"), header("empty.txt", b""),
+                    header("y.txt", b"yy"), apb.UploadRequest(chunk=b"yy")]
+        reply = await stub.artifacts.Upload(iter(messages), timeout=5)
+        assert [(a.name, a.size_bytes) for a in reply.artifacts] == [("x.txt", 1), ("empty.txt", 0), ("y.txt", 2)]
+        assert reply.artifact == reply.artifacts[0]
+        assert stub.objects.get(f"{lease.batch_id}/{lease.job_id}/empty.txt") == b""
+        for change in (dict(job_id="other"), dict(attempt=lease.attempt + 1), dict(runner_id="r2")):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.artifacts.Upload(iter([header("x.txt", b"x"), apb.UploadRequest(chunk=b"x"),
+                                                  header("z.txt", b"z", **change), apb.UploadRequest(chunk=b"z")]),
+                                            timeout=5)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, change
+            assert "header" in err.value.details()
+        with pytest.raises(NotFound):
+            stub.objects.get(f"{lease.batch_id}/{lease.job_id}/z.txt")
 
 
 async def test_an_unreachable_store_is_a_note_and_the_result_still_has_its_outputs(tmp_path):

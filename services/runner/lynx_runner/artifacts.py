@@ -40,6 +40,33 @@ def _read_small(path: Path) -> bytes:
         return f.read(CHUNK + 1)
 
 
+BATCH_BYTES = 8 << 20  # small files sent in one Upload stream, at most this many bytes ...
+BATCH_FILES = 64  # ... and this many files
+
+
+def _batches(files: list[pb.OutputFile]) -> list[list[pb.OutputFile]]:
+    """Consecutive small files (at most CHUNK bytes each) grouped up to BATCH_BYTES and BATCH_FILES;
+    a larger file is a batch of its own. Order is kept."""
+    batches: list[list[pb.OutputFile]] = []
+    current: list[pb.OutputFile] = []
+    size = 0
+    for f in files:
+        if f.size_bytes > CHUNK:
+            if current:
+                batches.append(current)
+                current, size = [], 0
+            batches.append([f])
+            continue
+        if current and (size + f.size_bytes > BATCH_BYTES or len(current) >= BATCH_FILES):
+            batches.append(current)
+            current, size = [], 0
+        current.append(f)
+        size += f.size_bytes
+    if current:
+        batches.append(current)
+    return batches
+
+
 class ResultCompleter:
     """Adds outputs, artifacts and notes to a finished attempt's JobResult."""
 
@@ -75,27 +102,47 @@ class ResultCompleter:
             result.notes.append(f"collecting outputs failed: {exc!r}")
 
     async def upload_files(self, lease: pb.JobLease, files: list[pb.OutputFile]) -> tuple[list[pb.Artifact], list[str]]:
-        """Upload each file (in collect order) while the total stays within limit_bytes."""
+        """Upload the files (in collect order) while their total stays within limit_bytes: small
+        files several to a stream, a large one alone. A stream refused for any other reason than an
+        unreachable store is retried file by file, so each refused file gets its own note."""
         artifacts: list[pb.Artifact] = []
         notes: list[str] = []
         over: list[str] = []
+        chosen: list[pb.OutputFile] = []
         total = 0
-        for i, f in enumerate(files):
+        for f in files:
             if total + f.size_bytes > self.limit_bytes:
                 over.append(f.relative_path)
                 continue
+            chosen.append(f)
+            total += f.size_bytes
+        batches = _batches(chosen)
+        for i, batch in enumerate(batches):
             try:
-                artifacts.append(await self._upload(lease, f))
-                total += f.size_bytes
+                artifacts.extend(await self._upload_batch(lease, batch))
+                continue
             except grpc.aio.AioRpcError as exc:
-                notes.append(f"{f.relative_path} was not uploaded: {exc.code().name}: {exc.details()}")
                 if exc.code() in _GIVE_UP:
-                    rest = len(files) - i - 1
+                    names = ", ".join(f.relative_path for f in batch)
+                    notes.append(f"{names} {'was' if len(batch) == 1 else 'were'} not uploaded: "
+                                 f"{exc.code().name}: {exc.details()}")
+                    rest = sum(len(b) for b in batches[i + 1:])
                     if rest:
                         notes.append(f"{rest} more files were not uploaded (the artifact store is unreachable)")
                     break
+                if len(batch) == 1:
+                    notes.append(f"{batch[0].relative_path} was not uploaded: {exc.code().name}: {exc.details()}")
+                    continue
             except OSError as exc:
-                notes.append(f"{f.relative_path} was not uploaded: {exc}")
+                if len(batch) == 1:
+                    notes.append(f"{batch[0].relative_path} was not uploaded: {exc}")
+                    continue
+            gave_up = await self._upload_each(lease, batch, artifacts, notes)
+            if gave_up:
+                rest = sum(len(b) for b in batches[i + 1:])
+                if rest:
+                    notes.append(f"{rest} more files were not uploaded (the artifact store is unreachable)")
+                break
         if over:
             notes.append(
                 f"{len(over)} files were not uploaded: over the artifact_upload_limit of"
@@ -105,8 +152,42 @@ class ResultCompleter:
             log.warning("job %s: %s", lease.job_id, "; ".join(notes))
         return artifacts, notes
 
-    async def _upload(self, lease: pb.JobLease, f: pb.OutputFile) -> pb.Artifact:
-        header = apb.UploadHeader(
+    async def _upload_each(self, lease: pb.JobLease, batch: list[pb.OutputFile], artifacts: list[pb.Artifact],
+                           notes: list[str]) -> bool:
+        """Upload a refused batch file by file, noting each failure; True when the store became unreachable."""
+        for j, f in enumerate(batch):
+            try:
+                artifacts.append(await self._upload(lease, f))
+            except grpc.aio.AioRpcError as exc:
+                notes.append(f"{f.relative_path} was not uploaded: {exc.code().name}: {exc.details()}")
+                if exc.code() in _GIVE_UP:
+                    rest = len(batch) - j - 1
+                    if rest:
+                        notes.append(f"{rest} more files were not uploaded (the artifact store is unreachable)")
+                    return True
+            except OSError as exc:
+                notes.append(f"{f.relative_path} was not uploaded: {exc}")
+        return False
+
+    async def _upload_batch(self, lease: pb.JobLease, batch: list[pb.OutputFile]) -> list[pb.Artifact]:
+        """One Upload stream: a large file alone, or several small ones (one read each, off the loop)."""
+        if len(batch) == 1:
+            return [await self._upload(lease, batch[0])]
+        contents = await asyncio.to_thread(lambda: [_read_small(Path(f.path)) for f in batch])
+        messages: list[apb.UploadRequest] = []
+        for f, content in zip(batch, contents, strict=True):
+            messages.append(apb.UploadRequest(header=self._header(lease, f)))
+            if content:
+                messages.append(apb.UploadRequest(chunk=content))
+        size = sum(f.size_bytes for f in batch)
+        reply = await self.stub.Upload(iter(messages), timeout=_MIN_DEADLINE_S + size / _BYTES_PER_S)
+        if len(reply.artifacts) != len(batch):  # a scheduler that stores one file per stream
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNIMPLEMENTED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       details="the scheduler stored only the first file of the stream")
+        return list(reply.artifacts)
+
+    def _header(self, lease: pb.JobLease, f: pb.OutputFile) -> apb.UploadHeader:
+        return apb.UploadHeader(
             job_id=lease.job_id,
             attempt=lease.attempt,
             runner_id=self.runner_id,
@@ -114,6 +195,9 @@ class ResultCompleter:
             size_bytes=f.size_bytes,
             sha256=f.sha256,
         )
+
+    async def _upload(self, lease: pb.JobLease, f: pb.OutputFile) -> pb.Artifact:
+        header = self._header(lease, f)
 
         async def requests() -> AsyncIterator[apb.UploadRequest]:
             yield apb.UploadRequest(header=header)

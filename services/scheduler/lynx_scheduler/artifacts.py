@@ -70,24 +70,40 @@ class ArtifactServicer(apb_grpc.ArtifactServiceServicer):
             await abort_invalid(context, field, f"is not a file name inside the job's outputs: {exc}")
 
     async def Upload(self, request_iterator, context) -> apb.UploadResponse:
-        """Store one file after checking the lease, its name, and the size and sha256 that arrived."""
-        first = await anext(aiter(request_iterator), None)
+        """Store one file, or several of one job in a row, after checking the lease, each name, and
+        the size and sha256 that arrived for each."""
+        messages = aiter(request_iterator)
+        first = await anext(messages, None)
         if first is None or first.WhichOneof("payload") != "header":
             await abort_invalid(context, "header", "must be the first message")
-        header = first.header
-        job = await self._job(header.job_id, context)
-        key = await self._key(job, header.name, context, "header.name")
+        lease = first.header
+        job = await self._job(lease.job_id, context)
         caller = security.current_principal.get()
-        if caller is not None and caller.runner_id and caller.runner_id != header.runner_id:
+        if caller is not None and caller.runner_id and caller.runner_id != lease.runner_id:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"a token of runner {caller.runner_id!r} may not upload for runner {header.runner_id!r}",
+                f"a token of runner {caller.runner_id!r} may not upload for runner {lease.runner_id!r}",
             )
-        if not (job.status == policy.RUNNING and job.attempts == header.attempt and job.runner_id == header.runner_id):
+        if not (job.status == policy.RUNNING and job.attempts == lease.attempt and job.runner_id == lease.runner_id):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"job {job.job_id} attempt {header.attempt} is not leased to runner {header.runner_id!r}",
+                f"job {job.job_id} attempt {lease.attempt} is not leased to runner {lease.runner_id!r}",
             )
+        stored: list[pb.Artifact] = []
+        header: apb.UploadHeader | None = lease
+        while header is not None:
+            if (header.job_id, header.attempt, header.runner_id) != (lease.job_id, lease.attempt, lease.runner_id):
+                await abort_invalid(context, "header", "every file of an upload must name the first file's job, "
+                                                       "attempt and runner")
+            artifact, header = await self._receive(job, header, messages, context)
+            stored.append(artifact)
+        return apb.UploadResponse(artifact=stored[0], artifacts=stored)
+
+    async def _receive(self, job: JobRow, header: apb.UploadHeader, messages,
+                       context) -> tuple[pb.Artifact, apb.UploadHeader | None]:
+        """Read one file's chunks up to the next header (or the end), check and store it; the stored
+        Artifact and the next file's header, if any."""
+        key = await self._key(job, header.name, context, "header.name")
         if header.size_bytes < 0:
             await abort_invalid(context, "header.size_bytes", "must be >= 0")
         if not _SHA256.match(header.sha256):
@@ -95,8 +111,12 @@ class ArtifactServicer(apb_grpc.ArtifactServiceServicer):
         digest, size = hashlib.sha256(), 0
         buffered: list[bytes] = []  # the content while it fits in memory (no thread hop per chunk)
         spill = None  # a temporary file once it does not
+        following = None
         try:
-            async for message in request_iterator:
+            async for message in messages:
+                if message.WhichOneof("payload") == "header":
+                    following = message.header
+                    break
                 chunk = message.chunk
                 size += len(chunk)
                 if size > header.size_bytes:
@@ -125,9 +145,8 @@ class ArtifactServicer(apb_grpc.ArtifactServiceServicer):
         finally:
             if spill is not None:
                 spill.close()
-        return apb.UploadResponse(
-            artifact=pb.Artifact(name=header.name, size_bytes=size, sha256=header.sha256, uri=self.objects.uri(key))
-        )
+        artifact = pb.Artifact(name=header.name, size_bytes=size, sha256=header.sha256, uri=self.objects.uri(key))
+        return artifact, following
 
     def _put_spilled(self, key: str, spill) -> None:
         spill.seek(0)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lynx.scheduler.v1 import scheduler_service_pb2 as lynx_dot_scheduler_dot_v1_dot_scheduler__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(lynx/artifacts/v1/artifact_service.proto\x12\x11lynx.artifacts.v1\x1a)lynx/scheduler/v1/scheduler_service.proto\"t\n\x0cUploadHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\trunner_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\"^\n\rUploadRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32\x1f.lynx.artifacts.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"?\n\x0eUploadResponse\x12-\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x1b.lynx.scheduler.v1.Artifact\"O\n\x0f\x44ownloadRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"P\n\x10\x44ownloadResponse\x12-\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x1b.lynx.scheduler.v1.Artifact\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\"+\n\x0bStatRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x0cStatResponse\x12-\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x1b.lynx.scheduler.v1.Artifact2\x82\x02\n\x0f\x41rtifactService\x12O\n\x06Upload\x12 .lynx.artifacts.v1.UploadRequest\x1a!.lynx.artifacts.v1.UploadResponse(\x01\x12U\n\x08\x44ownload\x12\".lynx.artifacts.v1.DownloadRequest\x1a#.lynx.artifacts.v1.DownloadResponse0\x01\x12G\n\x04Stat\x12\x1e.lynx.artifacts.v1.StatRequest\x1a\x1f.lynx.artifacts.v1.StatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(lynx/artifacts/v1/artifact_service.proto\x12\x11lynx.artifacts.v1\x1a)lynx/scheduler/v1/scheduler_service.proto\"t\n\x0cUploadHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\trunner_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\"^\n\rUploadRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32\x1f.lynx.artifacts.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"o\n\x0eUploadResponse\x12-\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x1b.lynx.scheduler.v1.Artifact\x12.\n\tartifacts\x18\x02 \x03(\x0b\x32\x1b.lynx.scheduler.v1.Artifact\"O\n\x0f\x44ownloadRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"P\n\x10\x44ownloadResponse\x12-\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x1b.lynx.scheduler.v1.Artifact\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\"+\n\x0bStatRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x0cStatResponse\x12-\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x1b.lynx.scheduler.v1.Artifact2\x82\x02\n\x0f\x41rtifactService\x12O\n\x06Upload\x12 .lynx.artifacts.v1.UploadRequest\x1a!.lynx.artifacts.v1.UploadResponse(\x01\x12U\n\x08\x44ownload\x12\".lynx.artifacts.v1.DownloadRequest\x1a#.lynx.artifacts.v1.DownloadResponse0\x01\x12G\n\x04Stat\x12\x1e.lynx.artifacts.v1.StatRequest\x1a\x1f.lynx.artifacts.v1.StatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,15 +37,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADREQUEST']._serialized_start=224
   _globals['_UPLOADREQUEST']._serialized_end=318
   _globals['_UPLOADRESPONSE']._serialized_start=320
-  _globals['_UPLOADRESPONSE']._serialized_end=383
-  _globals['_DOWNLOADREQUEST']._serialized_start=385
-  _globals['_DOWNLOADREQUEST']._serialized_end=464
-  _globals['_DOWNLOADRESPONSE']._serialized_start=466
-  _globals['_DOWNLOADRESPONSE']._serialized_end=546
-  _globals['_STATREQUEST']._serialized_start=548
-  _globals['_STATREQUEST']._serialized_end=591
-  _globals['_STATRESPONSE']._serialized_start=593
-  _globals['_STATRESPONSE']._serialized_end=654
-  _globals['_ARTIFACTSERVICE']._serialized_start=657
-  _globals['_ARTIFACTSERVICE']._serialized_end=915
+  _globals['_UPLOADRESPONSE']._serialized_end=431
+  _globals['_DOWNLOADREQUEST']._serialized_start=433
+  _globals['_DOWNLOADREQUEST']._serialized_end=512
+  _globals['_DOWNLOADRESPONSE']._serialized_start=514
+  _globals['_DOWNLOADRESPONSE']._serialized_end=594
+  _globals['_STATREQUEST']._serialized_start=596
+  _globals['_STATREQUEST']._serialized_end=639
+  _globals['_STATRESPONSE']._serialized_start=641
+  _globals['_STATRESPONSE']._serialized_end=702
+  _globals['_ARTIFACTSERVICE']._serialized_start=705
+  _globals['_ARTIFACTSERVICE']._serialized_end=963
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,8 @@
 from lynx.scheduler.v1 import scheduler_service_pb2 as _scheduler_service_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -31,10 +32,12 @@ class UploadRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class UploadResponse(_message.Message):
-    __slots__ = ("artifact",)
+    __slots__ = ("artifact", "artifacts")
     ARTIFACT_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     artifact: _scheduler_service_pb2.Artifact
-    def __init__(self, artifact: _Optional[_Union[_scheduler_service_pb2.Artifact, _Mapping]] = ...) -> None: ...
+    artifacts: _containers.RepeatedCompositeFieldContainer[_scheduler_service_pb2.Artifact]
+    def __init__(self, artifact: _Optional[_Union[_scheduler_service_pb2.Artifact, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_scheduler_service_pb2.Artifact, _Mapping]]] = ...) -> None: ...
 
 class DownloadRequest(_message.Message):
     __slots__ = ("job_id", "name", "offset", "length")

@@ -65,7 +65,9 @@ class ArtifactServiceServicer:
     def Upload(self, request_iterator, context):
         """Upload takes one file: a header message, then its content in chunks.
         The file is stored only when the size and sha256 of what arrived match
-        the header.
+        the header. Several files of one job may follow each other in one stream,
+        each starting with its own header; they are stored in order, and the
+        first one that fails a check ends the call with its error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

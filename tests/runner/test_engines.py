@@ -186,6 +186,26 @@ async def test_a_dead_fork_server_is_restarted_and_its_running_job_reported(engi
     assert warm.forkserver is not first_server and warm.forkserver.alive
 
 
+async def test_a_warm_job_runs_the_entrypoint_as_it_is_on_disk_now(engines, base_config, tmp_path):
+    """The fork server compiles the entrypoint once; a job started after the file changed runs the
+    new file, and a file that no longer compiles fails the job as `python entrypoint` would."""
+    script = tmp_path / "scenario.py"
+    script.write_text("import os, pathlib\n"
+                      "pathlib.Path(os.environ['TETRYX_OUTPUT_DIR'], 'version.txt').write_text('one')\n")
+    engine = await engines(replace(base_config, warm_start=True, basilisk_entrypoint=script))
+    first = await engine.run(JobHandle(lease()))
+    assert first.success and first.metadata["start"] == "warm", first.error_message
+    assert (base_config.output_root / first.job_id / "version.txt").read_text() == "one"
+    script.write_text(script.read_text().replace("'one'", "'two'"))
+    second = await engine.run(JobHandle(lease()))
+    assert second.success and second.metadata["start"] == "warm", second.error_message
+    assert (base_config.output_root / second.job_id / "version.txt").read_text() == "two"
+    script.write_text("def broken(:\n")
+    third = await engine.run(JobHandle(lease()))
+    assert third.exit_code == 1 and third.metadata["start"] == "warm"
+    assert "SyntaxError" in third.error_message
+
+
 async def test_warm_start_falls_back_to_cold_when_the_server_cannot_start(engines, base_config, tmp_path):
     fake_python = tmp_path / "python-that-exits"
     fake_python.write_text(f"#!/bin/sh\ncase \"$1\" in *forkserver.py) exit 1;; esac\nexec {sys.executable} \"$@\"\n")

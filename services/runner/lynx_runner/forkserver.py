@@ -289,6 +289,8 @@ def main() -> dict | None:
     loaded, failed = preload(expand_auto(args.preload, args.entrypoint))
     if args.warm_up:
         warm_up(args.warm_up, failed)
+    global _PRECOMPILED
+    _PRECOMPILED = precompile(args.entrypoint) if args.entrypoint else None
     gc.collect()
     gc.freeze()  # preloaded objects move to the permanent generation: jobs neither scan nor copy them
     if threading.active_count() > 1:
@@ -341,6 +343,44 @@ def _flush_open_files(gc, io) -> None:
             pass
 
 
+_PRECOMPILED: tuple[str, tuple[int, ...], object] | None = None  # (path, stat key, code) of the entrypoint
+
+
+def _stat_key(path: str) -> tuple[int, ...]:
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev
+
+
+def precompile(path: str) -> tuple[str, tuple[int, ...], object] | None:
+    """The entrypoint compiled once in the server, so jobs need not compile it again; None when it
+    cannot be read or compiled (then each job compiles it and reports the error as python would)."""
+    import io
+
+    try:
+        key = _stat_key(path)
+        with io.open_code(path) as f:
+            source = f.read()
+        return path, key, compile(source, path, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _entrypoint_code(entrypoint: str):
+    """The entrypoint's code: the server's compiled copy while the file is unchanged (same mtime,
+    size and inode), else compiled now from the file. Never with the server's own __future__ flags."""
+    import io
+
+    if _PRECOMPILED is not None and _PRECOMPILED[0] == entrypoint:
+        try:
+            if _stat_key(entrypoint) == _PRECOMPILED[1]:
+                return _PRECOMPILED[2]
+        except OSError:
+            pass
+    with io.open_code(entrypoint) as f:
+        source = f.read()
+    return compile(source, entrypoint, "exec", dont_inherit=True)
+
+
 def run_job(entrypoint: str, learn_address: str = "") -> None:
     """Run the entrypoint as __main__ and exit like the interpreter would; never returns.
 
@@ -364,9 +404,7 @@ def run_job(entrypoint: str, learn_address: str = "") -> None:
     code = 0
     interrupted = False
     try:
-        with io.open_code(entrypoint) as f:
-            source = f.read()
-        exec(compile(source, entrypoint, "exec"), main_module.__dict__)
+        exec(_entrypoint_code(entrypoint), main_module.__dict__)
     except SystemExit as exc:
         code = _exit_code(exc)
     except BaseException as exc:  # noqa: BLE001 - reported exactly as the interpreter would

@@ -29,6 +29,11 @@ def fd_kind(fd: int) -> str:
     return "fifo" if stat.S_ISFIFO(mode) else "chr" if stat.S_ISCHR(mode) else "file" if stat.S_ISREG(mode) else "?"
 
 
+def annotated(x: int) -> Path:
+    """Its annotations are objects unless the script itself opts into PEP 563 (never inherited)."""
+    return Path(str(x))
+
+
 def observed() -> dict:
     """Everything a scenario could reasonably look at about its start."""
     import decimal  # imported late on purpose: with preload [auto] the fork server learns it
@@ -65,6 +70,7 @@ def observed() -> dict:
         "interpreter": sys.executable,
         "random": numbers,
         "decimal_context": repr(decimal.getcontext()),
+        "annotations": repr(annotated.__annotations__),
     }
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_runner.py [--runs 100] [--shapes tutorial,light]
                                            [--only bare,controller,limit,forklimit,cold,default,warm,noupload]
 
-Shapes (runner_ways.SHAPES): the Basic Orbit tutorial scenario (top-level imports, ~0.9 s of its own
+Shapes (runner_ways.SHAPES): the Basic Orbit tutorial scenario (top-level imports, about 0.3 s of its own
 CPU per run) and a light Basilisk scenario whose imports are inside main() (bench/scenario_light_orbit.py,
 a few ms of simulation: what the orchestrator costs dominates). Ways:
 
@@ -123,7 +123,8 @@ def bench_lynx(shape: str, runs: int, work: Path, mode: str) -> tuple[float, dic
             while "fork server pid" not in log.read_text() and time.monotonic() < deadline:
                 time.sleep(0.1)
         pids = {name: process.pid for name, process in stack.processes.items()}
-        pids["fork server"] = next(iter(children(stack.processes["local-runner-01"].pid)), 0)
+        pids["fork server"] = next((pid for pid in children(stack.processes["local-runner-01"].pid)
+                                    if b"forkserver.py" in cmdline(pid)), 0)
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         body = {"name": f"bench-{shape}-{mode}", "runs_override": runs, "config": yaml.safe_load(STUDY.read_text())}
         started = time.perf_counter()
@@ -139,6 +140,14 @@ def bench_lynx(shape: str, runs: int, work: Path, mode: str) -> tuple[float, dic
         if status["batch"]["status"] != BATCH_STATUS.name(pb.BATCH_STATUS_COMPLETED):
             print(f"  lynx {mode}: batch {status['batch']['status']}: {status['jobs_by_status']}")
         return elapsed, used
+
+
+def cmdline(pid: int) -> bytes:
+    """The process's command line (NUL-separated), b"" when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def print_cpu(used: dict[str, float], elapsed: float) -> float:

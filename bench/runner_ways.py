@@ -151,13 +151,18 @@ def _controller_main(shape: str, runs: int, work: str, conn) -> None:
 
 def bench_controller(shape: str, runs: int, work: Path) -> float:
     """Seconds for `runs` runs through Basilisk's MonteCarlo Controller with PARALLEL processes."""
+    return _in_clean_interpreter("controller", _controller_main, shape, runs, work)
+
+
+def _in_clean_interpreter(way: str, main, shape: str, runs: int, work: Path) -> float:
+    """Run `main(shape, runs, work, conn)` in a spawned interpreter; the seconds it sends back."""
     parent, child = SPAWN.Pipe()
-    proc = SPAWN.Process(target=_controller_main, args=(shape, runs, str(work), child))
+    proc = SPAWN.Process(target=main, args=(shape, runs, str(work), child))
     proc.start()
     elapsed, failed = parent.recv()
     proc.join()
     if failed:
-        print(f"  controller: {failed} runs failed")
+        print(f"  {way}: {failed} runs failed")
     return elapsed
 
 
@@ -251,11 +256,4 @@ def bench_fork_limit(shape: str, runs: int, work: Path) -> float:
     """Seconds for `runs` runs, each the scenario body in its own child forked from one warm process
     (warmed by a run of the body, gc-frozen), PARALLEL at a time, no orchestration: the limit of any
     orchestrator that isolates every run in a process of its own."""
-    parent, child = SPAWN.Pipe()
-    proc = SPAWN.Process(target=_fork_limit_main, args=(shape, runs, str(work), child))
-    proc.start()
-    elapsed, failed = parent.recv()
-    proc.join()
-    if failed:
-        print(f"  fork limit: {failed} runs failed")
-    return elapsed
+    return _in_clean_interpreter("fork limit", _fork_limit_main, shape, runs, work)

@@ -122,3 +122,33 @@ async def test_a_scenario_cannot_tell_warm_from_cold_with_learned_preloads(engin
         assert seen_cold.pop("random") != seen_warm.pop("random")
         assert seen_cold == seen_warm, mode
     assert warm_results["raise"].error_message == cold_results["raise"].error_message
+
+
+async def test_learning_never_holds_up_a_job_start_or_exit(engines, lazy_config, tmp_path):  # noqa: F811
+    """The server imports what passed the trial in short slices between jobs: while it learns 20
+    modules that take 0.1 s each to import, quick jobs still start and end promptly."""
+    import shutil
+
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    for name in ("lazy.py", "slow_import.py"):
+        shutil.copy(SCENARIOS / name, scenarios / name)
+    parts = scenarios / "slow_parts"
+    parts.mkdir()
+    names = [f"p{i:02d}" for i in range(20)]
+    (parts / "__init__.py").write_text("")
+    for n in names:
+        (parts / f"{n}.py").write_text("import time\n\ntime.sleep(0.1)\n")
+    engine = await engines(replace(lazy_config, basilisk_entrypoint=scenarios / "lazy.py"))
+    result = await engine.run(JobHandle(lease(parameters={"mode": "parts"})))
+    assert result.success, result.error_message
+    took = []
+    deadline = time.monotonic() + 60
+    while "slow_parts.p19" not in engine.forkserver.learned and time.monotonic() < deadline:
+        asked = time.monotonic()
+        quick = await engine.run(JobHandle(lease(parameters={"mode": "quick"})))
+        took.append(time.monotonic() - asked)
+        assert quick.success and quick.metadata["start"] == "warm", quick.error_message
+    assert "slow_parts.p19" in engine.forkserver.learned
+    assert len(took) >= 10, took  # the trial (about 2.6 s) and the import here (the same) were covered
+    assert max(took) < 1.0, f"a quick job took {max(took):.2f} s while the fork server learned: {took}"

@@ -141,7 +141,8 @@ class Server:
         if self.learner is not None:
             selector.register(self.learner.sock, selectors.EVENT_READ, "learn")
         while True:
-            for key, _ in selector.select():
+            importing = self.learner is not None and bool(self.learner.importing)
+            for key, _ in selector.select(0 if importing else None):
                 if key.data == "learn":
                     self.learner.drain(set(self.jobs))
                     continue
@@ -164,6 +165,10 @@ class Server:
                     selector.close()
                     return job
             self._reap()
+            if self.learner is not None and self.learner.importing:
+                done = self.learner.import_step(self.warm_up)
+                if done is not None:
+                    _send(self.sock, done)
             if self.learner is not None and self.learner.pending:
                 self.learner.start_trial(self.warm_up, close=(self.sock.fileno(),))
 
@@ -183,7 +188,9 @@ class Server:
             if pid == 0:
                 return
             if self.learner is not None and pid == self.learner.trial_pid:
-                _send(self.sock, self.learner.trial_ended(status, self.warm_up))
+                rejected = self.learner.trial_ended(status)
+                if rejected is not None:
+                    _send(self.sock, rejected)
                 continue
             job_id = self.jobs.pop(pid, None)
             if job_id is not None:

@@ -5,9 +5,11 @@ datagram to the server's abstract AF_UNIX socket; the job holds no descriptor fo
 and the server accepts a report only from the pid of one of its own jobs, checked with
 SCM_CREDENTIALS). The server collects the names and, between jobs, tries them in a *trial child*
 first: a fork that imports them, runs the warm-up and checks that no thread runs and no denied
-module (gRPC) was pulled in. Only when the trial passes does the server import them itself; if it
-fails, the names are rejected for good. So the server never holds a thread when it forks, and a job
-sees exactly what it would with the same names in an explicit `preload` list.
+module (gRPC) was pulled in. Only when the trial passes does the server import them itself, in the
+trial's order and in short slices between the jobs it forks and reaps (so learning never holds up
+a job's start or the report of its exit); if it fails, the names are rejected for good. So the
+server never holds a thread when it forks, and a job sees exactly what it would with the same
+names (those imported so far) in an explicit `preload` list.
 
 Guards: only names of modules the job itself imported (never `__main__`), that have a spec (came
 from an importer), that are not denied and do not reference a denied module in their namespace
@@ -23,6 +25,7 @@ import struct
 import sys
 
 MAX_LEARNED = 1500
+IMPORT_SLICE_S = 0.05  # the server imports learned names in slices this long, serving jobs in between
 MAX_REPORT_BYTES = 150_000
 # Never imported into the fork server: gRPC's core keeps process-wide state a forked child inherits.
 DENIED_ROOTS = frozenset({"grpc"})
@@ -88,6 +91,9 @@ class Learner:
         self.learned: list[str] = []
         self.trial_pid = 0
         self.trial_names: list[str] = []
+        self.importing: list[str] = []  # names that passed their trial, still to import here (in order)
+        self._loaded: list[str] = []
+        self._failed: dict[str, str] = {}
 
     def drain(self, job_pids: set[int]) -> None:
         """Read every queued report; keep names from our own jobs that are new."""
@@ -117,7 +123,7 @@ class Learner:
     def start_trial(self, warm_up: str, close: tuple[int, ...] = ()) -> None:
         """Fork a child that imports the pending names and checks the result (exit code says);
         `close`: the server's descriptors the trial must not hold."""
-        if self.trial_pid or not self.pending:
+        if self.trial_pid or self.importing or not self.pending:
             return
         self.trial_names, self.pending = list(self.pending), {}
         sys.stdout.flush()
@@ -149,15 +155,44 @@ class Learner:
         sys.stderr.flush()
         os._exit(code)
 
-    def trial_ended(self, status: int, warm_up: str) -> dict:
-        """After the trial child is reaped: import its names here if it passed; the message for the runner."""
+    def trial_ended(self, status: int) -> dict | None:
+        """After the trial child is reaped: queue its names for import here if it passed (see
+        `import_step`); the message for the runner when they are rejected, else None."""
         names, self.trial_pid, self.trial_names = self.trial_names, 0, []
         if os.waitstatus_to_exitcode(status) != TRIAL_OK:
             self.rejected.update(names)
             return {"learned": [], "rejected": names}
-        loaded, failed = _import_all(names, warm_up)
+        self.importing, self._loaded, self._failed = names, [], {}
+        return None
+
+    def import_step(self, warm_up: str, budget_s: float = IMPORT_SLICE_S) -> dict | None:
+        """Import the next names that passed their trial, in the trial's order, for about `budget_s`,
+        so the server still forks and reaps jobs between slices (a job forked meanwhile sees the
+        modules imported so far, each one whole). After the last name: the warm-up, then the message
+        for the runner; None while names remain."""
+        import gc
+        import importlib
+        import time
+
+        deadline = time.monotonic() + budget_s
+        while self.importing and time.monotonic() < deadline:
+            name = self.importing.pop(0)
+            try:
+                importlib.import_module(name)
+                self._loaded.append(name)
+            except BaseException as exc:  # noqa: BLE001 - a bad name must not stop the server
+                self._failed[name] = f"{type(exc).__name__}: {exc}"
+        gc.freeze()  # what this slice created: jobs forked before the end neither scan nor copy it
+        if self.importing:
+            return None
+        loaded, failed = self._loaded, self._failed
+        if warm_up and loaded:
+            _warm_up(warm_up, failed)
+        gc.collect()
+        gc.freeze()
         self.learned += loaded
         self.rejected.update(failed)
+        self._loaded, self._failed = [], {}
         return {"learned": loaded, "failed": failed}
 
     def close(self) -> None:
@@ -178,15 +213,20 @@ def _import_all(names: list[str], warm_up: str) -> tuple[list[str], dict[str, st
         except BaseException as exc:  # noqa: BLE001 - a bad name must not stop the server
             failed[name] = f"{type(exc).__name__}: {exc}"
     if warm_up and loaded:
-        import runpy
-
-        try:
-            runpy.run_path(warm_up, run_name="__lynx_warm_up__")
-        except BaseException as exc:  # noqa: BLE001 - reported, never fatal
-            failed[f"warm_up {warm_up}"] = f"{type(exc).__name__}: {exc}"
+        _warm_up(warm_up, failed)
     gc.collect()
     gc.freeze()
     return loaded, failed
+
+
+def _warm_up(path: str, failed: dict[str, str]) -> None:
+    """Run the warm-up script; a failure is recorded in `failed`, never raised."""
+    import runpy
+
+    try:
+        runpy.run_path(path, run_name="__lynx_warm_up__")
+    except BaseException as exc:  # noqa: BLE001 - reported, never fatal
+        failed[f"warm_up {path}"] = f"{type(exc).__name__}: {exc}"
 
 
 def report(address: str, baseline: set[str]) -> None:

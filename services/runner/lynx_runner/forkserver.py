@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import json
 import os
 import selectors
@@ -93,29 +92,6 @@ def expand_auto(modules: list[str], entrypoint: str) -> list[str]:
                 if not parent:
                     result.append(imported)  # reported as a failed preload
     return list(dict.fromkeys(result))
-
-
-def preload(modules: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Import each module; failures are reported, never fatal."""
-    loaded: list[str] = []
-    failed: dict[str, str] = {}
-    for name in modules:
-        try:
-            importlib.import_module(name)
-            loaded.append(name)
-        except BaseException as exc:  # noqa: BLE001 - a bad preload must not stop the server
-            failed[name] = f"{type(exc).__name__}: {exc}"
-    return loaded, failed
-
-
-def warm_up(path: str, failed: dict[str, str]) -> None:
-    """Run a warm-up script once in the server (first-use caches: fonts, plots, a tiny simulation)."""
-    import runpy
-
-    try:
-        runpy.run_path(path, run_name="__lynx_warm_up__")
-    except BaseException as exc:  # noqa: BLE001 - reported, never fatal
-        failed[f"warm_up {path}"] = f"{type(exc).__name__}: {exc}"
 
 
 class Server:
@@ -293,9 +269,9 @@ def main() -> dict | None:
     # `python entrypoint`, the entrypoint's own directory comes first (each job sets it again).
     sys.path[0] = os.path.dirname(os.path.realpath(args.entrypoint)) if args.entrypoint else os.getcwd()
     sock = socket.socket(fileno=args.fd)
-    loaded, failed = preload(expand_auto(args.preload, args.entrypoint))
+    loaded, failed = forkserver_learn.import_names(expand_auto(args.preload, args.entrypoint))
     if args.warm_up:
-        warm_up(args.warm_up, failed)
+        forkserver_learn.run_warm_up(args.warm_up, failed)
     global _PRECOMPILED
     _PRECOMPILED = precompile(args.entrypoint) if args.entrypoint else None
     gc.collect()

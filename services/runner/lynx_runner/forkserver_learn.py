@@ -143,7 +143,9 @@ class Learner:
             for fd in close:
                 os.close(fd)
 
-            _import_all(self.trial_names, warm_up)
+            loaded, failed = import_names(self.trial_names)
+            if warm_up and loaded:
+                run_warm_up(warm_up, failed)
             if threading.active_count() > 1:
                 print(f"learned preloads start threads: {self.trial_names}", file=sys.stderr)
                 code = TRIAL_THREADS
@@ -171,23 +173,19 @@ class Learner:
         modules imported so far, each one whole). After the last name: the warm-up, then the message
         for the runner; None while names remain."""
         import gc
-        import importlib
         import time
 
         deadline = time.monotonic() + budget_s
         while self.importing and time.monotonic() < deadline:
-            name = self.importing.pop(0)
-            try:
-                importlib.import_module(name)
-                self._loaded.append(name)
-            except BaseException as exc:  # noqa: BLE001 - a bad name must not stop the server
-                self._failed[name] = f"{type(exc).__name__}: {exc}"
+            loaded, failed = import_names([self.importing.pop(0)])
+            self._loaded += loaded
+            self._failed.update(failed)
         gc.freeze()  # what this slice created: jobs forked before the end neither scan nor copy it
         if self.importing:
             return None
         loaded, failed = self._loaded, self._failed
         if warm_up and loaded:
-            _warm_up(warm_up, failed)
+            run_warm_up(warm_up, failed)
         gc.collect()
         gc.freeze()
         self.learned += loaded
@@ -199,9 +197,8 @@ class Learner:
         self.sock.close()
 
 
-def _import_all(names: list[str], warm_up: str) -> tuple[list[str], dict[str, str]]:
-    """Import the names in order (already imported ones count as loaded), then run the warm-up."""
-    import gc
+def import_names(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Import each name in order (an imported one counts as loaded); failures are reported, never raised."""
     import importlib
 
     loaded: list[str] = []
@@ -212,15 +209,12 @@ def _import_all(names: list[str], warm_up: str) -> tuple[list[str], dict[str, st
             loaded.append(name)
         except BaseException as exc:  # noqa: BLE001 - a bad name must not stop the server
             failed[name] = f"{type(exc).__name__}: {exc}"
-    if warm_up and loaded:
-        _warm_up(warm_up, failed)
-    gc.collect()
-    gc.freeze()
     return loaded, failed
 
 
-def _warm_up(path: str, failed: dict[str, str]) -> None:
-    """Run the warm-up script; a failure is recorded in `failed`, never raised."""
+def run_warm_up(path: str, failed: dict[str, str]) -> None:
+    """Run a warm-up script (first-use caches: fonts, plots, a tiny simulation); a failure is
+    recorded in `failed`, never raised."""
     import runpy
 
     try:

@@ -334,34 +334,35 @@ def _stat_key(path: str) -> tuple[int, ...]:
     return st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev
 
 
+def _compile_file(path: str):
+    """The file's code as `python path` compiles it: never with this module's __future__ flags."""
+    import io
+
+    with io.open_code(path) as f:
+        source = f.read()
+    return compile(source, path, "exec", dont_inherit=True)
+
+
 def precompile(path: str) -> tuple[str, tuple[int, ...], object] | None:
     """The entrypoint compiled once in the server, so jobs need not compile it again; None when it
     cannot be read or compiled (then each job compiles it and reports the error as python would)."""
-    import io
-
     try:
         key = _stat_key(path)
-        with io.open_code(path) as f:
-            source = f.read()
-        return path, key, compile(source, path, "exec", dont_inherit=True)
+        return path, key, _compile_file(path)
     except (OSError, SyntaxError, ValueError):
         return None
 
 
 def _entrypoint_code(entrypoint: str):
     """The entrypoint's code: the server's compiled copy while the file is unchanged (same mtime,
-    size and inode), else compiled now from the file. Never with the server's own __future__ flags."""
-    import io
-
+    size and inode), else compiled now from the file."""
     if _PRECOMPILED is not None and _PRECOMPILED[0] == entrypoint:
         try:
             if _stat_key(entrypoint) == _PRECOMPILED[1]:
                 return _PRECOMPILED[2]
         except OSError:
             pass
-    with io.open_code(entrypoint) as f:
-        source = f.read()
-    return compile(source, entrypoint, "exec", dont_inherit=True)
+    return _compile_file(entrypoint)
 
 
 def run_job(entrypoint: str, learn_address: str = "") -> None:

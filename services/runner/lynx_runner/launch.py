@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from lynx_runner.orphans import with_death_signal
+from lynx_runner.orphans import stat_fields, with_death_signal
 
 log = logging.getLogger(__name__)
 FORKSERVER_SCRIPT = Path(__file__).with_name("forkserver.py")
@@ -150,11 +150,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != b"Z"
 
 
 class ForkServer:

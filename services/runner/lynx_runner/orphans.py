@@ -49,14 +49,21 @@ def with_death_signal(argv: list[str], cwd: Path, env: dict[str, str]) -> list[s
     return [SETPRIV, "--pdeathsig", "KILL", "--", found, *argv[1:]]
 
 
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(session id, start time in clock ticks) of a live process, None when there is none."""
+def stat_fields(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name ([0] is the state, [2] the process group,
+    [21] the resident pages); None when the process is gone or the file cannot be read."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    if fields[0] in (b"Z", b"X"):
+    return fields or None
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(session id, start time in clock ticks) of a live process, None when there is none."""
+    fields = stat_fields(pid)
+    if fields is None or fields[0] in (b"Z", b"X"):
         return None
     return int(fields[3]), int(fields[19])
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as sched_pb
+from lynx_runner.orphans import stat_fields
 
 TAIL_BYTES = 4096
 MAX_LINE = 64 * 1024  # a longer stdout line is logged but never parsed as telemetry
@@ -149,15 +150,6 @@ def collect_files(output_dir: Path, cap: int | None = None) -> Collected:
     return Collected([f.path for f in found], found, len(regular))
 
 
-def _stat_fields(pid: str) -> list[bytes] | None:
-    """The fields of /proc/<pid>/stat after the command name (state is [0]); None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
 def _children(pid: str) -> list[str]:
     """Child pids of every thread of `pid` (/proc/<pid>/task/<tid>/children); [] when unreadable."""
     out: list[str] = []
@@ -197,7 +189,7 @@ def group_rss_bytes(pgid: int, full_scan: bool = True) -> int:
         if pid in seen:
             continue
         seen.add(pid)
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields is None or len(fields) <= 21 or int(fields[2]) != pgid:
             continue
         total += int(fields[21]) * page

@@ -67,6 +67,18 @@ def _batches(files: list[pb.OutputFile]) -> list[list[pb.OutputFile]]:
     return batches
 
 
+def _unreachable(exc: Exception) -> bool:
+    """Whether an upload failed because the scheduler or its store cannot be reached (so stop trying)."""
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _GIVE_UP
+
+
+def _not_uploaded(files: list[pb.OutputFile], exc: Exception) -> str:
+    """The note for files that were not uploaded, with the gRPC status or the OS error."""
+    names = ", ".join(f.relative_path for f in files)
+    why = f"{exc.code().name}: {exc.details()}" if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+    return f"{names} {'was' if len(files) == 1 else 'were'} not uploaded: {why}"
+
+
 class ResultCompleter:
     """Adds outputs, artifacts and notes to a finished attempt's JobResult."""
 
@@ -121,25 +133,15 @@ class ResultCompleter:
             try:
                 artifacts.extend(await self._upload_batch(lease, batch))
                 continue
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in _GIVE_UP:
-                    names = ", ".join(f.relative_path for f in batch)
-                    notes.append(f"{names} {'was' if len(batch) == 1 else 'were'} not uploaded: "
-                                 f"{exc.code().name}: {exc.details()}")
-                    rest = sum(len(b) for b in batches[i + 1:])
-                    if rest:
-                        notes.append(f"{rest} more files were not uploaded (the artifact store is unreachable)")
-                    break
-                if len(batch) == 1:
-                    notes.append(f"{batch[0].relative_path} was not uploaded: {exc.code().name}: {exc.details()}")
-                    continue
-            except OSError as exc:
-                if len(batch) == 1:
-                    notes.append(f"{batch[0].relative_path} was not uploaded: {exc}")
-                    continue
-            gave_up = await self._upload_each(lease, batch, artifacts, notes)
-            if gave_up:
-                rest = sum(len(b) for b in batches[i + 1:])
+            except (grpc.aio.AioRpcError, OSError) as exc:
+                failure = exc
+            if len(batch) == 1 or _unreachable(failure):
+                notes.append(_not_uploaded(batch, failure))
+                untried = 0 if _unreachable(failure) else None
+            else:
+                untried = await self._upload_each(lease, batch, artifacts, notes)
+            if untried is not None:  # the store is unreachable: the rest is not tried
+                rest = untried + sum(len(b) for b in batches[i + 1:])
                 if rest:
                     notes.append(f"{rest} more files were not uploaded (the artifact store is unreachable)")
                 break
@@ -153,21 +155,17 @@ class ResultCompleter:
         return artifacts, notes
 
     async def _upload_each(self, lease: pb.JobLease, batch: list[pb.OutputFile], artifacts: list[pb.Artifact],
-                           notes: list[str]) -> bool:
-        """Upload a refused batch file by file, noting each failure; True when the store became unreachable."""
+                           notes: list[str]) -> int | None:
+        """Upload a refused batch file by file, noting each failure; when the store becomes unreachable,
+        how many of the batch's files were left untried (else None)."""
         for j, f in enumerate(batch):
             try:
                 artifacts.append(await self._upload(lease, f))
-            except grpc.aio.AioRpcError as exc:
-                notes.append(f"{f.relative_path} was not uploaded: {exc.code().name}: {exc.details()}")
-                if exc.code() in _GIVE_UP:
-                    rest = len(batch) - j - 1
-                    if rest:
-                        notes.append(f"{rest} more files were not uploaded (the artifact store is unreachable)")
-                    return True
-            except OSError as exc:
-                notes.append(f"{f.relative_path} was not uploaded: {exc}")
-        return False
+            except (grpc.aio.AioRpcError, OSError) as exc:
+                notes.append(_not_uploaded([f], exc))
+                if _unreachable(exc):
+                    return len(batch) - j - 1
+        return None
 
     async def _upload_batch(self, lease: pb.JobLease, batch: list[pb.OutputFile]) -> list[pb.Artifact]:
         """One Upload stream: a large file alone, or several small ones (one read each, off the loop)."""

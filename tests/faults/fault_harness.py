@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 import yaml
 
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
@@ -191,3 +192,21 @@ class Stack:
         self.procs.stop(grace=0)
         for pid in self.marks.running():  # a SIGKILLed runner's orphans
             kill_host_process(pid)
+
+
+@pytest.fixture(scope="session")
+def sampler_addr(tmp_path_factory):
+    """One sampler process for the tests of a folder (it keeps no state)."""
+    sampler = lynx_stack.Stack(tmp_path_factory.mktemp("sampler"), lynx_stack.Ports(0, 0, 0, 0),
+                              services=("sampler",), cwd=REPO, ready_timeout=30)
+    with sampler:
+        yield sampler.ports.sampler_addr
+
+
+@pytest.fixture
+def stack(tmp_path, sampler_addr):
+    """A scheduler process on a fresh data directory; tests add runners."""
+    s = Stack(tmp_path, sampler_addr)
+    s.start_scheduler()
+    yield s
+    s.close()

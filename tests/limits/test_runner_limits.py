@@ -20,20 +20,6 @@ pytestmark = pytest.mark.e2e
 SCENARIO = Path(__file__).parent / "scenarios" / "abuse.py"
 
 
-@pytest.fixture(scope="module")
-def sampler_addr(tmp_path_factory):
-    sampler = lynx_stack.Stack(tmp_path_factory.mktemp("sampler"), lynx_stack.Ports(0, 0, 0, 0),
-                               services=("sampler",), cwd=REPO, ready_timeout=30)
-    with sampler:
-        yield sampler.ports.sampler_addr
-
-
-@pytest.fixture
-def stack(tmp_path, sampler_addr):
-    s = Stack(tmp_path, sampler_addr)
-    s.start_scheduler()
-    yield s
-    s.close()
 
 
 def start_runner(stack: Stack, runner_id: str, warm: bool = False, **env) -> None:

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from lynx.artifacts.v1 import artifact_service_pb2_grpc as art_grpc
 from lynx.common.v1 import batch_config_pb2 as cfg
 from lynx.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc
 from lynx.scheduler.v1 import scheduler_service_pb2 as pb
 from lynx.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from lynx_common.names import JOB_STATUS, TERMINATION_REASON
+from lynx_common.objectstore import open_store
 from lynx_common.server import GrpcServer, client_channel
 from lynx_gateway.convert import config_from_json
 from lynx_sampler.server import build_server as build_sampler
+from lynx_scheduler.artifacts import ArtifactServicer
 from lynx_scheduler.dispatch import Dispatcher
 from lynx_scheduler.server import SchedulerServicer
 from lynx_scheduler.store import Store
@@ -117,38 +122,60 @@ class FakeRunnerHost:
         await asyncio.gather(self.reader, self.beats, return_exceptions=True)
 
 
-@pytest.fixture
-async def scheduler(tmp_path):
+@asynccontextmanager
+async def scheduler_at(data_dir: Path, artifact_store: str | None = None) -> AsyncIterator:
+    """A scheduler on `data_dir` (its scheduler.db, adopting the jobs a previous one left running;
+    artifacts under data_dir/artifacts unless `artifact_store` names a store), with a real sampler.
+    Yields the SchedulerService stub with .artifacts (the ArtifactService stub), .objects (the
+    store), .sampler_server and .runner(runner_id) (a fake runner speaking Connect)."""
     sampler = build_sampler()
     await sampler.start()
-    store = await Store.open(tmp_path / "scheduler.db")
+    store = await Store.open(data_dir / "scheduler.db")
     dispatcher = Dispatcher(store)
     dispatcher.start()
+    await dispatcher.sessions.adopt_running()
     sampler_channel = client_channel(sampler.address)
     servicer = SchedulerServicer(store, dispatcher, sampler_grpc.SamplerServiceStub(sampler_channel), sampler_channel)
-    server = GrpcServer(lambda s: pb_grpc.add_SchedulerServiceServicer_to_server(servicer, s),
-                        ["lynx.scheduler.v1.SchedulerService"])
+    objects = open_store(artifact_store or str(data_dir / "artifacts"))
+    artifacts = ArtifactServicer(store, objects)
+
+    def register(server) -> None:
+        pb_grpc.add_SchedulerServiceServicer_to_server(servicer, server)
+        art_grpc.add_ArtifactServiceServicer_to_server(artifacts, server)
+
+    server = GrpcServer(register, ["lynx.scheduler.v1.SchedulerService", "lynx.artifacts.v1.ArtifactService"])
     await server.start()
     channel = client_channel(server.address)
     stub = pb_grpc.SchedulerServiceStub(channel)
-    runners: list[FakeRunnerHost] = []
+    stub.artifacts = art_grpc.ArtifactServiceStub(channel)
+    stub.address = server.address
+    stub.objects = objects
+    stub.sampler_server = sampler
+    hosts: list[FakeRunnerHost] = []
 
     def runner(runner_id: str, slots: int = 1, types=("basilisk",)) -> FakeRunnerHost:
         host = FakeRunnerHost(stub, runner_id, slots, types)
-        runners.append(host)
+        hosts.append(host)
         return host
 
     stub.runner = runner
-    stub.sampler_server = sampler
-    yield stub
-    for host in runners:
-        await host.close()
-    await channel.close()
-    await server.stop(0)
-    await dispatcher.stop()
-    await sampler_channel.close()
-    await sampler.stop(0)
-    await store.close()
+    try:
+        yield stub
+    finally:
+        for host in hosts:
+            await host.close()
+        await channel.close()
+        await server.stop(0)
+        await dispatcher.stop()
+        await sampler_channel.close()
+        await sampler.stop(0)
+        await store.close()
+
+
+@pytest.fixture
+async def scheduler(tmp_path):
+    async with scheduler_at(tmp_path) as stub:
+        yield stub
 
 
 async def submit(stub, config: cfg.BatchConfig, runs: int = 5) -> str:

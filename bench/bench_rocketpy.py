@@ -39,7 +39,6 @@ IMPULSE_STD, MASS_STD, INCLINATION_STD, HEADING_STD = 0.03, 0.25, 1.0, 2.0
 
 def bench_rocketpy(runs: int, work: Path) -> tuple[float, float]:
     """(seconds, mean apogee above ground) of RocketPy's MonteCarlo over the same dispersions."""
-    from rocketpy import Flight
     from rocketpy.rocket.aero_surface import NoseCone, Tail, TrapezoidalFins
     from rocketpy.simulation import MonteCarlo
     from rocketpy.stochastic import (
@@ -55,15 +54,7 @@ def bench_rocketpy(runs: int, work: Path) -> tuple[float, float]:
 
     p = dict(scenario.DEFAULTS)
     env, rocket = scenario.environment(p), scenario.rocket(p)
-    flight = Flight(
-        rocket=rocket,
-        environment=env,
-        rail_length=p["rail_length_m"],
-        inclination=p["inclination_deg"],
-        heading=p["heading_deg"],
-        max_time=600,
-        verbose=False,
-    )
+    flight = scenario.fly(p, env, rocket)
     impulse = rocket.motor.total_impulse
     stochastic = StochasticRocket(rocket=rocket, mass=(p["dry_mass_kg"], MASS_STD))
     # A bare number is a standard deviation to RocketPy; (value, 0) keeps a position fixed.

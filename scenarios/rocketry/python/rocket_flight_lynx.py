@@ -110,6 +110,19 @@ def rocket(p: dict[str, float]) -> Rocket:
     return r
 
 
+def fly(p: dict[str, float], env: Environment, vehicle: Rocket) -> Flight:
+    """The flight off the rail at the run's launch angle and heading (up to 600 s)."""
+    return Flight(
+        rocket=vehicle,
+        environment=env,
+        rail_length=p["rail_length_m"],
+        inclination=p["inclination_deg"],
+        heading=p["heading_deg"],
+        max_time=600,
+        verbose=False,
+    )
+
+
 def stream(flight: Flight, ground: float) -> int:
     """Send the trajectory at TELEMETRY_HZ of flight time; the watchdog sees every sample."""
     times = np.arange(0.0, flight.t_final, 1.0 / TELEMETRY_HZ)
@@ -137,15 +150,7 @@ def main() -> int:
     p = parameters()
     out = Path(os.environ["TETRYX_OUTPUT_DIR"])
     env = environment(p)
-    flight = Flight(
-        rocket=rocket(p),
-        environment=env,
-        rail_length=p["rail_length_m"],
-        inclination=p["inclination_deg"],
-        heading=p["heading_deg"],
-        max_time=600,
-        verbose=False,
-    )
+    flight = fly(p, env, rocket(p))
     samples = stream(flight, env.elevation)
     times = np.arange(0.0, flight.t_final, 0.5)
     rows = np.column_stack(

@@ -155,8 +155,11 @@ def register(runner_id: str, slots: int = 8, sim_type: str = "secure") -> pb.Con
 
 
 def connect_error(stub: pb_grpc.SchedulerServiceStub, token: str | None, runner_id: str) -> grpc.RpcError | None:
-    """Open Connect as `runner_id` with `token`; the error it fails with, or None once registered."""
-    call = stub.Connect(iter([register(runner_id)]), metadata=metadata(token), timeout=20)
+    """Open Connect as `runner_id` with `token`; the error it fails with, or None once registered.
+    It registers for a simulation type no study uses, so the scheduler never leases a job to this
+    short-lived session (which a later test's job would otherwise wait out)."""
+    call = stub.Connect(iter([register(runner_id, sim_type="registration-probe")]), metadata=metadata(token),
+                        timeout=20)
     try:
         first = next(call)
     except grpc.RpcError as exc:

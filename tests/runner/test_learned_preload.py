@@ -152,3 +152,70 @@ async def test_learning_never_holds_up_a_job_start_or_exit(engines, lazy_config,
     assert "slow_parts.p19" in engine.forkserver.learned
     assert len(took) >= 10, took  # the trial (about 2 s) and the import here (the same) were covered
     assert max(took) < 1.0, f"a quick job took {max(took):.2f} s while the fork server learned: {took}"
+
+
+async def test_a_scenario_that_imports_in_main_unconditionally_starts_warm_from_its_first_job(engines,  # noqa: F811
+                                                                                              lazy_config):
+    engine = await engines(replace(lazy_config, basilisk_entrypoint=SCENARIOS / "eager.py"))
+    assert "slow_import" in engine.forkserver.preloaded  # read from main()'s body, imported before any job
+    first, metadata = await start_latency(engine)
+    assert metadata["start"] == "warm"
+    assert first < 0.35, f"the first job took {first:.2f} s to start: it imported slow_import itself"
+
+
+async def test_imports_in_main_that_start_a_thread_are_dropped_and_jobs_still_start_warm(engines, lazy_config,  # noqa: F811
+                                                                                         tmp_path, caplog):
+    import shutil
+
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    for name in ("slow_import.py", "thread_import.py"):
+        shutil.copy(SCENARIOS / name, scenarios / name)
+    source = (SCENARIOS / "eager.py").read_text()
+    threaded = source.replace("    import slow_import", "    import thread_import  # noqa: F401\n    import slow_import")
+    assert threaded != source
+    (scenarios / "eager.py").write_text(threaded)
+    engine = await engines(replace(lazy_config, basilisk_entrypoint=scenarios / "eager.py"))
+    # the server imported both, saw a thread, and started over without what main() imports
+    assert not {"thread_import", "slow_import"} & set(engine.forkserver.preloaded)
+    threads = Path("/proc") / str(engine.forkserver._proc.pid) / "task"
+    assert len(list(threads.iterdir())) == 1
+    log = (lazy_config.output_root / ".lynx" / "forkserver.log").read_text()
+    assert "restarting without them" in log
+    first, metadata = await start_latency(engine)
+    assert metadata["start"] == "warm" and first >= 0.6  # it still runs, paying its own imports
+
+
+def test_the_imports_read_from_function_bodies_are_the_unconditional_ones(tmp_path):
+    from lynx_runner.forkserver import entrypoint_body_imports, entrypoint_imports
+
+    script = tmp_path / "s.py"
+    script.write_text('''
+import top_level
+def main():
+    import in_main
+    from pkg.sub import name
+    try:
+        import in_try
+    except ImportError:
+        import in_except
+    with open("x") as f:
+        import in_with
+    if f:
+        import in_if
+    for _ in range(2):
+        import in_loop
+    def inner():
+        import in_inner
+class Model:
+    def run(self):
+        import in_method
+if __name__ == "__main__":
+    import in_guard
+    main()
+if DEBUG:
+    import top_if
+''')
+    assert entrypoint_imports(str(script)) == ["top_level"]
+    assert sorted(entrypoint_body_imports(str(script))) == sorted(
+        ["in_main", "pkg.sub", "pkg.sub.name", "in_try", "in_with", "in_inner", "in_method", "in_guard"])

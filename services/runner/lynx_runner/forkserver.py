@@ -50,15 +50,38 @@ def _send(sock: socket.socket, message: dict) -> None:
     sock.send(json.dumps(message).encode())
 
 
+def _parse(path: str):
+    import ast
+
+    try:
+        with open(path, "rb") as f:
+            return ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _import_names(node) -> list[str]:
+    """`import a.b` yields a.b; `from a.b import c` yields a.b and a.b.c (c may be a submodule); relative: nothing."""
+    import ast
+
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        return [node.module] + [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return []
+
+
+def _clean(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(n for n in names if n != "__future__" and not n.startswith("__future__.")))
+
+
 def entrypoint_imports(path: str) -> list[str]:
     """The modules a script imports at its top level (also inside top-level try blocks), in order;
     `from a.b import c` yields a.b and a.b.c (c may be a submodule). Relative imports are skipped."""
     import ast
 
-    try:
-        with open(path, "rb") as f:
-            tree = ast.parse(f.read(), path)
-    except (OSError, SyntaxError, ValueError):
+    tree = _parse(path)
+    if tree is None:
         return []
     names: list[str] = []
     statements = list(tree.body)
@@ -66,32 +89,84 @@ def entrypoint_imports(path: str) -> list[str]:
         node = statements.pop(0)
         if isinstance(node, ast.Try):
             statements[:0] = node.body
-        elif isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.append(node.module)
-            names += [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
-    return list(dict.fromkeys(n for n in names if n != "__future__" and not n.startswith("__future__.")))
+        else:
+            names += _import_names(node)
+    return _clean(names)
+
+
+def _is_main_guard(node) -> bool:
+    """`if __name__ == "__main__":` (either operand order)."""
+    import ast
+
+    if not (isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and len(node.test.ops) == 1
+            and isinstance(node.test.ops[0], ast.Eq)):
+        return False
+    sides = [node.test.left, *node.test.comparators]
+    return (any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
+            and any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides))
+
+
+def entrypoint_body_imports(path: str) -> list[str]:
+    """The modules a script imports unconditionally inside its functions and methods (at any depth)
+    and in its `if __name__ == "__main__":` block: the import statements each of those bodies runs
+    whenever it runs (directly in the body, or in its `try` and `with` blocks), never those under
+    `if`, loops or `except`. Scripts that import inside `main()` are common; these names are what a
+    job will import once the script's functions run, so the fork server can import them first."""
+    import ast
+
+    tree = _parse(path)
+    if tree is None:
+        return []
+    names: list[str] = []
+    bodies = [node.body for node in tree.body if _is_main_guard(node)]
+    bodies += [node.body for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for body in bodies:
+        statements = list(body)
+        while statements:
+            node = statements.pop(0)
+            if isinstance(node, (ast.Try, ast.With, ast.AsyncWith)):
+                statements[:0] = node.body
+            else:
+                names += _import_names(node)
+    return _clean(names)
+
+
+def _modules_of(imported_names: list[str], keep_missing: bool) -> list[str]:
+    """The names that are modules (a `from` name that is a class or function is dropped); a name whose
+    top package cannot be found is kept only with `keep_missing` (reported as a failed preload)."""
+    import importlib.util
+
+    result: list[str] = []
+    for imported in imported_names:
+        parent, _, _ = imported.rpartition(".")
+        try:
+            if importlib.util.find_spec(imported) is not None:
+                result.append(imported)
+        except (ImportError, ValueError, AttributeError):
+            if keep_missing and not parent:
+                result.append(imported)
+    return result
 
 
 def expand_auto(modules: list[str], entrypoint: str) -> list[str]:
     """Replace "auto" with the entrypoint's top-level imports; a `from` name that is not a module is dropped."""
-    import importlib.util
-
     result: list[str] = []
     for name in modules:
         if name != "auto":
             result.append(name)
-            continue
-        for imported in entrypoint_imports(entrypoint) if entrypoint else []:
-            parent, _, _ = imported.rpartition(".")
-            try:
-                if importlib.util.find_spec(imported) is not None:
-                    result.append(imported)
-            except (ImportError, ValueError, AttributeError):
-                if not parent:
-                    result.append(imported)  # reported as a failed preload
+        elif entrypoint:
+            result += _modules_of(entrypoint_imports(entrypoint), keep_missing=True)
     return list(dict.fromkeys(result))
+
+
+def body_preloads(modules: list[str], entrypoint: str, taken: list[str]) -> list[str]:
+    """With "auto": the modules the entrypoint's functions and main block import unconditionally
+    (`entrypoint_body_imports`) that are installed, not in `taken`, and not denied (gRPC)."""
+    if "auto" not in modules or not entrypoint:
+        return []
+    names = [n for n in entrypoint_body_imports(entrypoint)
+             if n not in taken and n not in sys.modules and not forkserver_learn.is_denied(n)]  # before find_spec
+    return _modules_of(names, keep_missing=False)
 
 
 class Server:
@@ -263,15 +338,23 @@ def main() -> dict | None:
     parser.add_argument("--warm-up", default="")
     parser.add_argument("--entrypoint", default="")
     parser.add_argument("--learn", action="store_true", help="learn preloads from the modules jobs import")
+    parser.add_argument("--shallow", action="store_true",
+                        help="with auto: skip the imports inside the entrypoint's functions (set on a restart "
+                             "after they started threads or imported gRPC)")
     args = parser.parse_args()
     _die_with_parent()
     # sys.path[0] is the runner's source directory: it must not shadow scenario modules. Like
     # `python entrypoint`, the entrypoint's own directory comes first (each job sets it again).
     sys.path[0] = os.path.dirname(os.path.realpath(args.entrypoint)) if args.entrypoint else os.getcwd()
     sock = socket.socket(fileno=args.fd)
-    loaded, failed = forkserver_learn.import_names(expand_auto(args.preload, args.entrypoint))
+    preload = expand_auto(args.preload, args.entrypoint)
+    loaded, failed = forkserver_learn.import_names(preload)
+    body = [] if args.shallow else _preload_body_imports(body_preloads(args.preload, args.entrypoint, preload))
+    loaded += body
     if args.warm_up:
         forkserver_learn.run_warm_up(args.warm_up, failed)
+        if body and _unsafe_to_fork():  # the warm-up of what the body imports brought may start threads
+            _restart_shallow()
     global _PRECOMPILED
     _PRECOMPILED = precompile(args.entrypoint) if args.entrypoint else None
     gc.collect()
@@ -292,6 +375,33 @@ def main() -> dict | None:
     if job is not None:
         server.release(job)
     return job
+
+
+def _preload_body_imports(names: list[str]) -> list[str]:
+    """Import what the entrypoint's functions import unconditionally (`body_preloads`). Unlike the
+    top-level imports, a job might never run them: one that fails to import is skipped quietly (noted
+    in the server's log), and if they leave a thread running or pull in gRPC the server starts over
+    without them (`_restart_shallow`), instead of refusing to serve. Returns the names imported."""
+    loaded, failed = forkserver_learn.import_names(names)
+    for name, error in failed.items():
+        print(f"fork server: skipped {name}, imported inside the entrypoint's functions: {error}", file=sys.stderr)
+    if loaded and _unsafe_to_fork():
+        _restart_shallow()
+    return loaded
+
+
+def _unsafe_to_fork() -> bool:
+    return threading.active_count() > 1 or any(forkserver_learn.is_denied(name) for name in sys.modules)
+
+
+def _restart_shallow() -> None:
+    """Replace this process with a fresh fork server that skips the entrypoint's function-level
+    imports (an exec drops every module and thread they brought; the runner's socket stays open)."""
+    print("fork server: the imports inside the entrypoint's functions start threads or import gRPC; "
+          "restarting without them", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.argv, "--shallow"])
 
 
 def _exit_code(exc: SystemExit) -> int:

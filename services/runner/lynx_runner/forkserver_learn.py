@@ -34,19 +34,19 @@ TRIAL_OK, TRIAL_THREADS, TRIAL_DENIED = 0, 3, 4
 _CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
-def _denied(name: str) -> bool:
+def is_denied(name: str) -> bool:
     return name.split(".", 1)[0] in DENIED_ROOTS
 
 
 def _learnable(name: str) -> bool:
-    return not _denied(name) and name not in NEVER_LEARNED
+    return not is_denied(name) and name not in NEVER_LEARNED
 
 
 def new_modules(baseline: set[str]) -> list[str]:
     """The modules imported since `baseline`, in import order, without denied ones or modules that
     reference a denied module (or, transitively, a module that does) in their namespace."""
     added = [name for name in list(sys.modules) if name not in baseline]
-    tainted = {name for name in added if _denied(name)} | {name for name in sys.modules if _denied(name)}
+    tainted = {name for name in added if is_denied(name)} | {name for name in sys.modules if is_denied(name)}
     candidates: dict[str, object] = {}
     for name in added:
         module = sys.modules.get(name)
@@ -149,7 +149,7 @@ class Learner:
             if threading.active_count() > 1:
                 print(f"learned preloads start threads: {self.trial_names}", file=sys.stderr)
                 code = TRIAL_THREADS
-            elif any(_denied(name) for name in sys.modules):
+            elif any(is_denied(name) for name in sys.modules):
                 print(f"learned preloads import a denied module: {self.trial_names}", file=sys.stderr)
                 code = TRIAL_DENIED
         except BaseException:  # noqa: BLE001 - any failure means: do not learn these

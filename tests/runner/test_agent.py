@@ -89,7 +89,7 @@ async def scripted(tmp_path, monkeypatch):
         "engines": ["basilisk"], "capabilities": ["t"], "working_directory": str(REPO),
         "output_root": str(tmp_path / "runs"), "python_executable": sys.executable,
         "basilisk_entrypoint": str(SCENARIO), "max_concurrent_jobs": 2, "heartbeat_interval_secs": 0.2,
-        "warm_start": False,
+        "warm_start": False, "lease_ahead_below_seconds": 1.0,
     }))
     agent = RunnerAgent(load_config(config_file, env={}), "agent-1", "agent-1", server.address, "127.0.0.1:9")
     stop = asyncio.Event()
@@ -155,3 +155,60 @@ async def test_a_newer_attempt_of_a_running_job_replaces_the_old_one(scripted, m
     old = await stream.expect("job_finished")
     assert (old.attempt, TERMINATION_REASON.name(old.result.termination_reason)) == (1, "cancelled")
     assert (await stream.expect("job_started")).attempt == 2
+
+
+async def _lease_ahead(stream: Stream, value: int) -> None:
+    while (await stream.expect("heartbeat")).lease_ahead != value:
+        pass
+
+
+async def test_after_short_jobs_a_lease_held_ahead_starts_the_moment_a_slot_frees(scripted, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAULT_SLEEP", "0.1")
+    scheduler, _agent = scripted
+    stream = await scheduler.next_stream()
+    await stream.expect("register")
+    assert (await stream.expect("heartbeat")).lease_ahead == 0  # no job has run yet
+    stream.send(lease=_lease("short", 1))
+    await stream.expect("job_finished")
+    await _lease_ahead(stream, 1)  # its jobs are short (under lease_ahead_below_seconds)
+
+    monkeypatch.setenv("FAULT_SLEEP", "0.8")
+    for job in ("b", "c", "d"):  # 2 slots: d waits for one
+        stream.send(lease=_lease(job, 1))
+    started = {(await stream.expect("job_started")).job_id for _ in range(2)}
+    assert started == {"b", "c"}
+    beat = await stream.expect("heartbeat")
+    assert {r.job_id for r in beat.running_jobs} == {"b", "c", "d"}  # the queued lease is held, not lost
+    assert (await stream.expect("job_started", timeout=15)).job_id == "d"
+    marks = tmp_path / "marks"
+    assert [m for m in marks.iterdir() if m.name.startswith(("b.", "c.")) and m.suffix == ".done"]
+    assert not [m for m in marks.iterdir() if m.name.startswith("d.") and m.suffix == ".done"]
+
+
+async def test_a_queued_lease_that_is_cancelled_never_runs(scripted, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAULT_SLEEP", "30")
+    scheduler, _agent = scripted
+    stream = await scheduler.next_stream()
+    await stream.expect("register")
+    for job in ("e", "f", "g"):
+        stream.send(lease=_lease(job, 1))
+    assert {(await stream.expect("job_started")).job_id for _ in range(2)} == {"e", "f"}
+    stream.send(cancel=pb.CancelJob(job_id="g", reason="batch cancelled"))
+    report = await stream.expect("job_finished")
+    assert report.job_id == "g"
+    assert TERMINATION_REASON.name(report.result.termination_reason) == "cancelled"
+    assert "before it started" in report.result.error_message
+    assert not [m for m in (tmp_path / "marks").iterdir() if m.name.startswith("g.")]
+
+
+async def test_long_jobs_turn_leasing_ahead_off(scripted, monkeypatch):
+    monkeypatch.setenv("FAULT_SLEEP", "0.1")
+    scheduler, _agent = scripted
+    stream = await scheduler.next_stream()
+    await stream.expect("register")
+    stream.send(lease=_lease("quick", 1))
+    await _lease_ahead(stream, 1)
+    monkeypatch.setenv("FAULT_SLEEP", "1.5")  # longer than lease_ahead_below_seconds
+    stream.send(lease=_lease("long-1", 1))
+    stream.send(lease=_lease("long-2", 1))
+    await asyncio.wait_for(_lease_ahead(stream, 0), 15)

@@ -44,6 +44,7 @@ class FakeRunnerHost:
     def __init__(self, stub, runner_id: str, slots: int, types=("basilisk",)):
         self.stub = stub
         self.running: dict[str, int] = {}  # job_id -> attempt, listed in every heartbeat
+        self.lease_ahead = 0  # Heartbeat.lease_ahead
         self.leases: asyncio.Queue = asyncio.Queue()
         self.cancels: asyncio.Queue = asyncio.Queue()
         self.acks: asyncio.Queue = asyncio.Queue()
@@ -71,7 +72,8 @@ class FakeRunnerHost:
         while True:
             await asyncio.sleep(0.25)
             running = [pb.RunningJob(job_id=j, attempt=a) for j, a in self.running.items()]
-            self.outbox.put_nowait(pb.ConnectRequest(heartbeat=pb.Heartbeat(running_jobs=running)))
+            self.outbox.put_nowait(pb.ConnectRequest(heartbeat=pb.Heartbeat(running_jobs=running,
+                                                                            lease_ahead=self.lease_ahead)))
 
     async def _requests(self):
         yield pb.ConnectRequest(register=self.register)

@@ -177,3 +177,10 @@ def test_the_words_the_store_keeps_are_the_enum_names():
     assert {"running", "completed", "failed", policy.RUNNER_LOST, policy.RELEASED, policy.CANCELLED_KIND} == set(
         ATTEMPT_OUTCOME.names
     )
+
+
+def test_a_runner_that_starts_the_job_at_once_is_preferred_over_one_that_would_queue_it():
+    # x has 2 leases of room, but only by leasing ahead (no free slot); y has 1 free slot
+    plan = policy.fair_plan([_cand("a", 0, 10, 1, 3, ["x", "y"])], {"x": 2, "y": 1}, key=lambda r: r,
+                            starts={"x": 0, "y": 1})
+    assert [(runner, job) for runner, _, job in plan] == [("y", "a0"), ("x", "a1"), ("x", "a2")]

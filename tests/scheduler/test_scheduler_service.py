@@ -33,6 +33,21 @@ async def test_runner_never_gets_more_than_its_slots(scheduler):
     assert list(run_config["parameters"]) == list(TUTORIAL["config"]["dispersions"])
 
 
+async def test_a_runner_that_leases_ahead_holds_one_lease_more_than_its_slots(scheduler):
+    host = scheduler.runner("r1", slots=2)
+    host.lease_ahead = 1  # said in its heartbeats
+    await asyncio.sleep(0.4)
+    await submit(scheduler, tutorial_config(max_parallel_jobs=0), runs=6)
+    held = [await host.next_lease() for _ in range(3)]
+    assert await host.no_lease()
+    host.finish(held.pop(0), success=True)
+    held.append(await host.next_lease())  # the queue is refilled as soon as a job is reported
+    host.lease_ahead = 0  # its jobs got long: back to its slots
+    await asyncio.sleep(0.4)
+    host.finish(held.pop(0), success=True)
+    assert await host.no_lease()  # 2 leases held, 2 slots
+
+
 async def test_batch_max_parallel_jobs_caps_leases(scheduler):
     host = scheduler.runner("r1", slots=4)
     batch_id = await submit(scheduler, tutorial_config(max_parallel_jobs=1), runs=3)

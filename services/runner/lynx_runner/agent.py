@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
+from collections import deque
 
 import grpc
 
@@ -27,6 +29,7 @@ MAX_BACKOFF_S = 10.0
 DEFAULT_DRAIN_GRACE_S = 30.0
 ACK_WAIT_S = 5.0  # how long a draining runner waits for its last reports to be acknowledged
 DRAIN_REASON = "runner draining"
+LEASE_AHEAD_WINDOW = 8  # jobs whose run time decides whether the runner leases ahead
 # Reconnect quickly after a scheduler restart (gRPC's own default backoff grows to 120 s).
 _SCHEDULER_OPTIONS = [
     *CLIENT_OPTIONS,
@@ -69,7 +72,10 @@ class RunnerAgent:
             apb_grpc.ArtifactServiceStub(self.artifact_channel), runner_id, config.output_root,
             config.upload_artifacts, config.artifact_upload_limit,
         )
-        self.jobs: dict[str, tuple[JobHandle, asyncio.Task]] = {}
+        self.jobs: dict[str, tuple[JobHandle, asyncio.Task]] = {}  # leased to it: running or queued for a slot
+        self.slots = asyncio.Semaphore(config.max_concurrent_jobs)
+        self.started: set[str] = set()  # jobs of self.jobs that hold a slot
+        self.run_times: deque[float] = deque(maxlen=LEASE_AHEAD_WINDOW)
         self.unacked: dict[tuple[str, int], pb.ConnectRequest] = {}  # final reports awaiting ReportAck
         self.outbox: asyncio.Queue[pb.ConnectRequest] | None = None  # the live stream's, if any
         self.draining = False
@@ -121,6 +127,10 @@ class RunnerAgent:
         self.draining = True
         log.info("draining: %d jobs running, grace %.1f s", len(self.jobs), self.drain_grace)
         self._send(pb.ConnectRequest(draining=pb.Draining(grace_seconds=self.drain_grace)))
+        for job_id, (handle, _task) in list(self.jobs.items()):
+            if job_id not in self.started:  # queued, never started: handed back at once
+                self._released.add(job_id)
+                handle.cancel(DRAIN_REASON)
         await self._wait_until(lambda: not self.jobs, self.drain_grace, stop)
         if self.jobs and not stop.is_set():
             log.warning("drain grace over: handing back %d jobs", len(self.jobs))
@@ -177,6 +187,8 @@ class RunnerAgent:
         yield self._register_message()
         if self.draining:
             yield pb.ConnectRequest(draining=pb.Draining(grace_seconds=self.drain_grace))
+        elif self.lease_ahead:
+            yield self._heartbeat_message()
         resend = list(self.unacked.values())
         self.outbox = outbox  # from here on new reports go straight to this stream
         if resend:
@@ -189,7 +201,21 @@ class RunnerAgent:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval_secs)
-            self._send(pb.ConnectRequest(heartbeat=pb.Heartbeat(running_jobs=self._running())))
+            self._send(self._heartbeat_message())
+
+    def _heartbeat_message(self) -> pb.ConnectRequest:
+        return pb.ConnectRequest(heartbeat=pb.Heartbeat(running_jobs=self._running(), lease_ahead=self.lease_ahead))
+
+    @property
+    def lease_ahead(self) -> int:
+        """1 while the runner's recent jobs (the median of the last LEASE_AHEAD_WINDOW) ran shorter than
+        lease_ahead_below_seconds: for short jobs, the upload, report and next lease after each job
+        would otherwise leave its slot idle. Long jobs gain nothing and a queued lease could wait
+        behind one for that long, so they get none; nor does a draining runner."""
+        limit = self.config.lease_ahead_below_seconds
+        if self.draining or limit <= 0 or not self.run_times:
+            return 0
+        return int(statistics.median(self.run_times) < limit)
 
     async def _session(self) -> None:
         outbox: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()
@@ -265,17 +291,32 @@ class RunnerAgent:
         self._start(lease)
 
     async def _run_job(self, handle: JobHandle) -> None:
+        """Wait for a slot (a lease held ahead waits for a running job's process to exit), run the
+        job, give the slot back, then collect and upload its outputs and report it."""
         lease = handle.lease
-        self._send(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id, attempt=lease.attempt)))
         try:
-            result = await self.engines[lease.engine].run(handle)
-            if lease.job_id not in self._released:  # outputs and uploads while the job still counts as running
-                await self.completer.complete(lease, result)
+            if not await self._take_slot(handle):
+                result = pb.JobResult(job_id=lease.job_id, attempt=lease.attempt, success=False,
+                                      termination_reason=pb.TERMINATION_REASON_CANCELLED,
+                                      error_message=f"cancelled before it started: {handle.cancel_reason}")
+            else:
+                try:
+                    self.started.add(lease.job_id)
+                    self._send(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id,
+                                                                           attempt=lease.attempt)))
+                    began = time.monotonic()
+                    result = await self.engines[lease.engine].run(handle)
+                    self._ran(time.monotonic() - began)
+                finally:
+                    self.slots.release()
+                if lease.job_id not in self._released:  # outputs and uploads while the job still counts as running
+                    await self.completer.complete(lease, result)
         except Exception as exc:  # noqa: BLE001 - a runner bug must still end the job
             log.exception("job %s crashed the engine", lease.job_id)
             result = _launch_error(lease, f"runner error: {exc!r}")
         finally:
             self.jobs.pop(lease.job_id, None)
+            self.started.discard(lease.job_id)
         if lease.job_id in self._released:
             self._released.discard(lease.job_id)
             log.info("job %s attempt %d handed back (draining)", lease.job_id, lease.attempt)
@@ -285,6 +326,41 @@ class RunnerAgent:
         log.info("job %s attempt %d finished: success=%s %s", lease.job_id, lease.attempt,
                  result.success, result.error_message.splitlines()[0] if result.error_message else "")
         self._finished(lease, result)
+
+    async def _take_slot(self, handle: JobHandle) -> bool:
+        """Acquire a slot; False (holding none) if the job is cancelled first."""
+        if handle.cancelled.is_set():
+            return False
+        if not self.slots.locked():
+            await self.slots.acquire()
+            return True
+        acquire = asyncio.ensure_future(self.slots.acquire())
+        cancelled = asyncio.ensure_future(handle.cancelled.wait())
+        try:
+            await asyncio.wait({acquire, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the runner is closing: give back a slot acquired meanwhile
+            if acquire.done() and not acquire.cancelled():
+                self.slots.release()
+            raise
+        finally:
+            cancelled.cancel()
+            if not acquire.done():
+                acquire.cancel()
+        if not acquire.done() or acquire.cancelled():
+            return False
+        if handle.cancelled.is_set():
+            self.slots.release()
+            return False
+        return True
+
+    def _ran(self, seconds: float) -> None:
+        """Note a job's run time; tell the scheduler at once when that changes lease_ahead."""
+        before = self.lease_ahead
+        self.run_times.append(seconds)
+        if self.lease_ahead != before:
+            log.info("lease ahead: %d (median run time of the last %d jobs %.1f s)", self.lease_ahead,
+                     len(self.run_times), statistics.median(self.run_times))
+            self._send(self._heartbeat_message())
 
     def _finished(self, lease: pb.JobLease, result: pb.JobResult) -> None:
         self._report(pb.ConnectRequest(

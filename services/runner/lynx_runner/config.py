@@ -75,6 +75,9 @@ class RunnerConfig:
     python_executable: str = "python3"
     basilisk_entrypoint: Path = Path("scenarios/aerospace/python/scenario_basic_orbit_lynx.py")
     max_concurrent_jobs: int = 1
+    # Hold one lease more than max_concurrent_jobs, started the moment a running job's process exits
+    # (while that job's outputs are uploaded and reported), while recent jobs ran shorter than this; 0 = never.
+    lease_ahead_below_seconds: float = 30.0
     heartbeat_interval_secs: float = 2.0
     warm_start: bool = True
     preload: tuple[str, ...] = ("auto",)
@@ -213,6 +216,14 @@ def _coerce(name: str, value: object) -> object:
             raise ValidationError(name, f"must be a whole number, got {value!r}") from None
         if number < 1:
             raise ValidationError(name, f"must be at least 1, got {number}")
+        return number
+    if name == "lease_ahead_below_seconds":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValidationError(name, f"must be a number of seconds, got {value!r}") from None
+        if not 0 <= number <= 86400:
+            raise ValidationError(name, f"must be between 0 (never) and 86400 seconds, got {number}")
         return number
     if name == "heartbeat_interval_secs":
         try:

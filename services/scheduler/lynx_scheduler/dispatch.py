@@ -102,7 +102,8 @@ class Dispatcher:
                     self._note_due(due)
                 continue
             candidates.append(policy.Candidate(batch, running, room, batch.created_at, jobs, runners))
-        plan = policy.fair_plan(candidates, {s.runner_id: s.free for s in free}, _runner_key)
+        plan = policy.fair_plan(candidates, {s.runner_id: s.free for s in free}, _runner_key,
+                                {s.runner_id: s.free_slots for s in free})
         if plan:
             await self._lease(plan)
 

@@ -187,16 +187,23 @@ class Candidate:
     runners: list
 
 
-def fair_plan(candidates: Sequence[Candidate], free: dict[str, int], key: Callable[[object], str]) -> list[tuple]:
+def fair_plan(candidates: Sequence[Candidate], free: dict[str, int], key: Callable[[object], str],
+              starts: dict[str, int] | None = None) -> list[tuple]:
     """Assign free slots one at a time to the candidate with the fewest running jobs (then the
-    oldest), each on the serving runner with the most free slots left; `free` is slots per
-    runner key. Returns [(runner, candidate, job)] in assignment order."""
+    oldest), each on the serving runner with the most free slots left; `free` is leases per
+    runner key, `starts` (default `free`) how many of them the runner would start at once rather
+    than queue: a runner that starts the job now is preferred. Returns [(runner, candidate, job)]
+    in assignment order."""
     taken: dict[str, int] = {}
     plan = []
     queues = {id(c): list(reversed(c.jobs)) for c in candidates}
+    starts = free if starts is None else starts
 
     def slots(r) -> int:
         return free.get(key(r), 0) - taken.get(key(r), 0)
+
+    def rank(r) -> tuple[int, int]:
+        return starts.get(key(r), 0) - taken.get(key(r), 0), slots(r)
 
     running = {id(c): c.running for c in candidates}
     room = {id(c): c.room for c in candidates}
@@ -206,7 +213,7 @@ def fair_plan(candidates: Sequence[Candidate], free: dict[str, int], key: Callab
         if not ready:
             return plan
         cand = min(ready, key=lambda c: (running[id(c)], c.age))
-        runner = max((r for r in cand.runners if slots(r) > 0), key=slots)
+        runner = max((r for r in cand.runners if slots(r) > 0), key=rank)
         plan.append((runner, cand, queues[id(cand)].pop()))
         taken[key(runner)] = taken.get(key(runner), 0) + 1
         running[id(cand)] += 1

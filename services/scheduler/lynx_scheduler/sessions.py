@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # A runner silent for this many heartbeat intervals loses its leases (the lease TTL).
 LEASE_TTL_HEARTBEATS = 3.0
 MIN_HEARTBEAT_S = 0.1
+MAX_LEASE_AHEAD = 4  # leases a runner may hold queued beyond its slots, whatever it asks
 # After a scheduler restart, runners get at least this long to re-register with their jobs.
 RESTART_GRACE_MIN_S = 5.0
 
@@ -42,7 +43,7 @@ class Lease:
     def judged_by(self, session: RunnerSession, now: float) -> bool:
         """Whether a heartbeat that does not list this lease means the runner does not have it:
         the runner confirmed it before, it was sent on an older stream, or it is older than a TTL
-        (a runner starts every lease at once)."""
+        (a runner lists every lease it holds, queued ones too)."""
         return self.confirmed or self.generation < session.generation or now - self.leased_at > session.ttl
 
 
@@ -63,6 +64,7 @@ class RunnerSession:
     generation: int = 1
     draining: bool = False
     token_id: str = ""  # with auth: the token the runner registered with
+    lease_ahead: int = 0  # leases it may hold queued beyond capacity (Heartbeat.lease_ahead)
 
     def __post_init__(self) -> None:
         if not self.expires_at:
@@ -79,9 +81,15 @@ class RunnerSession:
 
     @property
     def free(self) -> int:
+        """Leases it can take now: free slots, then room in its lease-ahead queue."""
         if not self.connected or self.draining:
             return 0
-        return max(0, self.capacity - len(self.leases))
+        return max(0, self.capacity + self.lease_ahead - len(self.leases))
+
+    @property
+    def free_slots(self) -> int:
+        """Leases it would start at once (a runner with free slots is preferred over one that queues)."""
+        return min(self.free, max(0, self.capacity - len(self.leases)))
 
     def touch(self, now: float | None = None) -> None:
         """The runner spoke: its leases live another TTL."""
@@ -155,6 +163,7 @@ class Sessions:
         session.engines = frozenset(reg.engines)
         session.simulation_types = frozenset(caps.supported_simulation_types)
         session.capacity = max(1, caps.max_concurrent_jobs)
+        session.lease_ahead = 0  # until its next heartbeat says otherwise
         session.heartbeat_interval = interval
         session.draining = False
         session.token_id = token_id
@@ -210,6 +219,10 @@ class Sessions:
                         await asyncio.gather(*reports, return_exceptions=True)
                     running = {r.job_id: r.attempt for r in message.heartbeat.running_jobs}
                     await self._reconcile_heartbeat(session, running)
+                    lease_ahead = min(max(0, message.heartbeat.lease_ahead), MAX_LEASE_AHEAD)
+                    if lease_ahead != session.lease_ahead:
+                        session.lease_ahead = lease_ahead
+                        self._wake()
                     await self.store.set_runner_online(session.runner_id, True, time.time())
                 elif kind == "job_started":
                     lease = session.leases.get(message.job_started.job_id)

@@ -641,10 +641,12 @@ class RunningJob(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("running_jobs",)
+    __slots__ = ("running_jobs", "lease_ahead")
     RUNNING_JOBS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_AHEAD_FIELD_NUMBER: _ClassVar[int]
     running_jobs: _containers.RepeatedCompositeFieldContainer[RunningJob]
-    def __init__(self, running_jobs: _Optional[_Iterable[_Union[RunningJob, _Mapping]]] = ...) -> None: ...
+    lease_ahead: int
+    def __init__(self, running_jobs: _Optional[_Iterable[_Union[RunningJob, _Mapping]]] = ..., lease_ahead: _Optional[int] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ("job_id", "attempt")

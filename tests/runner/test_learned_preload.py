@@ -172,7 +172,7 @@ async def test_imports_in_main_that_start_a_thread_are_dropped_and_jobs_still_st
     for name in ("slow_import.py", "thread_import.py"):
         shutil.copy(SCENARIOS / name, scenarios / name)
     source = (SCENARIOS / "eager.py").read_text()
-    threaded = source.replace("    import slow_import", "    import thread_import  # noqa: F401\n    import slow_import")
+    threaded = source.replace("    import slow_import", "    import thread_import\n    import slow_import")
     assert threaded != source
     (scenarios / "eager.py").write_text(threaded)
     engine = await engines(replace(lazy_config, basilisk_entrypoint=scenarios / "eager.py"))

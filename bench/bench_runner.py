@@ -1,7 +1,8 @@
 """Runner throughput, 2 runs at a time, two scenario shapes, every way in one invocation.
 
     .venv/bin/python bench/bench_runner.py [--runs 100] [--shapes tutorial,light]
-                                           [--only bare,controller,limit,forklimit,cold,default,warm,noupload]
+                                           [--only bare,controller,limit,forklimit,cold,default,warm,noupload,noahead]
+                                           [--rounds N]
 
 Shapes (runner_ways.SHAPES): the Basic Orbit tutorial scenario (top-level imports, about 0.3 s of its own
 CPU per run) and a light Basilisk scenario whose imports are inside main() (bench/scenario_light_orbit.py,
@@ -23,6 +24,9 @@ a few ms of simulation: what the orchestrator costs dominates). Ways:
               plus what jobs import, learned), warm_up auto.
 * noupload:   the defaults with upload_artifacts false (output files stay on the runner host): the
               baseline of what uploading every job's files to the artifact store costs.
+* noahead:    the defaults with lease_ahead_below_seconds 0 (no lease held ahead: after each job
+              its slot waits for the upload, the report and the next lease): the baseline of what
+              leasing ahead gains.
 * warm:       tutorial only: warm_start true with an explicit preload list
               (configs/lynx-runner-basilisk-warm.yaml).
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -97,6 +102,8 @@ def runner_config(path: Path, output_root: Path, mode: str, scenario: Path) -> P
     }
     if mode == "noupload":  # the defaults, but output files stay on the runner host
         config["upload_artifacts"] = False
+    if mode == "noahead":  # the defaults, but no lease held ahead: each slot waits for the next lease
+        config["lease_ahead_below_seconds"] = 0
     if mode == "warm":
         config["preload"] = PRELOAD
         config["warm_up"] = "auto"
@@ -169,6 +176,10 @@ def main() -> None:
     parser.add_argument("--shapes", default="tutorial,light", help="comma-separated: tutorial, light")
     parser.add_argument("--only", default="bare,controller,limit,forklimit,cold,default,noupload,warm",
                         help="comma-separated ways")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every way this many times, in alternating order (forward, then backward, ...), "
+                             "and take each way's median: this machine's speed drifts by 10-20 %% over minutes, "
+                             "which one pass in a fixed order books against the ways that happen to run later")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
@@ -182,36 +193,51 @@ def main() -> None:
         "default": "Lynx stack, defaults",
         "warm": "Lynx stack, warm + explicit preload list",
         "noupload": "Lynx stack, defaults, no artifact upload",
+        "noahead": "Lynx stack, defaults, no lease ahead",
     }
     root = Path(tempfile.mkdtemp(prefix="lynx-bench-runner-"))
     rates: dict[tuple[str, str], float] = {}
     shares: dict[tuple[str, str], float] = {}
-    print(f"{args.runs} runs per way, {PARALLEL} at a time, {os.cpu_count()} CPUs")
+    times: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    print(f"{args.runs} runs per way, {PARALLEL} at a time, {os.cpu_count()} CPUs, {args.rounds} round(s)")
     try:
         for shape in shapes:
             print(f"{shape}: {SHAPES[shape].title}")
-            for way in chosen:
-                if way == "warm" and shape != "tutorial":
-                    continue
-                work = root / shape / way
-                work.mkdir(parents=True)
-                used = None
-                if way in ("cold", "default", "warm", "noupload"):
-                    seconds, used = bench_lynx(shape, args.runs, work, way)
-                else:
-                    seconds = {"bare": bench_bare, "controller": bench_controller,
-                               "limit": bench_limit, "forklimit": bench_fork_limit}[way](shape, args.runs, work)
+            ways = [w for w in chosen if w != "warm" or shape == "tutorial"]
+            for round_ in range(args.rounds):
+                if args.rounds > 1:
+                    print(f"  round {round_ + 1}")
+                for way in ways if round_ % 2 == 0 else ways[::-1]:
+                    work = root / shape / way / str(round_)
+                    work.mkdir(parents=True)
+                    used = None
+                    if way in ("cold", "default", "warm", "noupload", "noahead"):
+                        seconds, used = bench_lynx(shape, args.runs, work, way)
+                    else:
+                        seconds = {"bare": bench_bare, "controller": bench_controller, "limit": bench_limit,
+                                   "forklimit": bench_fork_limit}[way](shape, args.runs, work)
+                    times.setdefault((shape, way), []).append(seconds)
+                    print(f"  {labels[way]:<46} {seconds:7.2f} s  {args.runs / seconds:6.2f} runs/s", flush=True)
+                    if used is not None:
+                        cpu.setdefault((shape, way), []).append(print_cpu(used, seconds))
+            if args.rounds > 1:
+                print(f"  median of {args.rounds} rounds")
+            for way in ways:
+                seconds = statistics.median(times[shape, way])
                 rates[shape, way] = args.runs / seconds
-                print(f"  {labels[way]:<46} {seconds:7.2f} s  {rates[shape, way]:6.2f} runs/s", flush=True)
-                if used is not None:
-                    shares[shape, way] = print_cpu(used, seconds)
+                if args.rounds > 1:
+                    spread = ", ".join(f"{t:.2f}" for t in times[shape, way])
+                    print(f"  {labels[way]:<46} {seconds:7.2f} s  {rates[shape, way]:6.2f} runs/s   ({spread})")
+                if (shape, way) in cpu:
+                    shares[shape, way] = statistics.median(cpu[shape, way])
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print("ratios (same invocation):")
+    print("ratios (same invocation" + (f", medians of {args.rounds} rounds" if args.rounds > 1 else "") + "):")
     for shape in shapes:
         for way in ("cold", "default", "warm", "controller", "forklimit"):
-            for base in ("bare", "controller", "limit", "forklimit", "cold", "noupload"):
+            for base in ("bare", "controller", "limit", "forklimit", "cold", "noupload", "noahead"):
                 if (shape, way) in rates and (shape, base) in rates and way != base:
                     target = next((t for s, w, b, t in TARGETS if (s, w, b) == (shape, way, base)), None)
                     note = "" if target is None else f"   target >= {target:.2f}x"

@@ -57,7 +57,8 @@ async def stub(tmp_path):
     await store.close()
 
 
-def _runner(tmp_path: Path, address: str, sleep: float, grace: float) -> tuple[subprocess.Popen, Path]:
+def _runner(tmp_path: Path, address: str, sleep: float, grace: float,
+            lease_ahead_below: float = 0) -> tuple[subprocess.Popen, Path]:
     marks = tmp_path / "marks"
     marks.mkdir(exist_ok=True)
     config = tmp_path / "runner.yaml"
@@ -65,7 +66,7 @@ def _runner(tmp_path: Path, address: str, sleep: float, grace: float) -> tuple[s
         "engines": ["basilisk"], "capabilities": ["drain"], "working_directory": str(REPO),
         "output_root": str(tmp_path / "runs"), "python_executable": sys.executable,
         "basilisk_entrypoint": str(SCENARIO), "max_concurrent_jobs": 2, "heartbeat_interval_secs": 0.5,
-        "warm_start": False,
+        "warm_start": False, "lease_ahead_below_seconds": lease_ahead_below,
     }))
     env = {**os.environ, "LYNX_SCHEDULER_ADDR": address, "LYNX_TELEMETRY_ADDR": "127.0.0.1:9",
            "FAULT_PID_DIR": str(marks), "FAULT_SLEEP": str(sleep)}
@@ -153,6 +154,24 @@ async def test_sigterm_lets_short_jobs_finish(stub, tmp_path):
         jobs = {j.job_id: j for j in await _jobs(stub, batch_id)}
         assert all(jobs[j.job_id].status == pb.JOB_STATUS_COMPLETED for j in running)
         assert [j.status for j in jobs.values()].count(pb.JOB_STATUS_PENDING) == 1
+    finally:
+        proc.kill()
+
+
+async def test_a_draining_runner_hands_back_its_queued_lease_at_once(stub, tmp_path):
+    proc, marks = _runner(tmp_path, stub.address, sleep=2.0, grace=15, lease_ahead_below=10)
+    try:
+        batch_id = await _submit(stub, 8)
+        # after its first two 2-second jobs it leases ahead: two jobs run, a third is queued
+        await _until(lambda: asyncio.sleep(0, len(_pids(marks)) == 4), 20, "the second pair of jobs started")
+        await _running(stub, batch_id, 3)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 15) == 0
+        jobs = await _jobs(stub, batch_id)
+        ran = {p.name.split(".")[0] for p in marks.glob("*.pid")}
+        released = [j for j in jobs if [ATTEMPT_OUTCOME.name(a.outcome) for a in j.attempt_history] == ["released"]]
+        assert len(released) == 1 and released[0].job_id not in ran  # the queued one, handed back unrun
+        assert sum(j.status == pb.JOB_STATUS_COMPLETED for j in jobs) == 4  # the running ones finished
     finally:
         proc.kill()
 

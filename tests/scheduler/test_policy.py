@@ -184,3 +184,19 @@ def test_a_runner_that_starts_the_job_at_once_is_preferred_over_one_that_would_q
     plan = policy.fair_plan([_cand("a", 0, 10, 1, 3, ["x", "y"])], {"x": 2, "y": 1}, key=lambda r: r,
                             starts={"x": 0, "y": 1})
     assert [(runner, job) for runner, _, job in plan] == [("y", "a0"), ("x", "a1"), ("x", "a2")]
+
+
+def test_a_lease_beyond_a_batchs_cap_is_held_ahead_only_behind_its_own_jobs():
+    from lynx_scheduler.sessions import Lease, RunnerSession
+
+    session = RunnerSession("r", frozenset({"basilisk"}), frozenset({"t"}), capacity=2, heartbeat_interval=1.0)
+    session.lease_ahead = 1
+    session.leases = {"b1": Lease(1, "B", 1)}
+    assert not session.queues_only_behind("B")  # a free slot: the job would start at once
+    session.leases["b2"] = Lease(1, "B", 1)
+    assert session.queues_only_behind("B") and not session.queues_only_behind("A")
+    session.leases["b2"] = Lease(1, "A", 1)
+    assert not session.queues_only_behind("B")  # it could start when A's job exits, raising B's count
+    session.leases["b2"] = Lease(1, "B", 1)
+    session.lease_ahead = 0
+    assert not session.queues_only_behind("B")  # the runner does not lease ahead

@@ -48,6 +48,21 @@ async def test_a_runner_that_leases_ahead_holds_one_lease_more_than_its_slots(sc
     assert await host.no_lease()  # 2 leases held, 2 slots
 
 
+async def test_a_batch_at_its_max_parallel_jobs_is_leased_ahead_only_behind_its_own_jobs(scheduler):
+    host = scheduler.runner("r1", slots=2)
+    host.lease_ahead = 1
+    await asyncio.sleep(0.4)
+    batch_id = await submit(scheduler, tutorial_config(max_parallel_jobs=2), runs=6)
+    held = [await host.next_lease() for _ in range(3)]  # 2 run; the third can start only when one of them exits
+    assert await host.no_lease()
+    other = scheduler.runner("r2", slots=2)
+    assert await other.no_lease()  # the batch is at its cap: nothing may start elsewhere
+    host.finish(held.pop(0), success=True)
+    held.append(await host.next_lease())
+    assert await other.no_lease()
+    assert job_counts(await batch(scheduler, batch_id))["Completed"] == 1
+
+
 async def test_batch_max_parallel_jobs_caps_leases(scheduler):
     host = scheduler.runner("r1", slots=4)
     batch_id = await submit(scheduler, tutorial_config(max_parallel_jobs=1), runs=3)

@@ -18,7 +18,7 @@ from lynx_common import limits, security
 from lynx_common.server import CLIENT_OPTIONS, client_channel
 from lynx_runner.artifacts import ResultCompleter
 from lynx_runner.config import RunnerConfig
-from lynx_runner.engine import Engine, JobHandle
+from lynx_runner.engine import Engine, JobHandle, Slot
 from lynx_runner.engines import build_engines
 from lynx_runner.host import host_capabilities
 from lynx_runner.orphans import JobRecords, records_dir, start_guardian, stop_guardian
@@ -291,26 +291,19 @@ class RunnerAgent:
         self._start(lease)
 
     async def _run_job(self, handle: JobHandle) -> None:
-        """Wait for a slot (a lease held ahead waits for a running job's process to exit), run the
-        job, give the slot back, then collect and upload its outputs and report it."""
+        """Run the job (the engine holds one of the runner's slots only while its process runs: a
+        lease held ahead waits for one), then collect and upload its outputs and report it."""
         lease = handle.lease
+        slot = handle.slot = Slot(self.slots, on_start=lambda: self._job_started(lease))
         try:
-            if not await self._take_slot(handle):
-                result = pb.JobResult(job_id=lease.job_id, attempt=lease.attempt, success=False,
-                                      termination_reason=pb.TERMINATION_REASON_CANCELLED,
-                                      error_message=f"cancelled before it started: {handle.cancel_reason}")
-            else:
-                try:
-                    self.started.add(lease.job_id)
-                    self._send(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id,
-                                                                           attempt=lease.attempt)))
-                    began = time.monotonic()
-                    result = await self.engines[lease.engine].run(handle)
-                    self._ran(time.monotonic() - began)
-                finally:
-                    self.slots.release()
-                if lease.job_id not in self._released:  # outputs and uploads while the job still counts as running
-                    await self.completer.complete(lease, result)
+            try:
+                result = await self.engines[lease.engine].run(handle)
+            finally:
+                slot.release()
+            if slot.started_at:
+                self._ran(slot.ended_at - slot.started_at)
+            if lease.job_id not in self._released:  # outputs and uploads while the job still counts as running
+                await self.completer.complete(lease, result)
         except Exception as exc:  # noqa: BLE001 - a runner bug must still end the job
             log.exception("job %s crashed the engine", lease.job_id)
             result = _launch_error(lease, f"runner error: {exc!r}")
@@ -327,31 +320,9 @@ class RunnerAgent:
                  result.success, result.error_message.splitlines()[0] if result.error_message else "")
         self._finished(lease, result)
 
-    async def _take_slot(self, handle: JobHandle) -> bool:
-        """Acquire a slot; False (holding none) if the job is cancelled first."""
-        if handle.cancelled.is_set():
-            return False
-        if not self.slots.locked():
-            await self.slots.acquire()
-            return True
-        acquire = asyncio.ensure_future(self.slots.acquire())
-        cancelled = asyncio.ensure_future(handle.cancelled.wait())
-        try:
-            await asyncio.wait({acquire, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:  # the runner is closing: give back a slot acquired meanwhile
-            if acquire.done() and not acquire.cancelled():
-                self.slots.release()
-            raise
-        finally:
-            cancelled.cancel()
-            if not acquire.done():
-                acquire.cancel()
-        if not acquire.done() or acquire.cancelled():
-            return False
-        if handle.cancelled.is_set():
-            self.slots.release()
-            return False
-        return True
+    def _job_started(self, lease: pb.JobLease) -> None:
+        self.started.add(lease.job_id)
+        self._send(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id, attempt=lease.attempt)))
 
     def _ran(self, seconds: float) -> None:
         """Note a job's run time; tell the scheduler at once when that changes lease_ahead."""

@@ -47,15 +47,68 @@ _OOM_PATTERNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out
 
 @dataclass
 class JobHandle:
-    """A running job as the agent sees it: cancel it with `cancel()`."""
+    """A running job as the agent sees it: cancel it with `cancel()`. `slot`: the runner's slot it
+    must hold while its process runs (None: run at once)."""
 
     lease: sched_pb.JobLease
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_reason: str = ""
+    slot: Slot | None = None
 
     def cancel(self, reason: str) -> None:
         self.cancel_reason = reason
         self.cancelled.set()
+
+
+class Slot:
+    """A job's claim on one of the runner's max_concurrent_jobs slots. The engine prepares the job
+    (directories, run config, telemetry endpoint) first, takes the slot right before it starts the
+    process, and gives it back the moment the process has exited: a job leased ahead starts then,
+    while the finished job's telemetry is flushed and its outputs collected, uploaded and reported."""
+
+    def __init__(self, slots: asyncio.Semaphore, on_start=None) -> None:
+        self._slots = slots
+        self._on_start = on_start
+        self.held = False
+        self.started_at = 0.0  # monotonic: when it got the slot
+        self.ended_at = 0.0  # when it gave it back
+
+    async def acquire(self, cancelled: asyncio.Event) -> bool:
+        """Wait for a free slot; False (holding none) if the job is cancelled first."""
+        if cancelled.is_set():
+            return False
+        if self._slots.locked():
+            acquire = asyncio.ensure_future(self._slots.acquire())
+            cancel = asyncio.ensure_future(cancelled.wait())
+            try:
+                await asyncio.wait({acquire, cancel}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # the runner is closing: give back a slot acquired meanwhile
+                if acquire.done() and not acquire.cancelled():
+                    self._slots.release()
+                raise
+            finally:
+                cancel.cancel()
+                if not acquire.done():
+                    acquire.cancel()
+            if not acquire.done() or acquire.cancelled():
+                return False
+            if cancelled.is_set():
+                self._slots.release()
+                return False
+        else:
+            await self._slots.acquire()
+        self.held = True
+        self.started_at = time.monotonic()
+        if self._on_start is not None:
+            self._on_start()
+        return True
+
+    def release(self) -> None:
+        """Give the slot back (once; a no-op when not held)."""
+        if self.held:
+            self.held = False
+            self.ended_at = time.monotonic()
+            self._slots.release()
 
 
 class Engine(Protocol):
@@ -262,6 +315,9 @@ class ScenarioEngine:
             proc, outcome = await self._launch_and_supervise(handle, paths, env, memory_limit, watchdog,
                                                              stdout, stderr)
         finally:
+            if handle.slot is not None:  # the process has exited: the next job may start now
+                handle.slot.release()
+                started = handle.slot.started_at or started
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
             await asyncio.gather(endpoint.stop(grace=0.5), *([unix.stop(grace=0.5)] if unix else []))
@@ -286,6 +342,9 @@ class ScenarioEngine:
         try:
             spec = self.launch_spec(paths, handle.lease, env)
             spec.stdout_fd, spec.stderr_fd, spec.memory_limit = out_w, err_w, memory_limit
+            if handle.slot is not None and not await handle.slot.acquire(handle.cancelled):
+                return None, Outcome(sched_pb.TERMINATION_REASON_CANCELLED,
+                                     f"cancelled before it started: {handle.cancel_reason}")
             proc = await self.spawn(spec)
         except (LaunchError, ValidationError, OSError, ValueError) as exc:
             return None, Outcome(sched_pb.TERMINATION_REASON_LAUNCH_ERROR, f"cannot launch: {exc}")

@@ -93,6 +93,9 @@ class Dispatcher:
         for batch, running in await self.store.active_batches():
             runners = [s for s in free if s.serves(batch.engine, batch.sim_type)]
             room = (batch.max_parallel or math.inf) - running
+            if room <= 0:  # at its max_parallel_jobs: only leases held ahead, where they cannot raise it
+                runners = [s for s in runners if s.queues_only_behind(batch.batch_id)]
+                room = sum(s.free for s in runners)
             if room <= 0 or not runners:
                 continue
             jobs = await self.store.pending_jobs(batch.batch_id, int(min(room, budget)), now)

@@ -91,6 +91,14 @@ class RunnerSession:
         """Leases it would start at once (a runner with free slots is preferred over one that queues)."""
         return min(self.free, max(0, self.capacity - len(self.leases)))
 
+    def queues_only_behind(self, batch_id: str) -> bool:
+        """Whether a lease of this batch held ahead here could only start when one of the batch's
+        own jobs exits: every slot is taken and every lease it holds is of this batch. Such a lease
+        may go beyond the batch's max_parallel_jobs (counted in leases), since it never raises the
+        number of the batch's jobs that run at once."""
+        return (self.free > 0 and self.free_slots == 0 and bool(self.leases)
+                and all(lease.batch_id == batch_id for lease in self.leases.values()))
+
     def touch(self, now: float | None = None) -> None:
         """The runner spoke: its leases live another TTL."""
         self.last_seen = time.monotonic() if now is None else now

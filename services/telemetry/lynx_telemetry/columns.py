@@ -121,6 +121,13 @@ def encode_segment(chunk: Chunk, names: Sequence[str], codec: str) -> tuple[byte
     return out.getvalue(), info
 
 
+def warm_up(codec: str) -> None:
+    """Encode and decode a one-row segment: pays, at start-up, what the first job's segment would
+    (pyarrow imports pandas the first time it builds a table, about 0.4 s of CPU, plus the codec)."""
+    chunk = (np.zeros(1, np.int32), np.ones(1, np.int64), np.zeros(1, np.float64))
+    decode_segment(encode_segment(chunk, ["warm-up"], codec)[0])
+
+
 def decode_segment(data: bytes) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """A Parquet segment's variable names, and its rows as (name index, timestamp, value) arrays."""
     table = pq.read_table(io.BytesIO(data))

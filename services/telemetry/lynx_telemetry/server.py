@@ -27,6 +27,7 @@ from lynx_common.server import GrpcServer, configure_logging, serve_until_signal
 from lynx_common.status import abort_invalid
 from lynx_common.telemetry_blocks import block_problem, iter_block, sample_count
 from lynx_common.telemetry_storage import parquet_codec
+from lynx_telemetry import columns
 from lynx_telemetry.hub import Hub
 from lynx_telemetry.store import TelemetryStore
 
@@ -221,6 +222,7 @@ async def run(host: str, port: int, data_dir: Path, args: argparse.Namespace | N
     security.check_exposure("lynx-telemetry", host, secure)
     verifier = security.remote_verifier(args) if args is not None else None
     data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(columns.warm_up, parquet_codec(""))  # not in the first job's time
     store = await TelemetryStore.open(data_dir / "telemetry.db")
     flusher = asyncio.create_task(store.run_flusher())
 

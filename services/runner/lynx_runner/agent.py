@@ -183,18 +183,19 @@ class RunnerAgent:
 
     async def _requests(self, outbox: asyncio.Queue):
         """Register (built when gRPC sends it, so its job list is current), then Draining if
-        draining, then the unacknowledged reports, then whatever the agent queues."""
+        draining, then the unacknowledged reports, then a heartbeat if it leases ahead, then whatever
+        the agent queues."""
         yield self._register_message()
         if self.draining:
             yield pb.ConnectRequest(draining=pb.Draining(grace_seconds=self.drain_grace))
-        elif self.lease_ahead:
-            yield self._heartbeat_message()
         resend = list(self.unacked.values())
         self.outbox = outbox  # from here on new reports go straight to this stream
         if resend:
             log.info("resending %d unacknowledged reports", len(resend))
         for message in resend:
             yield message
+        if self.lease_ahead:  # a heartbeat: only after the resent reports (it judges leases it does not list)
+            yield self._heartbeat_message()
         while True:
             yield await outbox.get()
 

@@ -40,6 +40,7 @@ def test_tutorial_config_loads_with_resolved_paths(monkeypatch):
     assert config.python_executable == "python3"
     assert config.max_concurrent_jobs == 1
     assert config.heartbeat_interval_secs == 2.0
+    assert config.lease_ahead_below_seconds == 30.0
     assert config.entrypoint_path == REPO / "scenarios/aerospace/python/scenario_basic_orbit_lynx.py"
     assert config.entrypoint_path.is_file()
 
@@ -68,6 +69,7 @@ def test_every_env_override_wins_over_the_file(tmp_path, monkeypatch):
         "LYNX_RUNNER_WORKING_DIRECTORY": str(work),
         "LYNX_RUNNER_MAX_CONCURRENT_JOBS": "4",
         "LYNX_RUNNER_HEARTBEAT_INTERVAL_SECS": "0.5",
+        "LYNX_RUNNER_LEASE_AHEAD_BELOW_SECONDS": "0",
         "LYNX_SCHEDULER_ADDR": "127.0.0.1:1",  # not a runner config field: ignored
         "UNRELATED": "x",
     }
@@ -81,6 +83,7 @@ def test_every_env_override_wins_over_the_file(tmp_path, monkeypatch):
     assert config.entrypoint_path == work.resolve() / "sims/run.py"
     assert config.max_concurrent_jobs == 4
     assert config.heartbeat_interval_secs == 0.5
+    assert config.lease_ahead_below_seconds == 0  # never lease ahead
 
 
 def test_relative_paths_resolve_against_the_current_directory(tmp_path, monkeypatch):
@@ -119,6 +122,8 @@ def test_yaml_lists_and_comma_strings_are_equivalent(tmp_path, monkeypatch):
         ("heartbeat_interval_secs: soon\n", {}, "heartbeat_interval_secs"),
         ("heartbeat_interval_secs: 0\n", {}, "heartbeat_interval_secs"),
         ("heartbeat_interval_secs: 61\n", {}, "heartbeat_interval_secs"),
+        ("lease_ahead_below_seconds: -1\n", {}, "lease_ahead_below_seconds"),
+        ("", {"LYNX_RUNNER_LEASE_AHEAD_BELOW_SECONDS": "often"}, "lease_ahead_below_seconds"),
         ("", {"LYNX_RUNNER_HEARTBEAT_INTERVAL_SECS": "nan"}, "heartbeat_interval_secs"),
         ("engines: [basilisk, gazebo]\n", {}, "engines"),
         ("", {"LYNX_RUNNER_ENGINES": "basilisk,gazebo"}, "engines"),

@@ -218,22 +218,20 @@ def _coerce(name: str, value: object) -> object:
             raise ValidationError(name, f"must be at least 1, got {number}")
         return number
     if name == "lease_ahead_below_seconds":
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValidationError(name, f"must be a number of seconds, got {value!r}") from None
-        if not 0 <= number <= 86400:
-            raise ValidationError(name, f"must be between 0 (never) and 86400 seconds, got {number}")
-        return number
+        return _seconds(name, value, 0, 86400, "0 (never)")
     if name == "heartbeat_interval_secs":
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValidationError(name, f"must be a number of seconds, got {value!r}") from None
-        if not 0.1 <= number <= 60:
-            raise ValidationError(name, f"must be between 0.1 and 60 seconds, got {number}")
-        return number
+        return _seconds(name, value, 0.1, 60)
     raise ValidationError(name, "is not a runner config field")
+
+
+def _seconds(name: str, value: object, low: float, high: float, low_text: str = "") -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(name, f"must be a number of seconds, got {value!r}") from None
+    if not low <= number <= high:
+        raise ValidationError(name, f"must be between {low_text or f'{low:g}'} and {high:g} seconds, got {number}")
+    return number
 
 
 def load_config(path: str | Path | None, env: Mapping[str, str] = os.environ) -> RunnerConfig:

@@ -74,7 +74,6 @@ class RunnerAgent:
         )
         self.jobs: dict[str, tuple[JobHandle, asyncio.Task]] = {}  # leased to it: running or queued for a slot
         self.slots = asyncio.Semaphore(config.max_concurrent_jobs)
-        self.started: set[str] = set()  # jobs of self.jobs that hold a slot
         self.run_times: deque[float] = deque(maxlen=LEASE_AHEAD_WINDOW)
         self.unacked: dict[tuple[str, int], pb.ConnectRequest] = {}  # final reports awaiting ReportAck
         self.outbox: asyncio.Queue[pb.ConnectRequest] | None = None  # the live stream's, if any
@@ -128,7 +127,7 @@ class RunnerAgent:
         log.info("draining: %d jobs running, grace %.1f s", len(self.jobs), self.drain_grace)
         self._send(pb.ConnectRequest(draining=pb.Draining(grace_seconds=self.drain_grace)))
         for job_id, (handle, _task) in list(self.jobs.items()):
-            if job_id not in self.started:  # queued, never started: handed back at once
+            if handle.slot is None or not handle.slot.started_at:  # queued, never started: handed back at once
                 self._released.add(job_id)
                 handle.cancel(DRAIN_REASON)
         await self._wait_until(lambda: not self.jobs, self.drain_grace, stop)
@@ -310,7 +309,6 @@ class RunnerAgent:
             result = _launch_error(lease, f"runner error: {exc!r}")
         finally:
             self.jobs.pop(lease.job_id, None)
-            self.started.discard(lease.job_id)
         if lease.job_id in self._released:
             self._released.discard(lease.job_id)
             log.info("job %s attempt %d handed back (draining)", lease.job_id, lease.attempt)
@@ -322,7 +320,6 @@ class RunnerAgent:
         self._finished(lease, result)
 
     def _job_started(self, lease: pb.JobLease) -> None:
-        self.started.add(lease.job_id)
         self._send(pb.ConnectRequest(job_started=pb.JobStarted(job_id=lease.job_id, attempt=lease.attempt)))
 
     def _ran(self, seconds: float) -> None:

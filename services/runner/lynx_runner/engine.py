@@ -69,7 +69,6 @@ class Slot:
     def __init__(self, slots: asyncio.Semaphore, on_start=None) -> None:
         self._slots = slots
         self._on_start = on_start
-        self.held = False
         self.started_at = 0.0  # monotonic: when it got the slot
         self.ended_at = 0.0  # when it gave it back
 
@@ -97,7 +96,6 @@ class Slot:
                 return False
         else:
             await self._slots.acquire()
-        self.held = True
         self.started_at = time.monotonic()
         if self._on_start is not None:
             self._on_start()
@@ -105,8 +103,7 @@ class Slot:
 
     def release(self) -> None:
         """Give the slot back (once; a no-op when not held)."""
-        if self.held:
-            self.held = False
+        if self.started_at and not self.ended_at:
             self.ended_at = time.monotonic()
             self._slots.release()
 

@@ -349,12 +349,13 @@ def main() -> dict | None:
     sock = socket.socket(fileno=args.fd)
     preload = expand_auto(args.preload, args.entrypoint)
     loaded, failed = forkserver_learn.import_names(preload)
-    body = [] if args.shallow else _preload_body_imports(args.preload, args.entrypoint, preload)
+    safe = not _unsafe_to_fork()
+    tried, body = ([], []) if args.shallow else _preload_body_imports(args.preload, args.entrypoint, preload)
     loaded += body
     if args.warm_up:
         forkserver_learn.run_warm_up(args.warm_up, failed)
-        if body and _unsafe_to_fork():  # the warm-up of what the body imports brought may start threads
-            _restart_shallow()
+    if tried and safe and _unsafe_to_fork():  # what the body imports brought (or its warm-up) did it
+        _restart_shallow()
     global _PRECOMPILED
     _PRECOMPILED = precompile(args.entrypoint) if args.entrypoint else None
     gc.collect()
@@ -377,20 +378,17 @@ def main() -> dict | None:
     return job
 
 
-def _preload_body_imports(modules: list[str], entrypoint: str, taken: list[str]) -> list[str]:
-    """Import what the entrypoint's functions import unconditionally (`body_preloads`). Unlike the
-    top-level imports, a job might never run them: one that fails to import is skipped quietly (noted
-    in the server's log), and if they (or finding them: that imports their parent packages) leave a
-    thread running or pull in gRPC, the server starts over without them (`_restart_shallow`) instead
-    of refusing to serve. Returns the names imported."""
-    safe_before = not _unsafe_to_fork()
+def _preload_body_imports(modules: list[str], entrypoint: str, taken: list[str]) -> tuple[list[str], list[str]]:
+    """Import what the entrypoint's functions import unconditionally (`body_preloads`); (names tried,
+    names imported). Unlike the top-level imports, a job might never run them: one that fails to
+    import is skipped quietly (noted in the server's log), and if they (or finding them: that imports
+    their parent packages) leave a thread running or pull in gRPC, main() starts the server over
+    without them (`_restart_shallow`) instead of refusing to serve."""
     names = body_preloads(modules, entrypoint, taken)
     loaded, failed = forkserver_learn.import_names(names)
     for name, error in failed.items():
         print(f"fork server: skipped {name}, imported inside the entrypoint's functions: {error}", file=sys.stderr)
-    if names and safe_before and _unsafe_to_fork():
-        _restart_shallow()
-    return loaded
+    return names, loaded
 
 
 def _unsafe_to_fork() -> bool:
